@@ -1,0 +1,28 @@
+"""Process-level JAX settings shared by scripts, tests and benchmarks."""
+
+import os
+
+import jax
+
+DEFAULT_CACHE_DIR = os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "qcnn_jax", "jax_compilation_cache"
+)
+
+
+def enable_compilation_cache(cache_dir: str | None = None) -> str:
+  """Turns on JAX's persistent compilation cache so reruns skip XLA compilation.
+
+  Args:
+    cache_dir: directory for compiled executables; defaults to ``$QCNN_JAX_CACHE_DIR`` or
+      ``~/.cache/qcnn_jax/jax_compilation_cache``.
+
+  Returns:
+    The directory in use.
+  """
+  cache_dir = cache_dir or os.environ.get("QCNN_JAX_CACHE_DIR") or DEFAULT_CACHE_DIR
+  os.makedirs(cache_dir, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", cache_dir)
+  # Cache every executable that took noticeable time to build (the QCNN gradients do).
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return cache_dir
