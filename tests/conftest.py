@@ -3,9 +3,12 @@
 import os
 import pathlib
 
-import pytest
+# Four virtual CPU devices, so data-parallel code is tested for real (must precede jax import).
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 
-from qcnn_jax import runtime
+import pytest  # pylint: disable=g-import-not-at-top
+
+from qcnn_jax import runtime  # pylint: disable=g-import-not-at-top
 
 runtime.enable_compilation_cache()
 

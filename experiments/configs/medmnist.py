@@ -1,0 +1,55 @@
+"""MedMNIST v2 protocol (Yang et al. 2023): 100 epochs, batch 128, Adam 1e-3, ×0.1 at 50% and 75%.
+
+Usage:
+  python -m experiments.train --config=experiments/configs/medmnist.py \
+      --config.dataset=breastmnist --config.model=resnet50_qcnn --workdir=runs/breast_hybrid
+
+Every key can be overridden on the command line (`--config.<key>=<value>`).
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The default (full-protocol) configuration."""
+  c = ml_collections.ConfigDict()
+  # Data.
+  c.dataset = "breastmnist"        # a MedMNIST 2D flag or "medical_mnist"
+  c.size = 28                      # stored image size in px (28, 64, 128, 224; Medical MNIST: 64)
+  c.data_dir = config_dict.placeholder(str)   # folder with source files (searched first)
+  c.tfds_dir = config_dict.placeholder(str)   # prepared TFDS data (TFDS default when unset)
+  c.allow_download = True
+  c.split_scheme = "80_10_10"      # Medical MNIST only: "80_10_10" or "80_20"
+  c.split_seed = 0                 # Medical MNIST only
+  c.preprocess = ml_collections.ConfigDict({
+      "mean": 0.5, "std": 0.5,
+      "channels": config_dict.placeholder(int),   # 3: grayscale → RGB
+      "resize": config_dict.placeholder(int),     # e.g. 224: "28 upsampled to 224"
+      "resize_method": "nearest",
+      "augment": False,
+  })
+  # Model (see qcnn_jax.models.get_model for the options).
+  c.model = "resnet50_qcnn"
+  c.model_options = ml_collections.ConfigDict()
+  c.pretrained = ""                # optional torchvision/timm ResNet-50 .safetensors
+  # Optimisation.
+  c.optimizer = "adam"             # adam | adamw | sgd
+  c.learning_rate = 1e-3
+  c.quantum_learning_rate = config_dict.placeholder(float)  # unset: same as learning_rate
+  c.weight_decay = 0.0             # adamw only
+  c.momentum = 0.9                 # sgd only
+  c.schedule = "multistep"         # constant | multistep | warmup_cosine
+  c.lr_milestones = (0.5, 0.75)    # fractions of training (multistep)
+  c.lr_decay = 0.1
+  c.warmup_fraction = 0.05         # warmup_cosine
+  c.grad_clip_norm = config_dict.placeholder(float)
+  c.num_epochs = 100
+  c.batch_size = 128
+  c.eval_batch_size = 256
+  c.seed = 0
+  # Running (not part of the result: a run may resume with other values).
+  c.log_every_steps = 10
+  c.num_threads = 2
+  c.compilation_cache = True
+  return c
