@@ -1,0 +1,77 @@
+"""Model registry: ``get_model(name, num_classes, **options)`` returns a Flax module.
+
+Every model maps NHWC float images (B, H, W, C), H, W >= 28, any C, to float32 logits
+(B, num_classes) through the pure functions ``model.init(rng, images, train=False)`` and
+``model.apply(variables, images, train=..., mutable=["batch_stats"] if train else False)``
+(``qcnn`` has no BatchNorm: its variables hold only "params").
+
+Models (options besides ``num_classes``):
+  resnet18, resnet50   classical baselines: width, stem, dtype, zero_init_residual.
+  qcnn                 the QCNN alone on a reduced grayscale image: n_qubits, qcnn_input
+                       ("amplitude" | "pooled"), conv_unit, encoding, readout, execution.
+  resnet50_qcnn        ResNet-50 features -> Dense -> tanh * pi/2 -> QCNN head: width, stem, dtype,
+                       n_qubits, conv_unit, encoding, readout, execution.
+  resnet50_mlp         its classical control (MLP head with matched parameter count): same options.
+  quanv_resnet50       quanvolution (2x2 patches, 4 qubits) -> ResNet-50: width, stem, dtype,
+                       quanv_trainable.
+Every model accepts ``multi_label`` (set by the trainer for multi-label tasks): quantum heads then
+use readout "expvals" when readout is "auto"; classical heads are unchanged (one logit per label).
+"""
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from qcnn_jax.models import hybrid, resnet
+
+_RESNET = ("width", "stem", "dtype")
+_QUANTUM = ("n_qubits", "conv_unit", "encoding", "readout", "execution", "multi_label")
+
+
+def _ignoring_multi_label(make: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+  """Builder that accepts and drops ``multi_label`` (a classical head gives one logit per label)."""
+
+  def build(num_classes: int, multi_label: bool = False, **options) -> nn.Module:
+    del multi_label
+    return make(num_classes=num_classes, **options)
+
+  return build
+
+
+# name -> (builder(num_classes, **options), accepted options)
+MODELS: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
+    "resnet18": (_ignoring_multi_label(resnet.ResNet18), _RESNET + ("zero_init_residual", "multi_label")),
+    "resnet50": (_ignoring_multi_label(resnet.ResNet50), _RESNET + ("zero_init_residual", "multi_label")),
+    "qcnn": (hybrid.QCNNClassifier, ("qcnn_input",) + _QUANTUM),
+    "resnet50_qcnn": (hybrid.ResNet50QCNN, _RESNET + _QUANTUM),
+    "resnet50_mlp": (hybrid.ResNet50MLP, _RESNET + _QUANTUM),
+    "quanv_resnet50": (_ignoring_multi_label(hybrid.QuanvResNet50), _RESNET + ("quanv_trainable", "multi_label")),
+}
+
+
+def get_model(name: str, num_classes: int, **options) -> nn.Module:
+  """Returns the Flax module ``name`` with ``num_classes`` output logits.
+
+  Args:
+    name: one of ``MODELS`` (see the module docstring).
+    num_classes: number of logits: 1 (binary, sigmoid BCE), C (multi-class) or L (multi-label).
+    **options: model options; ``dtype`` may be a string such as "bfloat16".
+
+  Raises:
+    ValueError: unknown name or option (the message lists the valid ones), or num_classes < 1.
+  """
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+  build, valid = MODELS[name]
+  unknown = sorted(set(options) - set(valid))
+  if unknown:
+    raise ValueError(f"unknown options {unknown} for model {name!r}; valid options: {', '.join(valid)}")
+  if not isinstance(num_classes, int) or num_classes < 1:
+    raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+  if "dtype" in options:
+    options["dtype"] = jnp.dtype(options["dtype"])
+  return build(num_classes, **options)
+
+
+__all__ = ["MODELS", "get_model"]

@@ -1,0 +1,190 @@
+"""QCNN-only, dressed-QCNN, quanvolutional and classical-control models built on resnet.py.
+
+All modules map NHWC images (B, H, W, C), H, W >= 28, any C, to float32 logits (B, num_classes)
+with ``__call__(images, train=False)``. Quantum parameters sit under paths containing
+"quantum" (``quantum_head/qcnn/quantum_conv``, ``quanv/quantum_weights``); the ResNet of a
+hybrid is always the submodule ``backbone`` (``pretrained.load_torchvision_resnet`` finds it).
+Quantum parts compute in float32 whatever ``dtype`` the backbone uses.
+"""
+
+import functools
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from qcnn_jax.models import quantum
+from qcnn_jax.models.resnet import ResNet50
+
+QCNN_INPUTS = ("amplitude", "pooled")
+
+
+def head_readout(readout: str, multi_label: bool) -> str:
+  """QCNNHead readout: "auto" becomes "expvals" for multi-label tasks (sigmoid per label)."""
+  return "expvals" if multi_label and readout == "auto" else readout
+
+
+def grid_shape(n_features: int) -> tuple[int, int]:
+  """(rows, cols) with rows * cols == n_features, rows the largest divisor <= sqrt(n_features)."""
+  rows = max(d for d in range(1, math.isqrt(n_features) + 1) if n_features % d == 0)
+  return rows, n_features // rows
+
+
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+  """(n_out, n_in) matrix averaging n_in pixels into n_out equal-length cells (fractional overlaps)."""
+  edges = np.arange(n_out + 1) * (n_in / n_out)
+  pixels = np.arange(n_in)
+  overlap = np.minimum(edges[1:, None], pixels + 1) - np.maximum(edges[:-1, None], pixels)
+  return np.maximum(overlap, 0.0) * (n_out / n_in)
+
+
+def area_pool(images, shape: tuple[int, int]):
+  """Adaptive average pooling (B, H, W) -> (B, h, w): each output is the mean of its cell's area."""
+  rows, cols = area_weights(images.shape[1], shape[0]), area_weights(images.shape[2], shape[1])
+  return jnp.einsum("bhw,ih,jw->bij", images, rows, cols)
+
+
+@functools.lru_cache(maxsize=None)
+def quantum_head_param_count(num_outputs: int, n_qubits: int, conv_unit: str, encoding: str,
+                             readout: str) -> int:
+  """Number of parameters of a ``quantum.QCNNHead`` (circuit angles + its readout scalars/Dense)."""
+  head = quantum.QCNNHead(num_outputs, n_qubits, conv_unit=conv_unit, encoding=encoding, readout=readout)
+  features = jnp.zeros((1, quantum.n_features(encoding, n_qubits)))
+  params = jax.eval_shape(head.init, jax.random.key(0), features)
+  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+
+
+def matched_hidden_width(target: int, n_in: int, n_out: int) -> int:
+  """Width h >= 1 for which Dense(n_in -> h) -> Dense(h -> n_out), (n_in + 1) h + (h + 1) n_out
+  parameters, comes nearest to ``target`` parameters."""
+  return max(1, round((target - n_out) / (n_in + 1 + n_out)))
+
+
+class QCNNClassifier(nn.Module):
+  """The QCNN alone on a reduced grayscale image (channels averaged).
+
+  ``qcnn_input="amplitude"``: the image is resized (``jax.image.resize``, antialiased linear) to
+  2**ceil(n/2) x 2**floor(n/2) pixels (16 x 16 at 8 qubits) whose 2**n values are amplitude
+  encoded (L2-normalised by the encoding). ``qcnn_input="pooled"``: the image is average-pooled
+  (``area_pool``) to the F features of ``encoding`` (n for angle_*, 2n for dense_angle) on a
+  ``grid_shape(F)`` grid (2 x 4 at 8 qubits) and encoded as angles pi * pixel, so pixels are
+  expected in [0, 1]: the "QCNN" row of Hassan et al.
+  """
+
+  num_classes: int
+  n_qubits: int = 8
+  qcnn_input: str = "amplitude"
+  conv_unit: str = "su4"
+  encoding: str | None = None
+  readout: str = "auto"
+  execution: str = "fused"
+  multi_label: bool = False
+
+  def circuit_encoding(self) -> str:
+    """Encoding used: "amplitude" for amplitude input, ``encoding`` (default angle_y) for pooled."""
+    if self.qcnn_input not in QCNN_INPUTS:
+      raise ValueError(f"qcnn_input {self.qcnn_input!r} not in {QCNN_INPUTS}")
+    if self.qcnn_input == "amplitude":
+      if self.encoding not in (None, "amplitude"):
+        raise ValueError(f"qcnn_input='amplitude' needs encoding 'amplitude', got {self.encoding!r}")
+      return "amplitude"
+    if self.encoding == "amplitude":
+      raise ValueError("qcnn_input='pooled' needs an angle encoding, got 'amplitude'")
+    return self.encoding or "angle_y"
+
+  @nn.compact
+  def __call__(self, images, train: bool = False):
+    """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` is unused (no BatchNorm)."""
+    del train
+    encoding = self.circuit_encoding()
+    n_features = quantum.n_features(encoding, self.n_qubits)
+    gray = jnp.mean(images.astype(jnp.float32), axis=-1)
+    if encoding == "amplitude":
+      grid = (2 ** math.ceil(self.n_qubits / 2), 2 ** (self.n_qubits // 2))
+      features = jax.image.resize(gray, (gray.shape[0], *grid), method="linear", antialias=True)
+    else:
+      features = math.pi * area_pool(gray, grid_shape(n_features))
+    features = features.reshape(gray.shape[0], n_features)
+    return quantum.QCNNHead(
+        self.num_classes, self.n_qubits, conv_unit=self.conv_unit, encoding=encoding,
+        readout=head_readout(self.readout, self.multi_label), execution=self.execution,
+        name="quantum_head")(features)
+
+
+class _DressedResNet50(nn.Module):
+  """ResNet-50 pooled features -> Dense(F) -> tanh * pi/2: the angles a QCNN head would encode."""
+
+  num_classes: int
+  width: int = 64
+  stem: str = "auto"
+  dtype: Any = jnp.float32
+  n_qubits: int = 8
+  conv_unit: str = "su4"
+  encoding: str = "angle_y"
+  readout: str = "auto"
+  execution: str = "fused"
+  multi_label: bool = False
+
+  def angles(self, images, train: bool):
+    """(B, H, W, C) images -> (B, F) angles in (-pi/2, pi/2), F = n_features(encoding, n_qubits)."""
+    features = ResNet50(num_classes=None, width=self.width, stem=self.stem, dtype=self.dtype,
+                        name="backbone")(images, train)
+    reduced = nn.Dense(quantum.n_features(self.encoding, self.n_qubits), name="reduce")(features)
+    return jnp.tanh(reduced) * (math.pi / 2)
+
+
+class ResNet50QCNN(_DressedResNet50):
+  """ResNet-50 backbone with a "dressed" quantum head: Dense(F) -> tanh * pi/2 -> QCNNHead."""
+
+  @nn.compact
+  def __call__(self, images, train: bool = False):
+    """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
+    head = quantum.QCNNHead(
+        self.num_classes, self.n_qubits, conv_unit=self.conv_unit, encoding=self.encoding,
+        readout=head_readout(self.readout, self.multi_label), execution=self.execution, name="quantum_head")
+    return head(self.angles(images, train))
+
+
+class ResNet50MLP(_DressedResNet50):
+  """Classical control of ``ResNet50QCNN``: the QCNN head replaced by Dense(h) -> tanh -> Dense(C).
+
+  The hidden width h is chosen so that the MLP's parameter count matches, as closely as an
+  integer width allows, that of the QCNN head ``ResNet50QCNN`` would have with the same options.
+  """
+
+  def hidden_width(self) -> int:
+    """MLP hidden width matched to the quantum head's parameter count."""
+    readout = head_readout(self.readout, self.multi_label)
+    target = quantum_head_param_count(self.num_classes, self.n_qubits, self.conv_unit, self.encoding, readout)
+    return matched_hidden_width(target, quantum.n_features(self.encoding, self.n_qubits), self.num_classes)
+
+  @nn.compact
+  def __call__(self, images, train: bool = False):
+    """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
+    hidden = jnp.tanh(nn.Dense(self.hidden_width(), name="mlp_hidden")(self.angles(images, train)))
+    return nn.Dense(self.num_classes, name="mlp_out")(hidden)
+
+
+class QuanvResNet50(nn.Module):
+  """Quanvolutional front-end (2x2 patches, 4 qubits) feeding a ResNet-50.
+
+  The quanvolution halves H and W and gives 4 channels: 28 px inputs become 14 x 14 x 4, for
+  which ``stem="auto"`` picks the 3x3 stride-1 cifar stem (stages at 14, 7, 4, 2 px); inputs of
+  66 px or more keep the ImageNet stem. Pixels are expected in [0, 1] and H, W must be even.
+  """
+
+  num_classes: int
+  width: int = 64
+  stem: str = "auto"
+  dtype: Any = jnp.float32
+  quanv_trainable: bool = False
+
+  @nn.compact
+  def __call__(self, images, train: bool = False):
+    """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
+    maps = quantum.Quanvolution(trainable=self.quanv_trainable, name="quanv")(images)
+    return ResNet50(num_classes=self.num_classes, width=self.width, stem=self.stem, dtype=self.dtype,
+                    name="backbone")(maps, train)

@@ -1,0 +1,122 @@
+"""How a QCNN circuit runs: gate by gate, or with each two-qubit block fused into one unitary.
+
+Both modes run the same ``qcnn.qcnn_circuit`` on PennyLane's ``default.qubit`` (``default.mixed``
+with noise) through the JAX interface with ``diff_method="backprop"``, so the whole circuit
+traces into XLA inside a jitted step and is vmapped over the batch.
+
+* ``"gates"``: each unit is applied gate by gate.
+* ``"fused"`` (default): each layer's shared unit (and pooling block) becomes one
+  ``qml.QubitUnitary`` whose 4x4 matrix (``qml.matrix`` of the unit) is computed once per forward
+  pass, outside the vmap over samples. Same outputs, much faster to compile and differentiate.
+
+Finite shots sample each readout with a per-sample PRNG key (use for evaluation/robustness; the
+backprop gradient of a sampled estimate is not meaningful). Noise applies a depolarizing or
+amplitude-damping channel with probability ``p`` on both wires after every two-qubit block; it
+simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits or fewer.
+"""
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import pennylane as qml
+
+from qcnn_jax.models.quantum import qcnn
+from qcnn_jax.models.quantum.pooling import POOL_UNIT
+from qcnn_jax.models.quantum.units import CONV_UNITS
+
+EXECUTIONS = ("fused", "gates")
+NOISE_CHANNELS = {"depolarizing": qml.DepolarizingChannel, "amplitude_damping": qml.AmplitudeDamping}
+
+
+@dataclasses.dataclass(frozen=True)
+class Noise:
+  """Noise after each two-qubit block: ``channel`` in NOISE_CHANNELS, probability ``p`` per qubit."""
+
+  channel: str
+  p: float
+
+  def __post_init__(self):
+    if self.channel not in NOISE_CHANNELS:
+      raise ValueError(f"noise channel {self.channel!r} not in {sorted(NOISE_CHANNELS)}")
+
+  def __call__(self, wires) -> None:
+    for wire in wires:
+      NOISE_CHANNELS[self.channel](self.p, wires=wire)
+
+
+def unit_matrix(unit_fn: Callable, params):
+  """(4, 4) complex matrix of a two-qubit unit ``unit_fn(params, wires)`` in wire order (a, b)."""
+  return qml.matrix(unit_fn, wire_order=[0, 1])(params, wires=[0, 1])
+
+
+def apply_unitary(matrix, wires) -> None:
+  """Applies a precomputed (4, 4) ``matrix`` on ``wires``."""
+  qml.QubitUnitary(matrix, wires=wires)
+
+
+def layer_args(spec: qcnn.QCNNSpec, params: dict, execution: str):
+  """What the circuit receives per layer: angles ("gates") or (layers, 4, 4) matrices ("fused")."""
+  if execution == "gates":
+    return params["conv"], params["pool"]
+  if execution == "fused":
+    conv_fn = CONV_UNITS[spec.conv_unit].fn
+    conv = jnp.stack([unit_matrix(conv_fn, p) for p in params["conv"]])
+    pool = jnp.stack([unit_matrix(POOL_UNIT.fn, p) for p in params["pool"]])
+    return conv, pool
+  raise ValueError(f"execution {execution!r} not in {EXECUTIONS}")
+
+
+def _blocks(spec: qcnn.QCNNSpec, execution: str, conv_args, pool_args):
+  """Per-layer ``block(wires)`` callables for ``execution``."""
+  if execution == "gates":
+    return qcnn.gate_blocks(spec, conv_args, pool_args)
+  return ([functools.partial(apply_unitary, m) for m in conv_args],
+          [functools.partial(apply_unitary, m) for m in pool_args])
+
+
+def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None = None,
+              noise: Noise | None = None) -> Callable:
+  """Per-sample forward ``fn(features (F,), conv_args, pool_args, key) -> (R,)``.
+
+  ``conv_args, pool_args`` come from ``layer_args``; ``key`` seeds shot sampling (None if exact).
+  """
+
+  def forward(features, conv_args, pool_args, key):
+    device = qml.device("default.mixed" if noise else "default.qubit", wires=spec.n_qubits, seed=key)
+
+    @qml.qnode(device, interface="jax", diff_method="backprop" if shots is None else None)
+    def circuit():
+      conv, pool = _blocks(spec, execution, conv_args, pool_args)
+      return qcnn.qcnn_circuit(spec, features, conv, pool, noise)
+
+    run = circuit if shots is None else qml.set_shots(circuit, shots=shots)
+    return qcnn.postprocess(spec, run())
+
+  return forward
+
+
+def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = "fused",
+               shots: int | None = None, noise: Noise | None = None, key=None):
+  """Batched QCNN forward.
+
+  Args:
+    spec: circuit options.
+    params: {"conv": (layers, unit params), "pool": (layers, 2)} angles in radians.
+    features: (B, F) encoding inputs.
+    execution: "fused" or "gates".
+    shots: None for exact expectations, else shots per sample (needs ``key``).
+    noise: optional ``Noise``.
+    key: PRNG key for shot sampling.
+
+  Returns:
+    (B, R) readout values (see ``QCNNSpec.output_size``).
+  """
+  conv_args, pool_args = layer_args(spec, params, execution)
+  forward = sample_fn(spec, execution, shots, noise)
+  if shots is None:
+    return jax.vmap(forward, in_axes=(0, None, None, None))(features, conv_args, pool_args, None)
+  keys = jax.random.split(key, features.shape[0])
+  return jax.vmap(forward, in_axes=(0, None, None, 0))(features, conv_args, pool_args, keys)

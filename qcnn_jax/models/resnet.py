@@ -1,0 +1,145 @@
+"""Flax ResNet-18/50 with torchvision's architecture (ResNet v1.5) and a choice of stem.
+
+Submodules carry torchvision's names (``conv1``, ``bn1``, ``layer1_0/conv1``,
+``layer1_0/downsample_conv``, ``fc``) so that ``pretrained.py`` maps weights by name.
+Inputs are NHWC float arrays of any size >= 28 px and any channel count (the first
+convolution adapts to the channel count at ``init``).
+"""
+
+import functools
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+STEMS = ("auto", "cifar", "imagenet")
+# stem="auto" uses the 3x3 stride-1 "cifar" stem up to this input height/width (px).
+AUTO_CIFAR_MAX_SIZE = 32
+
+# torchvision initialises convolutions with kaiming_normal_(mode="fan_out", nonlinearity="relu").
+_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def resolve_stem(stem: str, height: int, width: int) -> str:
+  """Returns the concrete stem ("cifar" or "imagenet") for an input of height x width px.
+
+  ``stem="auto"`` picks "cifar" (3x3 stride-1 conv, no max-pool, as MedMNIST's ResNet (28))
+  when min(height, width) <= 32 px, and "imagenet" (7x7/2 conv + 3x3/2 max-pool) otherwise.
+  """
+  if stem not in STEMS:
+    raise ValueError(f"unknown stem {stem!r}; valid stems: {', '.join(STEMS)}")
+  if stem == "auto":
+    return "cifar" if min(height, width) <= AUTO_CIFAR_MAX_SIZE else "imagenet"
+  return stem
+
+
+def _conv(features: int, kernel: int, strides: int, dtype: Any, name: str) -> nn.Conv:
+  """A bias-free ``kernel`` x ``kernel`` convolution padded like torch (kernel // 2 per side)."""
+  pad = kernel // 2
+  return nn.Conv(
+      features, (kernel, kernel), strides=(strides, strides), padding=((pad, pad), (pad, pad)),
+      use_bias=False, kernel_init=_conv_init, dtype=dtype, param_dtype=jnp.float32, name=name)
+
+
+def _bn(train: bool, dtype: Any, name: str, zero_scale: bool = False) -> nn.BatchNorm:
+  """BatchNorm with torch's defaults (torch momentum 0.1 == flax momentum 0.9, eps 1e-5)."""
+  return nn.BatchNorm(
+      use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+      param_dtype=jnp.float32, scale_init=nn.initializers.zeros if zero_scale else nn.initializers.ones,
+      name=name)
+
+
+class _Block(nn.Module):
+  """Fields and projection shortcut shared by the residual blocks."""
+
+  planes: int
+  strides: int = 1
+  zero_init_residual: bool = False
+  dtype: Any = jnp.float32
+
+  def shortcut(self, x, features: int, train: bool):
+    """Identity, or conv1x1 + BN (torchvision's ``downsample``) when the shape changes."""
+    if x.shape[-1] == features and self.strides == 1:
+      return x
+    x = _conv(features, 1, self.strides, self.dtype, "downsample_conv")(x)
+    return _bn(train, self.dtype, "downsample_bn")(x)
+
+
+class BasicBlock(_Block):
+  """Two 3x3 convolutions (ResNet-18): (B, H, W, C) -> (B, H/strides, W/strides, planes)."""
+
+  expansion: ClassVar[int] = 1
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    """Applies the block to NHWC ``x``; ``train`` normalises with batch statistics."""
+    y = _conv(self.planes, 3, self.strides, self.dtype, "conv1")(x)
+    y = nn.relu(_bn(train, self.dtype, "bn1")(y))
+    y = _conv(self.planes, 3, 1, self.dtype, "conv2")(y)
+    y = _bn(train, self.dtype, "bn2", self.zero_init_residual)(y)
+    return nn.relu(y + self.shortcut(x, self.planes, train))
+
+
+class Bottleneck(_Block):
+  """1x1 -> 3x3 (strided, v1.5) -> 1x1 convolutions: (B, H, W, C) -> (B, H/s, W/s, 4 planes)."""
+
+  expansion: ClassVar[int] = 4
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    """Applies the block to NHWC ``x``; ``train`` normalises with batch statistics."""
+    features = self.planes * self.expansion
+    y = _conv(self.planes, 1, 1, self.dtype, "conv1")(x)
+    y = nn.relu(_bn(train, self.dtype, "bn1")(y))
+    y = _conv(self.planes, 3, self.strides, self.dtype, "conv2")(y)
+    y = nn.relu(_bn(train, self.dtype, "bn2")(y))
+    y = _conv(features, 1, 1, self.dtype, "conv3")(y)
+    y = _bn(train, self.dtype, "bn3", self.zero_init_residual)(y)
+    return nn.relu(y + self.shortcut(x, features, train))
+
+
+class ResNet(nn.Module):
+  """ResNet (torchvision layout) mapping NHWC images to logits or pooled features.
+
+  Attributes:
+    stage_sizes: blocks per stage, e.g. (3, 4, 6, 3) for ResNet-50.
+    block: ``BasicBlock`` or ``Bottleneck``.
+    num_classes: size of the ``fc`` head; ``None`` returns the pooled features
+      (B, 8 * width * block.expansion) without a head (the hybrids' backbone).
+    width: channels of the stem and of the first stage (64 in torchvision).
+    stem: "imagenet", "cifar" or "auto" (see ``resolve_stem``).
+    zero_init_residual: zero-initialise the last BN scale of each block (off, as torchvision).
+    dtype: compute dtype (e.g. ``jnp.bfloat16`` on accelerators); parameters stay float32.
+  """
+
+  stage_sizes: Sequence[int]
+  block: type[BasicBlock] | type[Bottleneck]
+  num_classes: int | None = 1000
+  width: int = 64
+  stem: str = "auto"
+  zero_init_residual: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    """Maps images (B, H, W, C) to float32 logits (B, num_classes) or features (B, D)."""
+    imagenet = resolve_stem(self.stem, x.shape[1], x.shape[2]) == "imagenet"
+    x = _conv(self.width, 7 if imagenet else 3, 2 if imagenet else 1, self.dtype, "conv1")(x)
+    x = nn.relu(_bn(train, self.dtype, "bn1")(x))
+    if imagenet:
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    for stage, num_blocks in enumerate(self.stage_sizes):
+      for index in range(num_blocks):
+        x = self.block(
+            planes=self.width * 2**stage, strides=2 if stage > 0 and index == 0 else 1,
+            zero_init_residual=self.zero_init_residual, dtype=self.dtype,
+            name=f"layer{stage + 1}_{index}")(x, train)
+    x = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
+    if self.num_classes is None:
+      return x
+    return nn.Dense(self.num_classes, name="fc")(x)
+
+
+ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block=BasicBlock)
+ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=Bottleneck)

@@ -1,0 +1,383 @@
+"""Training and evaluation: TrainState, one jitted train step, `train_and_evaluate(config, workdir)`.
+
+The loop follows the MedMNIST protocol: train for `num_epochs`, evaluate on `val` after every
+epoch, keep the checkpoint with the best validation AUC, and report test metrics of that
+checkpoint. Everything a run makes lives in its workdir (see `qcnn_jax.reports`), and
+rerunning the same command resumes from the latest checkpoint with the same data order.
+"""
+
+import functools
+import math
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax.training import train_state
+
+from qcnn_jax import checkpointing, data, metrics, parallel, reports, runtime
+from qcnn_jax.data import pipeline
+from qcnn_jax.models import get_model
+
+QUANTUM_TAG = "quantum"
+# Config keys that do not change results: a run may resume with other values.
+NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed")
+
+
+class TrainState(train_state.TrainState):
+  """Everything that changes during training: step, params, opt_state, batch_stats, rng."""
+  batch_stats: Any
+  rng: jax.Array
+
+
+def is_quantum_path(path: tuple) -> bool:
+  """True for a parameter whose pytree path names a quantum module or parameter."""
+  return any(QUANTUM_TAG in str(getattr(k, "key", k)).lower() for k in path)
+
+
+def count_params(params) -> tuple[int, int]:
+  """(all, quantum) trainable parameter counts of a params pytree."""
+  leaves = jax.tree_util.tree_leaves_with_path(params)
+  total = sum(int(np.prod(x.shape)) for _, x in leaves)
+  quantum = sum(int(np.prod(x.shape)) for p, x in leaves if is_quantum_path(p))
+  return total, quantum
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict, base_lr: float, total_steps: int) -> optax.Schedule:
+  """Learning rate per step: "constant", "multistep" (×decay at fractions of training) or
+  "warmup_cosine" (linear warm-up over `warmup_epochs` then cosine decay to 0)."""
+  if config.schedule == "constant":
+    return optax.constant_schedule(base_lr)
+  if config.schedule == "multistep":
+    boundaries = {int(f * total_steps): config.lr_decay for f in config.lr_milestones}
+    return optax.piecewise_constant_schedule(base_lr, boundaries)
+  if config.schedule == "warmup_cosine":
+    warmup = min(int(config.warmup_fraction * total_steps), total_steps - 1)
+    return optax.warmup_cosine_decay_schedule(0.0, base_lr, warmup, total_steps)
+  raise ValueError(f"Unknown schedule {config.schedule!r}; choose constant, multistep or warmup_cosine.")
+
+
+def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int) -> optax.GradientTransformation:
+  """optax optimizer with separate learning rates for quantum and classical parameters.
+
+  `config.optimizer`: "adam", "adamw" or "sgd" (momentum `config.momentum`);
+  `config.quantum_learning_rate` (None = same as `learning_rate`); optional global-norm
+  gradient clipping `config.grad_clip_norm`.
+  """
+  def make(lr: float) -> optax.GradientTransformation:
+    schedule = learning_rate_schedule(config, lr, total_steps)
+    if config.optimizer == "adam":
+      return optax.adam(schedule)
+    if config.optimizer == "adamw":
+      return optax.adamw(schedule, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+      return optax.sgd(schedule, momentum=config.momentum, nesterov=config.get("nesterov", False))
+    raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adam, adamw or sgd.")
+
+  quantum_lr = config.quantum_learning_rate or config.learning_rate
+  labels = jax.tree_util.tree_map_with_path(lambda p, _: "quantum" if is_quantum_path(p) else "classical", params)
+  tx = optax.multi_transform({"classical": make(config.learning_rate), "quantum": make(quantum_lr)}, labels)
+  if config.grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
+  return tx
+
+
+def per_example_loss(logits: jax.Array, labels: jax.Array, task: str) -> jax.Array:
+  """(B,) loss: sigmoid BCE summed… averaged over outputs for binary/multi-label, softmax CE otherwise.
+
+  Args:
+    logits: (B, K) float.
+    labels: (B, L) int: L = 1 class index (binary, multi-class, ordinal) or L = K 0/1 labels.
+    task: MedMNIST task string.
+  """
+  logits = logits.astype(jnp.float32)
+  if task in (metrics.BINARY, metrics.MULTI_LABEL):
+    return optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32)).mean(axis=-1)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels[:, 0])
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: str):
+  """One optimisation step on a global batch; a non-finite loss, gradient or update is skipped
+  and flagged.
+
+  Returns:
+    (new state, {"loss": (), "finite": () bool, "grad_norm": ()}).
+  """
+  def loss_fn(params):
+    logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"],
+                                  train=True, mutable=["batch_stats"])
+    return per_example_loss(logits, batch["label"], task).mean(), updates
+
+  (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grad_norm = optax.global_norm(grads)
+  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(new_state.params))
+  # NaN guard: keep the previous state when anything is non-finite; the host stops the run.
+  new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  return new_state, {"loss": loss, "finite": finite, "grad_norm": grad_norm}
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model) -> jax.Array:
+  """(B, K) float32 logits in inference mode (BatchNorm running statistics)."""
+  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False)
+  return logits.astype(jnp.float32)
+
+
+class Trainer:
+  """Compiled steps, sharding and evaluation for one model, dataset and config."""
+
+  def __init__(self, config: ml_collections.ConfigDict, dataset: data.Dataset, mesh=None):
+    """Args: config: run config; dataset: prepared data; mesh: device mesh (default: all devices)."""
+    self.config = config
+    self.dataset = dataset
+    self.mesh = mesh if mesh is not None else parallel.data_mesh()
+    parallel.check_batch_size(config.batch_size, self.mesh)
+    parallel.check_batch_size(config.eval_batch_size, self.mesh)
+    options = dict(config.model_options)
+    if dataset.task == metrics.MULTI_LABEL:
+      options.setdefault("multi_label", True)
+    self.model = get_model(config.model, dataset.num_outputs, **options)
+    self.prep = pipeline.Preprocess(**config.preprocess)
+    self.input_shape = self._input_shape()
+    self.steps_per_epoch = pipeline.steps_per_epoch(len(dataset.splits["train"]), config.batch_size)
+    self.total_steps = self.steps_per_epoch * config.num_epochs
+    replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
+    self._train_step = jax.jit(functools.partial(train_step, model=self.model, task=dataset.task),
+                               in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
+                               donate_argnums=0)
+    self._eval_step = jax.jit(functools.partial(eval_step, model=self.model),
+                              in_shardings=(replicated, sharded), out_shardings=sharded)
+
+  def _input_shape(self) -> tuple[int, int, int]:
+    h, w, c = self.dataset.image_shape
+    if self.prep.resize:
+      h = w = self.prep.resize
+    return (h, w, self.prep.channels or c)
+
+  def init_state(self) -> TrainState:
+    """Fresh, replicated train state from `config.seed` (and pretrained weights if configured)."""
+    init_rng, state_rng = jax.random.split(jax.random.PRNGKey(self.config.seed))
+    dummy = jnp.zeros((1,) + self.input_shape, jnp.float32)
+    variables = jax.jit(functools.partial(self.model.init, train=False))(init_rng, dummy)
+    if self.config.pretrained:
+      from qcnn_jax.models import pretrained  # pylint: disable=g-import-not-at-top
+      variables = pretrained.load_torchvision_resnet(self.config.pretrained, variables,
+                                                     arch=self.config.get("pretrained_arch", "resnet50"))
+    params = variables["params"]
+    state = TrainState.create(apply_fn=self.model.apply, params=params,
+                              tx=create_optimizer(self.config, params, self.total_steps),
+                              batch_stats=variables.get("batch_stats", flax.core.FrozenDict()), rng=state_rng)
+    return parallel.put_replicated(state, self.mesh)
+
+  def train_epoch(self, state: TrainState, epoch: int, log: reports.MetricsWriter, progress) -> tuple[TrainState, dict]:
+    """Runs one epoch; returns the new state and {"train_loss", "images_per_s", "epoch_time_s"}."""
+    losses, start, timed_images, timed_start = [], time.time(), 0, None
+    batches = pipeline.train_batches(self.dataset.splits["train"], batch_size=self.config.batch_size,
+                                     seed=self.config.seed, epoch=epoch, prep=self.prep,
+                                     num_threads=self.config.num_threads)
+    for i, batch in enumerate(batches):
+      batch = parallel.put_batch({k: batch[k] for k in ("image", "label")}, self.mesh)
+      state, step_metrics = self._train_step(state, batch)
+      losses.append(step_metrics)
+      if i == 0:
+        jax.block_until_ready(step_metrics)
+        timed_start = time.time()  # Exclude compilation and the first step from throughput.
+      else:
+        timed_images += self.config.batch_size
+      step = epoch * self.steps_per_epoch + i + 1
+      if step % self.config.log_every_steps == 0 or i == self.steps_per_epoch - 1:
+        fetched = jax.device_get(losses[-1])
+        self._check_finite(losses, step)
+        rate = timed_images / max(time.time() - timed_start, 1e-9) if timed_images else float("nan")
+        log.write({"step": step, "epoch": epoch, "loss": float(fetched["loss"]),
+                   "grad_norm": float(fetched["grad_norm"]), "images_per_s": rate})
+        progress(step, rate, float(fetched["loss"]))
+    self._check_finite(losses, (epoch + 1) * self.steps_per_epoch)
+    elapsed = time.time() - start
+    rate = timed_images / max(time.time() - timed_start, 1e-9) if timed_images else float("nan")
+    train_loss = float(np.mean([float(m["loss"]) for m in jax.device_get(losses)]))
+    return state, {"train_loss": train_loss, "images_per_s": rate, "epoch_time_s": elapsed}
+
+  @staticmethod
+  def _check_finite(step_metrics: list, step: int) -> None:
+    finite = jax.device_get([m["finite"] for m in step_metrics])
+    if not all(bool(f) for f in finite):
+      first_bad = step - len(finite) + 1 + int(np.argmin(finite))
+      raise FloatingPointError(
+          f"Non-finite loss or gradient at step {first_bad}: training stopped and the last good "
+          f"checkpoint was kept. Lower the learning rate, set grad_clip_norm, or check the inputs.")
+
+  def predict(self, state: TrainState, split: str) -> dict[str, np.ndarray]:
+    """Logits (N, K), labels (N, L) and official indices (N,) of every example of `split`."""
+    outputs = {"logits": [], "label": [], "index": []}
+    for batch in pipeline.eval_batches(self.dataset.splits[split], batch_size=self.config.eval_batch_size,
+                                       prep=self.prep, num_threads=self.config.num_threads):
+      logits = self._eval_step(state, parallel.put_batch({"image": batch["image"]}, self.mesh))
+      mask = batch["mask"]
+      outputs["logits"].append(np.asarray(jax.device_get(logits))[mask])
+      outputs["label"].append(batch["label"][mask])
+      outputs["index"].append(batch["index"][mask])
+    return {k: np.concatenate(v) for k, v in outputs.items()}
+
+  def evaluate(self, state: TrainState, split: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """(classification report incl. MedMNIST `auc`/`acc` and mean `loss`, raw predictions)."""
+    out = self.predict(state, split)
+    report = metrics.classification_report(out["label"], out["logits"], self.dataset.task,
+                                           self.class_names())
+    report["loss"] = float(per_example_loss(jnp.asarray(out["logits"]), jnp.asarray(out["label"]),
+                                            self.dataset.task).mean())
+    return report, out
+
+  def class_names(self) -> list[str]:
+    names = list(self.dataset.label_names)
+    return names if self.dataset.task != metrics.BINARY or len(names) == 2 else ["0", "1"]
+
+
+def write_split_reports(trainer: Trainer, workdir: str, split: str, report: dict, out: dict, run: str) -> None:
+  """Predictions CSV (MedMNIST naming), ROC curves and confusion matrix of one split."""
+  config = trainer.config
+  scores = metrics.scores_from_logits(out["logits"], trainer.dataset.task)
+  reports.write_predictions_csv(f"{workdir}/predictions", trainer.dataset.name.replace("_", ""), split,
+                                out["index"], scores, auc=report["auc"], acc=report["acc"], run=run,
+                                size=config.size)
+  reports.plot_roc_curves(out["label"], scores, trainer.dataset.task, f"{workdir}/plots/roc_{split}.png",
+                          class_names=trainer.class_names())
+  if trainer.dataset.task != metrics.MULTI_LABEL:
+    reports.plot_confusion_matrix(report["confusion_matrix"], trainer.class_names(),
+                                  f"{workdir}/plots/confusion_{split}.png")
+
+
+def load_config_dataset(config: ml_collections.ConfigDict) -> data.Dataset:
+  """Prepares and opens the dataset that `config` names."""
+  return data.load_dataset(config.dataset, size=config.size, data_dir=config.data_dir, tfds_dir=config.tfds_dir,
+                           allow_download=config.allow_download, split_scheme=config.split_scheme,
+                           split_seed=config.split_seed)
+
+
+def selection_split(dataset: data.Dataset) -> str:
+  """Split used for checkpoint selection: "val", or "train" when a split scheme has no val."""
+  return "val" if "val" in dataset.splits else "train"
+
+
+def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wall_time_s: float,
+               images_per_s: float) -> dict:
+  """Evaluates `state` (the selected checkpoint) on every split and writes all reports."""
+  config, run = trainer.config, config_run_name(trainer.config)
+  split_reports = {}
+  for split in trainer.dataset.splits:
+    report, out = trainer.evaluate(state, split)
+    split_reports[split] = report
+    write_split_reports(trainer, workdir, split, report, out, run)
+  reports.write_json_atomic(f"{workdir}/metrics_final.json", split_reports)
+  reports.plot_learning_curves(reports.read_metrics(f"{workdir}/metrics.jsonl"),
+                               f"{workdir}/plots/learning_curves.png")
+  num_params, quantum_params = count_params(state.params)
+  test = split_reports.get("test", {})
+  extra = {k: test.get(k) for k in ("precision_macro", "recall_macro", "f1_macro", "balanced_accuracy")}
+  reports.write_summary(
+      workdir, test_auc=test.get("auc"), test_acc=test.get("acc"), val_auc=best["val_auc"],
+      best_epoch=best["epoch"] + 1, num_params=num_params, quantum_params=quantum_params,
+      n_qubits=getattr(trainer.model, "n_qubits", 4 if "quanv" in config.model else 0),
+      wall_time_s=wall_time_s, images_per_s=images_per_s, dataset=config.dataset, model=config.model,
+      seed=config.seed, num_epochs=config.num_epochs, selection_split=selection_split(trainer.dataset),
+      devices=jax.device_count(), platform=jax.default_backend(), **{f"test_{k}": v for k, v in extra.items()})
+  return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
+
+
+def config_run_name(config: ml_collections.ConfigDict) -> str:
+  """Run name used after the '@' in MedMNIST's prediction file names."""
+  return f"{config.model}-seed{config.seed}"
+
+
+def restore_selected(ckpts: checkpointing.RunCheckpoints, target: TrainState, dataset: data.Dataset):
+  """(state, metadata) of the best-validation checkpoint, or of the latest one when the split
+  scheme has no validation split; None when the run has no checkpoint."""
+  if selection_split(dataset) == "val":
+    return ckpts.restore_best(target)
+  return ckpts.restore_latest(target)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False) -> dict:
+  """Trains (or resumes) a run in `workdir`, then evaluates the best-validation checkpoint.
+
+  Args:
+    config: see `experiments/configs/medmnist.py` for every key.
+    workdir: run directory; created, resumed, or refused if it holds another config.
+    overwrite: move a different run in `workdir` aside instead of refusing.
+
+  Returns:
+    The summary dict also written to `{workdir}/summary.json`.
+  """
+  if config.compilation_cache:
+    runtime.enable_compilation_cache()
+  checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS)
+  dataset = load_config_dataset(config)
+  trainer = Trainer(config, dataset)
+  state = trainer.init_state()
+  num_params, quantum_params = count_params(state.params)
+  logging.info("%s on %s: %d parameters (%d quantum), %d train images, %d steps/epoch, %d devices",
+               config.model, config.dataset, num_params, quantum_params, len(dataset.splits["train"]),
+               trainer.steps_per_epoch, jax.device_count())
+  ckpts = checkpointing.RunCheckpoints(workdir)
+  restored = ckpts.restore_latest(state)
+  start_epoch, best, wall_time_s, rates = 0, {"val_auc": -math.inf, "epoch": -1}, 0.0, []
+  if restored is not None:
+    state, meta = restored
+    state = parallel.put_replicated(state, trainer.mesh)
+    start_epoch, best, wall_time_s, rates = meta["epoch"] + 1, meta["best"], meta["wall_time_s"], meta["rates"]
+    logging.info("Resuming %s after epoch %d (best %s so far).", workdir, meta["epoch"], best)
+  select = selection_split(dataset)
+  run_start = time.time() - wall_time_s
+  with reports.MetricsWriter(f"{workdir}/metrics.jsonl") as log:
+    for epoch in range(start_epoch, config.num_epochs):
+      def progress(step, rate, loss):
+        eta = (trainer.total_steps - step) * config.batch_size / rate if rate == rate and rate > 0 else float("nan")
+        logging.info("epoch %d step %d/%d loss %.4f  %.1f images/s  ETA %.0f s", epoch + 1, step,
+                     trainer.total_steps, loss, rate, eta)
+      state, epoch_metrics = trainer.train_epoch(state, epoch, log, progress)
+      report, _ = trainer.evaluate(state, select)
+      record = {"epoch": epoch, "step": (epoch + 1) * trainer.steps_per_epoch, **epoch_metrics,
+                f"{select}_loss": report["loss"], f"{select}_auc": report["auc"], f"{select}_acc": report["acc"]}
+      log.write(record)
+      rates.append(epoch_metrics["images_per_s"])
+      if report["auc"] > best["val_auc"] or select == "train":  # without val: the last epoch
+        best = {"val_auc": report["auc"], "epoch": epoch}
+      meta = {"epoch": epoch, "best": best, "wall_time_s": time.time() - run_start, "rates": rates}
+      ckpts.save(epoch, state, meta, val_auc=report["auc"] if select == "val" else None)
+      logging.info("epoch %d/%d: train loss %.4f, %s AUC %.4f ACC %.4f (best %.4f at epoch %d)", epoch + 1,
+                   config.num_epochs, epoch_metrics["train_loss"], select, report["auc"], report["acc"],
+                   best["val_auc"], best["epoch"] + 1)
+  wall_time_s = time.time() - run_start
+  best_state, _ = restore_selected(ckpts, state, trainer.dataset)
+  finite_rates = [r for r in rates if r == r]
+  summary = finish_run(trainer, parallel.put_replicated(best_state, trainer.mesh), workdir, best, wall_time_s,
+                       float(np.median(finite_rates)) if finite_rates else float("nan"))
+  ckpts.close()
+  return summary
+
+
+def evaluate_workdir(workdir: str, split: str | None = None) -> dict:
+  """Re-evaluates the best checkpoint of a finished or partial run and rewrites its reports."""
+  config = ml_collections.ConfigDict(reports.read_json(f"{workdir}/config.json"))
+  dataset = load_config_dataset(config)
+  trainer = Trainer(config, dataset)
+  ckpts = checkpointing.RunCheckpoints(workdir)
+  restored = restore_selected(ckpts, trainer.init_state(), dataset)
+  if restored is None:
+    raise FileNotFoundError(f"{workdir} holds no checkpoint; train first with experiments.train.")
+  state, meta = restored
+  state = parallel.put_replicated(state, trainer.mesh)
+  splits = [split] if split else list(dataset.splits)
+  results = {}
+  for name in splits:
+    report, out = trainer.evaluate(state, name)
+    write_split_reports(trainer, workdir, name, report, out, config_run_name(config))
+    results[name] = report
+  reports.write_json_atomic(f"{workdir}/metrics_eval.json", {"epoch": meta["epoch"], **results})
+  ckpts.close()
+  return results

@@ -1,0 +1,153 @@
+"""Training loop end to end on synthetic BreastMNIST-shaped data: reports, resume, guards, sharding."""
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import medmnist as medmnist_config
+from qcnn_jax import checkpointing, data, parallel, reports, train
+from qcnn_jax.data import sources
+
+SPLITS = {"train": 128, "val": 32, "test": 48}
+
+
+@pytest.fixture(scope="module")
+def synthetic_breast(tmp_path_factory):
+  """A learnable BreastMNIST look-alike (bright = class 1) registered under the real flag."""
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for split, n in SPLITS.items():
+    labels = rng.integers(0, 2, (n, 1), dtype=np.uint8)
+    base = np.where(labels[:, :, None] == 1, 170, 80)
+    arrays[f"{split}_images"] = np.clip(base + rng.normal(0, 30, (n, 28, 28)), 0, 255).astype(np.uint8)
+    arrays[f"{split}_labels"] = labels
+  folder = tmp_path_factory.mktemp("src")
+  np.savez(folder / "breastmnist.npz", **arrays)
+  patched = dict(sources.INFO["breastmnist"], MD5=sources.md5sum(folder / "breastmnist.npz"), n_samples=SPLITS)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setitem(sources.INFO, "breastmnist", patched)
+    yield folder
+
+
+def tiny_config(src: pathlib.Path, tfds_dir: pathlib.Path, **overrides):
+  config = medmnist_config.get_config()
+  config.dataset = "breastmnist"
+  config.data_dir = str(src)
+  config.tfds_dir = str(tfds_dir)
+  config.allow_download = False
+  config.model = "resnet50_qcnn"
+  config.model_options = {"width": 4, "n_qubits": 4, "stem": "cifar"}
+  config.num_epochs = 2
+  config.batch_size = 16
+  config.eval_batch_size = 16
+  config.learning_rate = 3e-3
+  config.log_every_steps = 4
+  config.num_threads = 0
+  config.compilation_cache = False  # conftest already enabled it
+  for key, value in overrides.items():
+    config[key] = value
+  return config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, synthetic_breast):
+  tmp_path = tmp_path_factory.mktemp("finished")
+  config = tiny_config(synthetic_breast, tmp_path / "tfds")
+  workdir = tmp_path / "run_a"
+  summary = train.train_and_evaluate(config, str(workdir))
+  return config, workdir, summary
+
+
+def epoch_records(workdir: pathlib.Path) -> list[dict]:
+  return [r for r in reports.read_metrics(workdir / "metrics.jsonl") if "train_loss" in r]
+
+
+def test_two_epochs_improve_the_loss_and_write_every_report(finished_run, tmp_path, synthetic_breast):
+  config, workdir, summary = finished_run
+  epochs = epoch_records(workdir)
+  assert [r["epoch"] for r in epochs] == [0, 1]
+  assert epochs[1]["train_loss"] < epochs[0]["train_loss"]
+  for key in ("test_auc", "test_acc", "val_auc", "best_epoch", "num_params", "quantum_params", "n_qubits",
+              "wall_time_s", "images_per_s"):
+    assert key in summary, key
+  assert summary["n_qubits"] == 4 and 0 < summary["quantum_params"] < summary["num_params"]
+  assert summary["best_epoch"] in (1, 2) and 0.0 <= summary["test_acc"] <= 1.0
+  assert json.loads((workdir / "config.json").read_text())["model"] == "resnet50_qcnn"
+  names = sorted(p.name for p in (workdir / "predictions").iterdir())
+  assert [n.split("_[AUC]")[0] for n in names] == ["breastmnist_test", "breastmnist_train", "breastmnist_val"]
+  index, scores = reports.read_predictions_csv(next((workdir / "predictions").glob("breastmnist_test_*")))
+  np.testing.assert_array_equal(index, np.arange(SPLITS["test"]))
+  assert scores.shape == (SPLITS["test"], 2)
+  for plot in ("learning_curves.png", "roc_test.png", "confusion_test.png"):
+    assert (workdir / "plots" / plot).stat().st_size > 1000
+  # Evaluating the saved best checkpoint again reproduces the test metrics.
+  again = train.evaluate_workdir(str(workdir), "test")
+  assert again["test"]["auc"] == pytest.approx(summary["test_auc"], abs=1e-6)
+  assert again["test"]["acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
+
+
+def test_resume_after_a_kill_ends_like_an_uninterrupted_run(finished_run, tmp_path, synthetic_breast, monkeypatch):
+  config, workdir_a, summary_a = finished_run
+  workdir_b = tmp_path / "run_b"
+  original = train.Trainer.train_epoch
+
+  def killed_in_second_epoch(self, state, epoch, log, progress):
+    if epoch == 1:
+      raise KeyboardInterrupt("simulated kill")
+    return original(self, state, epoch, log, progress)
+
+  monkeypatch.setattr(train.Trainer, "train_epoch", killed_in_second_epoch)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, str(workdir_b))
+  monkeypatch.setattr(train.Trainer, "train_epoch", original)
+  summary_b = train.train_and_evaluate(config, str(workdir_b))
+  for key in ("test_auc", "test_acc", "val_auc", "best_epoch"):
+    assert summary_b[key] == summary_a[key], key
+  assert [r["train_loss"] for r in epoch_records(workdir_b)][-1] == epoch_records(workdir_a)[-1]["train_loss"]
+
+
+def test_other_config_in_workdir_is_refused_unless_overwrite(finished_run, synthetic_breast):
+  config, workdir, _ = finished_run
+  other = tiny_config(synthetic_breast, pathlib.Path(config.tfds_dir), learning_rate=1e-2)
+  with pytest.raises(ValueError, match="learning_rate.*--overwrite"):
+    train.train_and_evaluate(other, str(workdir))
+  assert json.loads((workdir / "config.json").read_text())["learning_rate"] == config.learning_rate
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_breast):
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", learning_rate=float("nan"), num_epochs=1)
+  with pytest.raises(FloatingPointError, match="Non-finite loss or gradient at step 1"):
+    train.train_and_evaluate(config, str(tmp_path / "nan_run"))
+  assert checkpointing.RunCheckpoints(str(tmp_path / "nan_run")).latest_epoch() is None
+
+
+def test_data_parallel_step_equals_single_device(tmp_path, synthetic_breast):
+  assert jax.device_count() == 4, "conftest sets --xla_force_host_platform_device_count=4"
+  # SGD: Adam's first steps turn float noise in near-zero gradients into full-size updates.
+  # ResNet-18: see the note in qcnn_jax/parallel.py on ResNet-50's layer4 gradients on XLA:CPU.
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", optimizer="sgd", learning_rate=0.05,
+                       model="resnet18", model_options={"width": 4, "stem": "cifar"})
+  dataset = train.load_config_dataset(config)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    trainer = train.Trainer(config, dataset, mesh=parallel.data_mesh(devices))
+    state = trainer.init_state()
+    batch = next(data.pipeline.train_batches(dataset.splits["train"], batch_size=16, seed=0, epoch=0,
+                                             prep=trainer.prep, num_threads=0))
+    for _ in range(2):
+      state, step_metrics = trainer._train_step(state, parallel.put_batch(
+          {k: batch[k] for k in ("image", "label")}, trainer.mesh))
+    results.append((jax.device_get(state.params), float(step_metrics["loss"])))
+  (params_1, loss_1), (params_4, loss_4) = results
+  assert loss_1 == pytest.approx(loss_4, rel=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(params_1), jax.tree_util.tree_leaves(params_4)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path, synthetic_breast):
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", batch_size=18)
+  with pytest.raises(ValueError, match="not divisible by the 4 devices"):
+    train.Trainer(config, train.load_config_dataset(config))
