@@ -5,7 +5,7 @@ r"""Evaluates the best checkpoint of a run and rewrites its reports.
 
 from absl import app, flags
 
-from qcnn_jax import train
+from qcnn_jax import runtime, train
 
 flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.", required=True)
 flags.DEFINE_enum("split", None, ["train", "val", "test"], "Split to evaluate (default: all).")
@@ -14,6 +14,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  runtime.quiet_library_logs()
   for split, report in train.evaluate_workdir(FLAGS.workdir, FLAGS.split).items():
     print(f"{split}: AUC {report['auc']:.4f}  ACC {report['acc']:.4f}  F1 (macro) {report['f1_macro']:.4f}")
 

@@ -10,7 +10,7 @@ every host with --coordinator_address=HOST:PORT --num_processes=N --process_id=I
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from qcnn_jax import parallel, train
+from qcnn_jax import parallel, runtime, train
 
 config_flags.DEFINE_config_file("config", "experiments/configs/medmnist.py", "Config file (ml_collections).",
                                 lock_config=True)
@@ -24,6 +24,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  runtime.quiet_library_logs()
   if FLAGS.coordinator_address:
     parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   summary = train.train_and_evaluate(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)

@@ -1,5 +1,6 @@
 """Process-level JAX settings shared by scripts, tests and benchmarks."""
 
+import logging
 import os
 
 import jax
@@ -26,3 +27,21 @@ def enable_compilation_cache(cache_dir: str | None = None) -> str:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return cache_dir
+
+
+class _LibraryInfoFilter(logging.Filter):
+  """Drops INFO (and lower) records emitted from inside the given libraries' source trees."""
+
+  def __init__(self, libraries: tuple[str, ...]):
+    super().__init__()
+    self._markers = tuple(f"{os.sep}{name}{os.sep}" for name in libraries)
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno > logging.INFO or not any(m in record.pathname for m in self._markers)
+
+
+def quiet_library_logs(libraries: tuple[str, ...] = ("orbax", "tensorflow_datasets", "jax", "grain")) -> None:
+  """Hides the per-operation INFO logs of orbax, TFDS, JAX and grain (warnings still show),
+  so that a training log shows the run's own progress lines."""
+  for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
+    handler.addFilter(_LibraryInfoFilter(libraries))

@@ -8,6 +8,7 @@ rerunning the same command resumes from the latest checkpoint with the same data
 
 import functools
 import math
+import os
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
+from jax.experimental import multihost_utils
 from flax.training import train_state
 
 from qcnn_jax import checkpointing, data, metrics, parallel, reports, runtime
@@ -36,8 +38,10 @@ class TrainState(train_state.TrainState):
 
 
 def is_quantum_path(path: tuple) -> bool:
-  """True for a parameter whose pytree path names a quantum module or parameter."""
-  return any(QUANTUM_TAG in str(getattr(k, "key", k)).lower() for k in path)
+  """True for a circuit parameter: its name (last path entry) starts with "quantum"
+  (`quantum_conv`, `quantum_pool`, `quantum_weights`); a quantum head's classical logit
+  scale or readout Dense does not count."""
+  return bool(path) and str(getattr(path[-1], "key", path[-1])).startswith(QUANTUM_TAG)
 
 
 def count_params(params) -> tuple[int, int]:
@@ -88,7 +92,7 @@ def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int
 
 
 def per_example_loss(logits: jax.Array, labels: jax.Array, task: str) -> jax.Array:
-  """(B,) loss: sigmoid BCE summed… averaged over outputs for binary/multi-label, softmax CE otherwise.
+  """(B,) loss: sigmoid BCE averaged over outputs (binary, multi-label), else softmax cross-entropy.
 
   Args:
     logits: (B, K) float.
@@ -272,7 +276,11 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
   for split in trainer.dataset.splits:
     report, out = trainer.evaluate(state, split)
     split_reports[split] = report
-    write_split_reports(trainer, workdir, split, report, out, run)
+    if jax.process_index() == 0:
+      write_split_reports(trainer, workdir, split, report, out, run)
+  if jax.process_index() != 0:
+    return {"test_auc": split_reports.get("test", {}).get("auc"), "test_acc": split_reports.get("test", {}).get("acc"),
+            "val_auc": best["val_auc"], "best_epoch": best["epoch"] + 1}
   reports.write_json_atomic(f"{workdir}/metrics_final.json", split_reports)
   reports.plot_learning_curves(reports.read_metrics(f"{workdir}/metrics.jsonl"),
                                f"{workdir}/plots/learning_curves.png")
@@ -315,7 +323,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   """
   if config.compilation_cache:
     runtime.enable_compilation_cache()
-  checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS)
+  if jax.process_index() == 0:  # Multi-host: one process owns the workdir's files.
+    checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS)
+  multihost_utils.sync_global_devices("workdir ready")
   dataset = load_config_dataset(config)
   trainer = Trainer(config, dataset)
   state = trainer.init_state()
@@ -333,7 +343,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
     logging.info("Resuming %s after epoch %d (best %s so far).", workdir, meta["epoch"], best)
   select = selection_split(dataset)
   run_start = time.time() - wall_time_s
-  with reports.MetricsWriter(f"{workdir}/metrics.jsonl") as log:
+  metrics_path = f"{workdir}/metrics.jsonl" if jax.process_index() == 0 else os.devnull
+  with reports.MetricsWriter(metrics_path) as log:
     for epoch in range(start_epoch, config.num_epochs):
       def progress(step, rate, loss):
         eta = (trainer.total_steps - step) * config.batch_size / rate if rate == rate and rate > 0 else float("nan")

@@ -8,12 +8,13 @@ Every model maps NHWC float images (B, H, W, C), H, W >= 28, any C, to float32 l
 Models (options besides ``num_classes``):
   resnet18, resnet50   classical baselines: width, stem, dtype, zero_init_residual.
   qcnn                 the QCNN alone on a reduced grayscale image: n_qubits, qcnn_input
-                       ("amplitude" | "pooled"), conv_unit, encoding, readout, execution.
+                       ("amplitude" | "pooled"), conv_unit, encoding, readout, execution,
+                       input_range (pixel range of the normalised input, default (-1, 1)).
   resnet50_qcnn        ResNet-50 features -> Dense -> tanh * pi/2 -> QCNN head: width, stem, dtype,
                        n_qubits, conv_unit, encoding, readout, execution.
   resnet50_mlp         its classical control (MLP head with matched parameter count): same options.
   quanv_resnet50       quanvolution (2x2 patches, 4 qubits) -> ResNet-50: width, stem, dtype,
-                       quanv_trainable.
+                       quanv_trainable, input_range.
 Every model accepts ``multi_label`` (set by the trainer for multi-label tasks): quantum heads then
 use readout "expvals" when readout is "auto"; classical heads are unchanged (one logit per label).
 """
@@ -43,10 +44,10 @@ def _ignoring_multi_label(make: Callable[..., nn.Module]) -> Callable[..., nn.Mo
 MODELS: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     "resnet18": (_ignoring_multi_label(resnet.ResNet18), _RESNET + ("zero_init_residual", "multi_label")),
     "resnet50": (_ignoring_multi_label(resnet.ResNet50), _RESNET + ("zero_init_residual", "multi_label")),
-    "qcnn": (hybrid.QCNNClassifier, ("qcnn_input",) + _QUANTUM),
+    "qcnn": (hybrid.QCNNClassifier, ("qcnn_input", "input_range") + _QUANTUM),
     "resnet50_qcnn": (hybrid.ResNet50QCNN, _RESNET + _QUANTUM),
     "resnet50_mlp": (hybrid.ResNet50MLP, _RESNET + _QUANTUM),
-    "quanv_resnet50": (_ignoring_multi_label(hybrid.QuanvResNet50), _RESNET + ("quanv_trainable", "multi_label")),
+    "quanv_resnet50": (_ignoring_multi_label(hybrid.QuanvResNet50), _RESNET + ("quanv_trainable", "input_range", "multi_label")),
 }
 
 

@@ -22,6 +22,13 @@ from qcnn_jax.models.resnet import ResNet50
 QCNN_INPUTS = ("amplitude", "pooled")
 
 
+def to_unit_range(images, input_range: tuple[float, float]):
+  """Maps pixels normalised to ``input_range`` (the pipeline's default, mean 0.5 / std 0.5,
+  gives (-1, 1)) back to intensities in [0, 1], clipped, float32."""
+  low, high = input_range
+  return jnp.clip((images.astype(jnp.float32) - low) / (high - low), 0.0, 1.0)
+
+
 def head_readout(readout: str, multi_label: bool) -> str:
   """QCNNHead readout: "auto" becomes "expvals" for multi-label tasks (sigmoid per label)."""
   return "expvals" if multi_label and readout == "auto" else readout
@@ -82,6 +89,7 @@ class QCNNClassifier(nn.Module):
   readout: str = "auto"
   execution: str = "fused"
   multi_label: bool = False
+  input_range: tuple[float, float] = (-1.0, 1.0)
 
   def circuit_encoding(self) -> str:
     """Encoding used: "amplitude" for amplitude input, ``encoding`` (default angle_y) for pooled."""
@@ -101,7 +109,7 @@ class QCNNClassifier(nn.Module):
     del train
     encoding = self.circuit_encoding()
     n_features = quantum.n_features(encoding, self.n_qubits)
-    gray = jnp.mean(images.astype(jnp.float32), axis=-1)
+    gray = jnp.mean(to_unit_range(images, self.input_range), axis=-1)
     if encoding == "amplitude":
       grid = (2 ** math.ceil(self.n_qubits / 2), 2 ** (self.n_qubits // 2))
       features = jax.image.resize(gray, (gray.shape[0], *grid), method="linear", antialias=True)
@@ -173,7 +181,8 @@ class QuanvResNet50(nn.Module):
 
   The quanvolution halves H and W and gives 4 channels: 28 px inputs become 14 x 14 x 4, for
   which ``stem="auto"`` picks the 3x3 stride-1 cifar stem (stages at 14, 7, 4, 2 px); inputs of
-  66 px or more keep the ImageNet stem. Pixels are expected in [0, 1] and H, W must be even.
+  66 px or more keep the ImageNet stem. Images normalised to ``input_range`` are mapped back to
+  intensities in [0, 1] for the RY(pi x) encoding; H and W must be even.
   """
 
   num_classes: int
@@ -181,10 +190,12 @@ class QuanvResNet50(nn.Module):
   stem: str = "auto"
   dtype: Any = jnp.float32
   quanv_trainable: bool = False
+  input_range: tuple[float, float] = (-1.0, 1.0)
 
   @nn.compact
   def __call__(self, images, train: bool = False):
     """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
-    maps = quantum.Quanvolution(trainable=self.quanv_trainable, name="quanv")(images)
+    maps = quantum.Quanvolution(trainable=self.quanv_trainable, name="quanv")(
+        to_unit_range(images, self.input_range))
     return ResNet50(num_classes=self.num_classes, width=self.width, stem=self.stem, dtype=self.dtype,
                     name="backbone")(maps, train)

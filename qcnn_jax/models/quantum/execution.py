@@ -15,8 +15,10 @@ amplitude-damping channel with probability ``p`` on both wires after every two-q
 simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits or fewer.
 """
 
+import contextlib
 import dataclasses
 import functools
+import warnings
 from typing import Callable
 
 import jax
@@ -45,6 +47,15 @@ class Noise:
   def __call__(self, wires) -> None:
     for wire in wires:
       NOISE_CHANNELS[self.channel](self.p, wires=wire)
+
+
+@contextlib.contextmanager
+def quiet_complex128_truncation():
+  """Silences JAX's warning when PennyLane's complex128 |0...0> becomes complex64 (x64 off),
+  which is the intended single-precision simulation."""
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Explicitly requested dtype complex128", UserWarning)
+    yield
 
 
 def unit_matrix(unit_fn: Callable, params):
@@ -116,7 +127,8 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
   """
   conv_args, pool_args = layer_args(spec, params, execution)
   forward = sample_fn(spec, execution, shots, noise)
-  if shots is None:
-    return jax.vmap(forward, in_axes=(0, None, None, None))(features, conv_args, pool_args, None)
-  keys = jax.random.split(key, features.shape[0])
-  return jax.vmap(forward, in_axes=(0, None, None, 0))(features, conv_args, pool_args, keys)
+  with quiet_complex128_truncation():
+    if shots is None:
+      return jax.vmap(forward, in_axes=(0, None, None, None))(features, conv_args, pool_args, None)
+    keys = jax.random.split(key, features.shape[0])
+    return jax.vmap(forward, in_axes=(0, None, None, 0))(features, conv_args, pool_args, keys)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
+from qcnn_jax.models.quantum.execution import quiet_complex128_truncation
 from qcnn_jax.models.quantum.layer import float_dtype, uniform_angles
 
 N_QUBITS = 4
@@ -107,5 +108,6 @@ class Quanvolution(nn.Module):
     patches = to_patches(images.astype(float_dtype()))
     unitary = jnp.asarray(self.layer_unitary())
     flat = patches.reshape(-1, N_QUBITS)
-    values = jax.vmap(patch_circuit, in_axes=(0, None))(flat, unitary)
+    with quiet_complex128_truncation():
+      values = jax.vmap(patch_circuit, in_axes=(0, None))(flat, unitary)
     return values.reshape(patches.shape).astype(float_dtype())
