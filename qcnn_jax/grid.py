@@ -1,0 +1,350 @@
+"""Grids of runs (datasets × models × seeds): training, resuming and the results report.
+
+A grid config (see `experiments/configs/grid_medmnist.py`) holds:
+
+  name                 title of the report.
+  base                 a full train config (`experiments/configs/medmnist.py` keys).
+  datasets             dataset names, in report order.
+  models               model name → model_options (a ConfigDict: runs and rows follow sorted names).
+  seeds                training seeds.
+  comparisons          (model A, model B) pairs compared with paired bootstrap intervals.
+  dataset_overrides    optional: dataset → nested dict of base keys to override for that dataset.
+  bootstrap            optional: num_resamples, confidence, seed of the intervals.
+
+Every run lives in its own standard workdir `{root}/{dataset}/{model}/seed{seed}`. A run whose
+`summary.json` exists is finished and skipped; any other run is (re)started with
+`train.train_and_evaluate`, which resumes a partial run from its checkpoint. The report
+(`{root}/results.csv`, `{root}/results.md`) lists every run of the grid (finished, started or
+pending), mean ± std over finished seeds next to the published numbers (`qcnn_jax.published`),
+and the paired comparisons (`qcnn_jax.stats`).
+"""
+
+import csv
+import dataclasses
+import glob
+import io
+import logging
+import math
+import os
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from qcnn_jax import published, reports, stats, train
+
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+FINISHED, STARTED, PENDING = "finished", "started", "pending"
+# Summary keys averaged over seeds (mean and std) and only averaged (mean).
+MEAN_STD_KEYS = ("test_auc", "test_acc")
+MEAN_KEYS = ("test_precision_macro", "test_recall_macro", "test_f1_macro", "test_balanced_accuracy")
+CSV_COLUMNS = (("dataset", "model", "n_seeds", "n_runs", "seeds")
+               + tuple(f"{k}_{s}" for k in MEAN_STD_KEYS for s in ("mean", "std"))
+               + tuple(f"{k}_mean" for k in MEAN_KEYS) + ("wall_time_s", "num_params", "quantum_params"))
+DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class GridRun:
+  """One training run of a grid: its coordinates, workdir and full train config."""
+  dataset: str
+  model: str
+  seed: int
+  workdir: str
+  config: ml_collections.ConfigDict = dataclasses.field(compare=False, repr=False)
+
+  @property
+  def summary_path(self) -> str:
+    return os.path.join(self.workdir, reports.SUMMARY_FILENAME)
+
+  def status(self) -> str:
+    """"finished" (summary.json written), "started" (workdir initialised) or "pending"."""
+    if os.path.exists(self.summary_path):
+      return FINISHED
+    if os.path.exists(os.path.join(self.workdir, "config.json")):
+      return STARTED
+    return PENDING
+
+  def summary(self) -> dict[str, Any] | None:
+    """The run's summary.json, or None before it finishes."""
+    return reports.read_json(self.summary_path) if self.status() == FINISHED else None
+
+
+def run_config(grid: ml_collections.ConfigDict, dataset: str, model: str, seed: int) -> ml_collections.ConfigDict:
+  """The train config of one run: `grid.base` with dataset, model, model_options, seed and the
+  dataset's overrides."""
+  config = grid.base.copy_and_resolve_references()
+  config.dataset, config.model, config.seed = dataset, model, seed
+  config.model_options = ml_collections.ConfigDict(grid.models[model].to_dict())
+  overrides = grid.get("dataset_overrides", {}).get(dataset)
+  if overrides:
+    config.update(overrides.to_dict())
+  return config
+
+
+def expand(grid: ml_collections.ConfigDict, root: str, *, datasets=None, models=None, seeds=None) -> list[GridRun]:
+  """The runs of `grid` under `root` in training order (dataset, then model, then seed).
+
+  Args:
+    grid: grid config (module docstring).
+    root: grid directory.
+    datasets, models, seeds: optional subsets (None = all); names must belong to the grid.
+
+  Raises:
+    ValueError: a subset names something the grid does not contain.
+  """
+  def pick(name: str, everything: list, subset) -> list:
+    if subset is None:
+      return everything
+    unknown = [s for s in subset if s not in everything]
+    if unknown:
+      raise ValueError(f"{name} {unknown} not in the grid; it has {everything}")
+    return [s for s in everything if s in subset]
+
+  return [GridRun(d, m, s, os.path.join(root, d, m, f"seed{s}"), run_config(grid, d, m, s))
+          for d in pick("datasets", list(grid.datasets), datasets)
+          for m in pick("models", list(grid.models.keys()), models)
+          for s in pick("seeds", [int(s) for s in grid.seeds], seeds)]
+
+
+def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun]) -> dict[GridRun, str]:
+  """Trains every unfinished run of `runs` in order, rewriting the report after each.
+
+  A run that raises is logged and recorded; the grid goes on with the next run.
+
+  Returns:
+    failed run → error message (empty when all finished).
+  """
+  failures = {}
+  for i, run in enumerate(runs, start=1):
+    label = f"[{i}/{len(runs)}] {run.dataset} {run.model} seed {run.seed}"
+    if run.status() == FINISHED:
+      logging.info("%s: finished, skipped", label)
+      continue
+    logging.info("%s: %s in %s", label, "resuming" if run.status() == STARTED else "training", run.workdir)
+    try:
+      train.train_and_evaluate(run.config, run.workdir)
+    except Exception as e:  # pylint: disable=broad-except  # one failed run must not stop the grid
+      logging.exception("%s failed", label)
+      failures[run] = f"{type(e).__name__}: {e}"
+    write_report(grid, root, failures=failures, example_intervals=False)
+  return failures
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+  """(mean, sample std with ddof=1); std is None for one value, both None for none."""
+  if not values:
+    return None, None
+  return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def aggregate(runs: list[GridRun]) -> list[dict[str, Any]]:
+  """One row per (dataset, model) in grid order: counts and statistics over finished seeds.
+
+  Returns:
+    Dicts with the `CSV_COLUMNS` keys. `*_std` is the sample standard deviation over seeds (None
+    with fewer than 2 finished seeds); `wall_time_s` is the mean training wall time per finished
+    run in seconds; statistics are None while no seed has finished.
+  """
+  groups: dict[tuple[str, str], list[GridRun]] = {}
+  for run in runs:
+    groups.setdefault((run.dataset, run.model), []).append(run)
+  rows = []
+  for (dataset, model), group in groups.items():
+    done = [(run.seed, run.summary()) for run in group if run.status() == FINISHED]
+    row = {"dataset": dataset, "model": model, "n_seeds": len(done), "n_runs": len(group),
+           "seeds": " ".join(str(seed) for seed, _ in done)}
+    for key in MEAN_STD_KEYS:
+      row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([s[key] for _, s in done if s.get(key) is not None])
+    for key in MEAN_KEYS + ("wall_time_s",):
+      row[f"{key}_mean" if key in MEAN_KEYS else key] = _mean_std(
+          [s[key] for _, s in done if s.get(key) is not None])[0]
+    for key in ("num_params", "quantum_params"):
+      row[key] = done[0][1].get(key) if done else None
+    rows.append(row)
+  return rows
+
+
+def load_test_labels(config: ml_collections.ConfigDict) -> tuple[str, np.ndarray, np.ndarray]:
+  """(task, index (N,) int64 ascending, labels (N, L) int64) of the test split of `config`'s dataset."""
+  dataset = train.load_config_dataset(config)
+  source = dataset.splits["test"]
+  records = [source[i] for i in range(len(source))]
+  index = np.array([int(r["index"]) for r in records], np.int64)
+  labels = np.stack([np.asarray(r["label"], np.int64).reshape(-1) for r in records])
+  order = np.argsort(index)
+  return dataset.task, index[order], labels[order]
+
+
+def test_predictions(run: GridRun) -> tuple[np.ndarray, np.ndarray]:
+  """(index (N,), scores (N, K)) of the run's newest test predictions CSV (ascending index)."""
+  paths = glob.glob(os.path.join(glob.escape(run.workdir), "predictions", "*_test_*@*.csv"))
+  if not paths:
+    raise FileNotFoundError(f"no test predictions CSV in {run.workdir}/predictions")
+  return reports.read_predictions_csv(max(paths, key=os.path.getmtime))
+
+
+def _aligned_scores(runs: list[GridRun], index: np.ndarray) -> list[np.ndarray]:
+  scores = []
+  for run in runs:
+    run_index, run_scores = test_predictions(run)
+    if not np.array_equal(run_index, index):
+      raise ValueError(f"test predictions of {run.workdir} do not cover the test split's indices")
+    scores.append(run_scores)
+  return scores
+
+
+def bootstrap_options(grid: ml_collections.ConfigDict) -> dict[str, Any]:
+  """num_resamples, confidence and seed of the intervals: `DEFAULT_BOOTSTRAP` updated by `grid.bootstrap`."""
+  return {**DEFAULT_BOOTSTRAP, **grid.get("bootstrap", ml_collections.ConfigDict()).to_dict()}
+
+
+def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_intervals: bool = True) -> list[dict]:
+  """Paired comparisons `grid.comparisons` on every dataset, over the seeds both models finished.
+
+  Returns:
+    Dicts: dataset, model_a, model_b, seeds, and `stats.Interval`s (A minus B) "seed_auc",
+    "seed_acc" (bootstrap over seeds) and, when `example_intervals` and the predictions and test
+    labels are available, "example_auc", "example_acc" (paired bootstrap over test examples of
+    the seed-averaged difference); otherwise "example_note" says why they are missing.
+  """
+  options = bootstrap_options(grid)
+  finished = {(r.dataset, r.model, r.seed): r for r in runs if r.status() == FINISHED}
+  results = []
+  for dataset in dict.fromkeys(r.dataset for r in runs):
+    labels_cache = None
+    for model_a, model_b in grid.get("comparisons", ()):
+      seeds = [r.seed for r in runs if r.dataset == dataset and r.model == model_a
+               and (dataset, model_b, r.seed) in finished and (dataset, model_a, r.seed) in finished]
+      if not seeds:
+        continue
+      run_a = [finished[(dataset, model_a, s)] for s in seeds]
+      run_b = [finished[(dataset, model_b, s)] for s in seeds]
+      result = {"dataset": dataset, "model_a": model_a, "model_b": model_b, "seeds": seeds}
+      for key in ("auc", "acc"):
+        result[f"seed_{key}"] = stats.seed_bootstrap([r.summary()[f"test_{key}"] for r in run_a],
+                                                     [r.summary()[f"test_{key}"] for r in run_b], **options)
+      if not example_intervals:
+        result["example_note"] = "not computed in intermediate reports"
+        results.append(result)
+        continue
+      try:
+        labels_cache = labels_cache or load_test_labels(run_a[0].config)
+        task, index, labels = labels_cache
+        intervals = stats.example_bootstrap(labels, _aligned_scores(run_a, index), _aligned_scores(run_b, index),
+                                            task, **options)
+        result.update({f"example_{k}": v for k, v in intervals.items()})
+      except (FileNotFoundError, ValueError) as e:
+        result["example_note"] = str(e)
+      results.append(result)
+  return results
+
+
+def _number(value, digits: int = 3) -> str:
+  return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _mean_pm_std(row: dict, key: str) -> str:
+  mean, std = row[f"{key}_mean"], row.get(f"{key}_std")
+  return _number(mean) if std is None or mean is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+  return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun], rows: list[dict],
+                    comparisons: list[dict], failures: dict[GridRun, str]) -> str:
+  """results.md: per dataset our mean ± std next to the published numbers, the paired
+  comparisons, every run with its status and wall time, and the citations."""
+  counts = {status: sum(r.status() == status for r in runs) for status in (FINISHED, STARTED, PENDING)}
+  lines = [f"# Results: {grid.get('name', 'grid')}", "",
+           f"{len(runs)} runs: {counts[FINISHED]} finished, {counts[STARTED]} started (partial), "
+           f"{counts[PENDING]} pending. Mean ± sample std (ddof 1) over finished seeds; test metrics of "
+           f"the best-validation checkpoint; wall time = training wall time per run.", ""]
+  cited = set()
+  for dataset in dict.fromkeys(r.dataset for r in runs):
+    lines += [f"## {dataset}", ""]
+    lines += _table(["model", "seeds done", "test AUC", "test ACC", "precision (macro)", "recall (macro)",
+                     "F1 (macro)", "wall time / run (s)"],
+                    [[row["model"], f"{row['n_seeds']}/{row['n_runs']}", _mean_pm_std(row, "test_auc"),
+                      _mean_pm_std(row, "test_acc"), _number(row["test_precision_macro_mean"]),
+                      _number(row["test_recall_macro_mean"]), _number(row["test_f1_macro_mean"]),
+                      _number(row["wall_time_s"], 0)] for row in rows if row["dataset"] == dataset])
+    reference = published.published(dataset)
+    if reference:
+      cited.update(r.source for r in reference)
+      lines += ["", "Published (— = not reported or not verified):", ""]
+      lines += _table(["published method", "test AUC", "test ACC", "source"],
+                      [[r.method, _number(r.test_auc), _number(r.test_acc), f"[{r.source}]"] for r in reference])
+    lines.append("")
+  if comparisons:
+    lines += ["## Paired comparisons (A − B)", "",
+              "Seed bootstrap: interval of the mean per-seed difference, resampling seeds (run-to-run "
+              "variation only; coarse with few seeds). Test-example bootstrap: the same resample of test "
+              "examples for both models and all seeds, metric per run, averaged over seeds, then A − B: "
+              "the uncertainty from the finite test set for these trained models. "
+              f"Percentile intervals, settings {bootstrap_options(grid)}.", ""]
+    lines += _table(["dataset", "A", "B", "seeds", "ΔAUC seeds", "ΔACC seeds", "ΔAUC test examples",
+                     "ΔACC test examples"],
+                    [[c["dataset"], c["model_a"], c["model_b"], " ".join(map(str, c["seeds"])),
+                      c["seed_auc"].format(), c["seed_acc"].format(),
+                      c["example_auc"].format() if "example_auc" in c else f"— ({c['example_note']})",
+                      c["example_acc"].format() if "example_acc" in c else "—"] for c in comparisons])
+    lines.append("")
+  lines += ["## Runs", ""]
+  run_rows = []
+  for run in runs:
+    summary = run.summary() or {}
+    status = f"failed: {failures[run]}" if run in failures else run.status()
+    run_rows.append([run.dataset, run.model, str(run.seed), status, _number(summary.get("test_auc")),
+                     _number(summary.get("test_acc")), _number(summary.get("wall_time_s"), 0),
+                     os.path.relpath(run.workdir, root)])
+  lines += _table(["dataset", "model", "seed", "status", "test AUC", "test ACC", "wall time (s)", "workdir"],
+                  run_rows)
+  if cited:
+    lines += ["", "## Sources", ""]
+    for key in sorted(cited):
+      source = published.sources()[key]
+      link = f"https://doi.org/{source['doi']}" if "doi" in source else source.get("url", "")
+      lines.append(f"- [{key}] {source['citation']} {link} — {source['table']} {source['verification']}")
+  return "\n".join(lines) + "\n"
+
+
+def _csv_text(rows: list[dict]) -> str:
+  out = io.StringIO()
+  writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+  writer.writeheader()
+  writer.writerows([{k: "" if row[k] is None else row[k] for k in CSV_COLUMNS} for row in rows])
+  return out.getvalue()
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+  tmp = f"{path}.tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[GridRun, str] | None = None,
+                 example_intervals: bool = True) -> tuple[str, str]:
+  """Writes `{root}/results.csv` and `{root}/results.md` for every run of `grid` (finished or not).
+
+  Args:
+    grid: grid config.
+    root: grid directory.
+    failures: runs that failed in this session → error message (shown as their status).
+    example_intervals: also compute the test-example bootstrap (needs the test labels).
+
+  Returns:
+    (csv path, markdown path).
+  """
+  runs = expand(grid, root)
+  rows = aggregate(runs)
+  os.makedirs(root, exist_ok=True)
+  csv_path, md_path = os.path.join(root, RESULTS_CSV), os.path.join(root, RESULTS_MD)
+  _write_text_atomic(csv_path, _csv_text(rows))
+  _write_text_atomic(md_path, render_markdown(grid, root, runs, rows, compare(grid, runs, example_intervals),
+                                              failures or {}))
+  return csv_path, md_path

@@ -1,0 +1,177 @@
+"""The grid runner and its report, with a fake train function (no model is trained here)."""
+
+import csv
+import os
+
+from absl import flags
+import ml_collections
+import numpy as np
+import pytest
+
+from experiments import grid as grid_cli
+from experiments.configs import grid_smoke, medmnist
+from qcnn_jax import grid, metrics, reports, train
+
+NUM_TEST = 80
+LABELS = np.random.default_rng(0).integers(0, 2, (NUM_TEST, 1))
+INDEX = np.arange(NUM_TEST, dtype=np.int64)
+QUALITY = {"resnet50_qcnn": 2.0, "resnet50_mlp": 1.0}  # logit separation of the fake predictions
+
+
+def fake_test_auc(model: str, seed: int) -> float:
+  return {"resnet50_qcnn": 0.90, "resnet50_mlp": 0.80}[model] + 0.01 * seed
+
+
+def make_grid(datasets=("breastmnist", "pneumoniamnist"), seeds=(0, 1, 2)) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "test grid"
+  c.base = medmnist.get_config()
+  c.base.num_epochs = 1
+  c.datasets = datasets
+  c.models = ml_collections.ConfigDict({"resnet50_qcnn": {"n_qubits": 4}, "resnet50_mlp": {"n_qubits": 4}})
+  c.seeds = seeds
+  c.comparisons = (("resnet50_qcnn", "resnet50_mlp"),)
+  c.dataset_overrides = ml_collections.ConfigDict({"pneumoniamnist": {"size": 64, "preprocess": {"channels": 3}}})
+  c.bootstrap = ml_collections.ConfigDict({"num_resamples": 300, "confidence": 0.9, "seed": 0})
+  return c
+
+
+class FakeTrain:
+  """Stands in for train.train_and_evaluate: records calls, writes summary.json and test predictions."""
+
+  def __init__(self, fail_on=(), kill_on=None):
+    self.calls, self.fail_on, self.kill_on = [], fail_on, kill_on
+
+  def __call__(self, config, workdir, overwrite=False):
+    del overwrite
+    key = (config.dataset, config.model, config.seed)
+    self.calls.append(key)
+    if key == self.kill_on:
+      raise KeyboardInterrupt  # like a killed process: not caught by the grid
+    if key in self.fail_on:
+      raise FloatingPointError("Non-finite loss")
+    write_finished_run(workdir, *key)
+    return reports.read_json(os.path.join(workdir, reports.SUMMARY_FILENAME))
+
+
+def write_finished_run(workdir: str, dataset: str, model: str, seed: int) -> None:
+  rng = np.random.default_rng(seed)
+  logits = rng.normal(size=(NUM_TEST, 1)) + QUALITY[model] * (2 * LABELS - 1)
+  scores = metrics.scores_from_logits(logits, metrics.BINARY)
+  reports.write_predictions_csv(os.path.join(workdir, "predictions"), dataset, "test", INDEX[::-1],
+                                scores[::-1], auc=0.5, acc=0.5, run=f"{model}-seed{seed}")
+  auc = fake_test_auc(model, seed)
+  reports.write_summary(workdir, test_auc=auc, test_acc=auc - 0.1, val_auc=auc, best_epoch=1, num_params=1000,
+                        quantum_params=40 if "qcnn" in model else 0, n_qubits=4, wall_time_s=10.0 * (seed + 1),
+                        images_per_s=100.0, test_precision_macro=0.7, test_recall_macro=0.6, test_f1_macro=0.65,
+                        dataset=dataset, model=model, seed=seed)
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+  fake = FakeTrain()
+  monkeypatch.setattr(train, "train_and_evaluate", fake)
+  monkeypatch.setattr(grid, "load_test_labels", lambda config: (metrics.BINARY, INDEX, LABELS))
+  return fake
+
+
+def test_expand_builds_one_standard_workdir_and_config_per_run(tmp_path):
+  runs = grid.expand(make_grid(), str(tmp_path))
+  assert len(runs) == 2 * 2 * 3 and len({r.workdir for r in runs}) == 12
+  run = runs[-1]
+  assert run.workdir == str(tmp_path / "pneumoniamnist" / "resnet50_qcnn" / "seed2")
+  assert (run.config.dataset, run.config.model, run.config.seed, run.config.size) == ("pneumoniamnist",
+                                                                                      "resnet50_qcnn", 2, 64)
+  assert run.config.preprocess.channels == 3 and run.config.model_options.to_dict() == {"n_qubits": 4}
+  assert runs[0].config.size == 28 and runs[0].config.num_epochs == 1
+  subset = grid.expand(make_grid(), str(tmp_path), datasets=["breastmnist"], seeds=[1])
+  assert [(r.dataset, r.model, r.seed) for r in subset] == [("breastmnist", "resnet50_mlp", 1),
+                                                            ("breastmnist", "resnet50_qcnn", 1)]
+  with pytest.raises(ValueError, match="octmnist"):
+    grid.expand(make_grid(), str(tmp_path), datasets=["octmnist"])
+
+
+def test_train_runs_skips_finished_runs_and_resumes_a_killed_grid_in_order(tmp_path, fake_train):
+  config = make_grid(datasets=("breastmnist",))
+  runs = grid.expand(config, str(tmp_path))
+  order = [(r.dataset, r.model, r.seed) for r in runs]
+  write_finished_run(runs[1].workdir, *order[1])  # finished earlier: skipped
+  fake_train.kill_on = order[3]
+  with pytest.raises(KeyboardInterrupt):
+    grid.train_runs(config, str(tmp_path), runs)
+  assert fake_train.calls == [order[0], order[2], order[3]]
+  os.makedirs(runs[3].workdir)  # the killed run had started: it is retried first, then the rest
+  reports.write_json_atomic(os.path.join(runs[3].workdir, "config.json"), {})
+  assert runs[3].status() == grid.STARTED and runs[4].status() == grid.PENDING
+  fake_train.kill_on, fake_train.calls = None, []
+  assert grid.train_runs(config, str(tmp_path), runs) == {}
+  assert fake_train.calls == order[3:]
+  assert all(r.status() == grid.FINISHED for r in runs)
+  fake_train.calls = []
+  grid.train_runs(config, str(tmp_path), runs)
+  assert fake_train.calls == []
+
+
+def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_published(tmp_path, fake_train):
+  config = make_grid()
+  fake_train.fail_on = {("breastmnist", "resnet50_mlp", 2)}
+  subset = grid.expand(config, str(tmp_path), datasets=["breastmnist"])
+  failures = grid.train_runs(config, str(tmp_path), subset)
+  assert list(failures.values()) == ["FloatingPointError: Non-finite loss"]
+  csv_path, md_path = grid.write_report(config, str(tmp_path), failures=failures)
+
+  with open(csv_path, newline="") as f:
+    rows = {(r["dataset"], r["model"]): r for r in csv.DictReader(f)}
+  assert len(rows) == 4
+  qcnn = rows[("breastmnist", "resnet50_qcnn")]
+  aucs = [fake_test_auc("resnet50_qcnn", s) for s in (0, 1, 2)]
+  assert (qcnn["n_seeds"], qcnn["n_runs"], qcnn["seeds"]) == ("3", "3", "0 1 2")
+  assert float(qcnn["test_auc_mean"]) == pytest.approx(np.mean(aucs))
+  assert float(qcnn["test_auc_std"]) == pytest.approx(np.std(aucs, ddof=1))
+  assert float(qcnn["test_acc_mean"]) == pytest.approx(np.mean(aucs) - 0.1)
+  assert float(qcnn["wall_time_s"]) == pytest.approx(20.0)
+  assert float(qcnn["test_f1_macro_mean"]) == pytest.approx(0.65)
+  assert rows[("breastmnist", "resnet50_mlp")]["n_seeds"] == "2"
+  pending = rows[("pneumoniamnist", "resnet50_qcnn")]
+  assert (pending["n_seeds"], pending["test_auc_mean"], pending["test_auc_std"]) == ("0", "", "")
+
+  md = open(md_path).read()
+  assert "12 runs: 5 finished, 0 started (partial), 7 pending" in md
+  assert f"{np.mean(aucs):.3f} ± {np.std(aucs, ddof=1):.3f}" in md
+  assert "| breastmnist | resnet50_mlp | 2 | failed: FloatingPointError: Non-finite loss |" in md
+  assert md.count("| pending |") == 6
+  assert "| ResNet-50 (28) | 0.857 | 0.812 | [medmnist_v2] |" in md
+  assert "| ResNet-50 (28) | 0.948 | 0.854 | [medmnist_v2] |" in md  # pneumoniamnist, though pending
+  assert "10.1038/s41597-022-01721-8" in md
+  comparison = next(line for line in md.splitlines() if line.startswith("| breastmnist | resnet50_qcnn | resnet50_mlp"))
+  assert "| 0 1 |" in comparison and comparison.count("[") == 4  # seeds both finished; 4 intervals
+
+
+def test_comparisons_pair_seeds_and_bootstrap_over_test_examples(tmp_path, fake_train):
+  config = make_grid(datasets=("breastmnist",))
+  grid.train_runs(config, str(tmp_path), grid.expand(config, str(tmp_path)))
+  (result,) = grid.compare(config, grid.expand(config, str(tmp_path)))
+  assert result["seeds"] == [0, 1, 2]
+  assert result["seed_auc"].estimate == pytest.approx(0.10)
+  example = result["example_auc"]
+  assert example.low < example.estimate < example.high and example.low > 0  # stronger fake predictions
+  assert example.confidence == 0.9 and example.num_resamples == 300
+  assert [result] == grid.compare(config, grid.expand(config, str(tmp_path)))  # seeded
+  (quick,) = grid.compare(config, grid.expand(config, str(tmp_path)), example_intervals=False)
+  assert "example_auc" not in quick and quick["seed_auc"] == result["seed_auc"]
+
+
+def test_cli_only_report_rebuilds_results_without_training(tmp_path, fake_train, monkeypatch):
+  root = tmp_path / "smoke"
+  run = grid.expand(grid_smoke.get_config(), str(root))[0]
+  write_finished_run(run.workdir, run.dataset, run.model, run.seed)
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("--only_report trained"))
+  argv = ["grid", "--config=experiments/configs/grid_smoke.py", f"--workdir={root}", "--only_report"]
+  flags.FLAGS(argv)
+  try:
+    grid_cli.main(argv)
+  finally:
+    flags.FLAGS.unparse_flags()
+  md = (root / grid.RESULTS_MD).read_text()
+  assert "4 runs: 1 finished, 0 started (partial), 3 pending" in md
+  assert (root / grid.RESULTS_CSV).exists()

@@ -1,0 +1,98 @@
+"""Bootstrap intervals of paired model differences, and the published-results table."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as sklearn_metrics
+
+from qcnn_jax import metrics, published, stats
+
+
+def test_weighted_auc_matches_sklearn_on_resampled_data_with_ties():
+  rng = np.random.default_rng(0)
+  targets = rng.integers(0, 2, 200)
+  scores = np.round(rng.normal(targets, 1.0), 1)  # many ties
+  picks = rng.integers(0, 200, (5, 200))
+  counts = np.stack([np.bincount(p, minlength=200) for p in picks]).astype(float)
+  expected = [sklearn_metrics.roc_auc_score(targets[p], scores[p]) for p in picks]
+  np.testing.assert_allclose(stats.weighted_auc(targets, scores, counts), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("task,num_outputs", [(metrics.BINARY, 1), (metrics.MULTI_CLASS, 4),
+                                              (metrics.MULTI_LABEL, 3)])
+def test_weighted_metrics_with_unit_weights_equal_medmnist_metrics(task, num_outputs):
+  rng = np.random.default_rng(1)
+  if task == metrics.MULTI_LABEL:
+    labels = rng.integers(0, 2, (150, num_outputs))
+    logits = rng.normal(size=(150, num_outputs)) + labels
+  else:
+    labels = rng.integers(0, max(num_outputs, 2), (150, 1))
+    logits = rng.normal(size=(150, num_outputs)) + (labels if num_outputs == 1 else np.eye(num_outputs)[labels[:, 0]])
+  scores = metrics.scores_from_logits(logits, task)
+  got = stats.weighted_metrics(labels, scores, task, np.ones((1, 150)))
+  assert got["auc"][0] == pytest.approx(metrics.auc(labels, scores, task))
+  assert got["acc"][0] == pytest.approx(metrics.acc(labels, scores, task))
+
+
+def binary_runs(rng, labels: np.ndarray, separation: float, seeds: int = 3) -> list[np.ndarray]:
+  """Per-seed binary scores (n, 2) for `labels` (n, 1) whose AUC grows with `separation`."""
+  return [metrics.scores_from_logits(rng.normal(size=labels.shape) + separation * (2 * labels - 1), metrics.BINARY)
+          for _ in range(seeds)]
+
+
+def test_example_bootstrap_covers_the_true_difference_and_is_deterministic():
+  rng = np.random.default_rng(2)
+  labels = rng.integers(0, 2, (400, 1))
+  strong, weak = binary_runs(rng, labels, 1.5), binary_runs(rng, labels, 0.5)
+  # True AUC difference of the two score models: Phi(2 * sep / sqrt(2)) for unit-variance noise.
+  true_diff = 0.9831 - 0.7602
+  first = stats.example_bootstrap(labels, strong, weak, metrics.BINARY, num_resamples=2000, seed=7)
+  again = stats.example_bootstrap(labels, strong, weak, metrics.BINARY, num_resamples=2000, seed=7)
+  other = stats.example_bootstrap(labels, strong, weak, metrics.BINARY, num_resamples=2000, seed=8)
+  assert first == again
+  assert first["auc"] != other["auc"]
+  assert first["auc"].contains(true_diff) and first["auc"].low > 0
+  assert first["acc"].low > 0 and first["auc"].num_resamples == 2000 and first["auc"].num_undefined == 0
+
+
+def test_example_bootstrap_narrows_with_more_test_examples_and_is_zero_for_identical_models():
+  rng = np.random.default_rng(3)
+  widths = []
+  for n in (100, 1600):
+    labels = rng.integers(0, 2, (n, 1))
+    a, b = binary_runs(rng, labels, 1.0), binary_runs(rng, labels, 1.0)
+    auc = stats.example_bootstrap(labels, a, b, metrics.BINARY, num_resamples=1000)["auc"]
+    widths.append(auc.high - auc.low)
+    assert auc.contains(0.0)  # equally good models
+  assert widths[1] < widths[0] / 2.5  # ~1/sqrt(n): 4x narrower expected
+  identical = stats.example_bootstrap(labels, a, a, metrics.BINARY, num_resamples=200)
+  assert (identical["auc"].low, identical["auc"].high) == (0.0, 0.0)
+
+
+def test_seed_bootstrap_interval_tracks_the_spread_over_seeds():
+  tight = stats.seed_bootstrap([0.90, 0.91, 0.92], [0.80, 0.81, 0.82], num_resamples=5000)
+  loose = stats.seed_bootstrap([0.99, 0.80, 0.95], [0.80, 0.85, 0.80], num_resamples=5000)
+  assert tight.estimate == pytest.approx(0.10) and tight.low == pytest.approx(0.10)
+  assert tight.high == pytest.approx(0.10)
+  assert loose.low < 0 < loose.high and loose.contains(loose.estimate)
+  assert stats.seed_bootstrap([0.99, 0.80, 0.95], [0.80, 0.85, 0.80], num_resamples=5000) == loose
+  with pytest.raises(ValueError):
+    stats.seed_bootstrap([], [])
+
+
+def test_published_table_has_every_2d_dataset_and_the_anchor_values():
+  rows = {(r.dataset, r.method): r for r in published.all_results()}
+  for flag in ("pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist", "retinamnist",
+               "breastmnist", "bloodmnist", "tissuemnist", "organamnist", "organcmnist", "organsmnist"):
+    assert {m for d, m in rows if d == flag} == {"ResNet-18 (28)", "ResNet-18 (224)", "ResNet-50 (28)",
+                                                 "ResNet-50 (224)", "auto-sklearn", "AutoKeras",
+                                                 "Google AutoML Vision"}
+  anchors = {("breastmnist", "ResNet-50 (28)"): (0.857, 0.812), ("breastmnist", "ResNet-18 (28)"): (0.901, 0.863),
+             ("retinamnist", "ResNet-50 (28)"): (0.726, 0.528), ("pneumoniamnist", "ResNet-50 (28)"): (0.948, 0.854),
+             ("pathmnist", "ResNet-18 (28)"): (0.983, 0.907)}
+  for key, (auc, acc) in anchors.items():
+    assert (rows[key].test_auc, rows[key].test_acc) == (auc, acc)
+  assert [(r.method, r.test_acc) for r in published.published("medical_mnist")] == [
+      ("MQCNN", 0.996), ("ResNet-50", 0.989), ("QCNN", 0.975)]
+  for row in rows.values():
+    assert row.source in published.sources()
+    assert all(v is None or 0 < v <= 1 for v in (row.test_auc, row.test_acc))
