@@ -147,8 +147,9 @@ class Trainer:
       options.setdefault("multi_label", True)
     self.model = get_model(config.model, dataset.num_outputs, **options)
     self.prep = pipeline.Preprocess(**config.preprocess)
+    self.splits = {name: pipeline.materialise(source) for name, source in dataset.splits.items()}
     self.input_shape = self._input_shape()
-    self.steps_per_epoch = pipeline.steps_per_epoch(len(dataset.splits["train"]), config.batch_size)
+    self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
     self.total_steps = self.steps_per_epoch * config.num_epochs
     replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
     self._train_step = jax.jit(functools.partial(train_step, model=self.model, task=dataset.task),
@@ -181,7 +182,7 @@ class Trainer:
   def train_epoch(self, state: TrainState, epoch: int, log: reports.MetricsWriter, progress) -> tuple[TrainState, dict]:
     """Runs one epoch; returns the new state and {"train_loss", "images_per_s", "epoch_time_s"}."""
     losses, start, timed_images, timed_start = [], time.time(), 0, None
-    batches = pipeline.train_batches(self.dataset.splits["train"], batch_size=self.config.batch_size,
+    batches = pipeline.train_batches(self.splits["train"], batch_size=self.config.batch_size,
                                      seed=self.config.seed, epoch=epoch, prep=self.prep,
                                      num_threads=self.config.num_threads)
     for i, batch in enumerate(batches):
@@ -219,7 +220,7 @@ class Trainer:
   def predict(self, state: TrainState, split: str) -> dict[str, np.ndarray]:
     """Logits (N, K), labels (N, L) and official indices (N,) of every example of `split`."""
     outputs = {"logits": [], "label": [], "index": []}
-    for batch in pipeline.eval_batches(self.dataset.splits[split], batch_size=self.config.eval_batch_size,
+    for batch in pipeline.eval_batches(self.splits[split], batch_size=self.config.eval_batch_size,
                                        prep=self.prep, num_threads=self.config.num_threads):
       logits = self._eval_step(state, parallel.put_batch({"image": batch["image"]}, self.mesh))
       mask = batch["mask"]
@@ -331,7 +332,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   state = trainer.init_state()
   num_params, quantum_params = count_params(state.params)
   logging.info("%s on %s: %d parameters (%d quantum), %d train images, %d steps/epoch, %d devices",
-               config.model, config.dataset, num_params, quantum_params, len(dataset.splits["train"]),
+               config.model, config.dataset, num_params, quantum_params, len(trainer.splits["train"]),
                trainer.steps_per_epoch, jax.device_count())
   ckpts = checkpointing.RunCheckpoints(workdir)
   restored = ckpts.restore_latest(state)

@@ -310,3 +310,16 @@ def test_augmentation_is_seeded_and_keeps_shapes():
 def test_batch_larger_than_split_is_a_clear_error():
   with pytest.raises(ValueError, match="fewer than one batch"):
     next(pipeline.train_batches(fake_source(5), batch_size=8, seed=0, epoch=0, prep=pipeline.Preprocess()))
+
+
+def test_in_memory_split_gives_the_same_batches_as_records():
+  source = fake_source(37, channels=3)
+  arrays = pipeline.materialise(source)
+  assert isinstance(arrays, pipeline.ArraySplit) and arrays.image.shape == (37, 28, 28, 3)
+  prep = pipeline.Preprocess(augment=True, resize=32)
+  for make in (lambda s: pipeline.train_batches(s, batch_size=8, seed=3, epoch=2, prep=prep),
+               lambda s: pipeline.eval_batches(s, batch_size=8, prep=prep)):
+    for a, b in zip(make(source), make(arrays), strict=True):
+      for key in ("image", "label", "index", "mask"):
+        np.testing.assert_array_equal(a[key], b[key])
+  assert pipeline.materialise(source, max_bytes=1000) is source  # too big: stays record-wise
