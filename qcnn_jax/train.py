@@ -142,7 +142,7 @@ class Trainer:
     self.mesh = mesh if mesh is not None else parallel.data_mesh()
     parallel.check_batch_size(config.batch_size, self.mesh)
     parallel.check_batch_size(config.eval_batch_size, self.mesh)
-    options = dict(config.model_options)
+    options = {k: v for k, v in dict(config.model_options).items() if v is not None}
     if dataset.task == metrics.MULTI_LABEL:
       options.setdefault("multi_label", True)
     self.model = get_model(config.model, dataset.num_outputs, **options)

@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.dataset = "medical_mnist"
   c.size = 64
   c.model = "resnet50_qcnn"
-  c.model_options = ml_collections.ConfigDict({"stem": "imagenet"})
+  c.model_options.stem = "imagenet"
   c.preprocess.channels = 3
   c.optimizer = "adam"
   c.learning_rate = 1e-4

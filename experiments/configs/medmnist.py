@@ -31,7 +31,21 @@ def get_config() -> ml_collections.ConfigDict:
   })
   # Model (see qcnn_jax.models.get_model for the options).
   c.model = "resnet50_qcnn"
-  c.model_options = ml_collections.ConfigDict()
+  # Unset options keep the model's defaults; set ones must be valid for the model (get_model
+  # names the valid options otherwise), e.g. --config.model_options.n_qubits=12.
+  c.model_options = ml_collections.ConfigDict({
+      "width": config_dict.placeholder(int),         # ResNet base width (64)
+      "stem": config_dict.placeholder(str),          # auto | cifar | imagenet
+      "dtype": config_dict.placeholder(str),         # compute dtype, e.g. bfloat16 on accelerators
+      "zero_init_residual": config_dict.placeholder(bool),
+      "n_qubits": config_dict.placeholder(int),      # QCNN qubits (8)
+      "conv_unit": config_dict.placeholder(str),     # ttn u5 u6 u9 u13 u14 u15 so4 su4
+      "encoding": config_dict.placeholder(str),      # angle_x angle_y angle_z dense_angle amplitude
+      "readout": config_dict.placeholder(str),       # auto expval probs expvals
+      "execution": config_dict.placeholder(str),     # how circuits run (see quantum.EXECUTIONS)
+      "qcnn_input": config_dict.placeholder(str),    # qcnn model: amplitude | pooled
+      "quanv_trainable": config_dict.placeholder(bool),
+  })
   c.pretrained = ""                # optional torchvision/timm ResNet-50 .safetensors
   # Optimisation.
   c.optimizer = "adam"             # adam | adamw | sgd
