@@ -25,6 +25,8 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   On Cloud TPU and SLURM/Open MPI clusters the arguments are discovered automatically; on
   other machines pass all three (e.g. "10.0.0.1:1234", 2, 0 on the first host).
   """
+  # CPU processes exchange data through gloo (no effect on GPU/TPU, which use NCCL/ICI).
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                              process_id=process_id)
 
