@@ -113,3 +113,15 @@ def test_resnet_passes_zero_init_residual_to_every_block():
   with nn.intercept_methods(record):
     abstract(resnet.ResNet50(num_classes=2, width=4, zero_init_residual=True), (1, 28, 28, 3))
   assert seen.count(True) >= 16 and False not in seen
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+def test_pointwise_conv_equals_flax_1x1_conv(strides):
+  from qcnn_jax.models.resnet import PointwiseConv
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 6))
+  pointwise = PointwiseConv(5, strides)
+  params = pointwise.init(jax.random.PRNGKey(1), x)
+  reference = nn.Conv(5, (1, 1), strides=(strides, strides), padding=((0, 0), (0, 0)), use_bias=False)
+  expected = reference.apply(params, x)
+  assert params["params"]["kernel"].shape == (1, 1, 6, 5)
+  np.testing.assert_allclose(pointwise.apply(params, x), expected, rtol=1e-5, atol=1e-5)

@@ -34,8 +34,29 @@ def resolve_stem(stem: str, height: int, width: int) -> str:
   return stem
 
 
-def _conv(features: int, kernel: int, strides: int, dtype: Any, name: str) -> nn.Conv:
+class PointwiseConv(nn.Module):
+  """Bias-free 1x1 convolution written as a channel matmul: (B, H, W, C) -> (B, H/s, W/s, F).
+
+  Same parameter (``kernel`` (1, 1, C, F)) and result as ``nn.Conv`` with a 1x1 kernel, but XLA
+  lowers it to a dot instead of a convolution, which on CPU makes the forward and backward
+  pass of ResNet-50's 1x1 convolutions 1.3-2.9x faster (see experiments/benchmarks/train_step.py).
+  """
+
+  features: int
+  strides: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", _conv_init, (1, 1, x.shape[-1], self.features), jnp.float32)
+    x = x[:, ::self.strides, ::self.strides, :]
+    return jnp.einsum("bhwc,cf->bhwf", x.astype(self.dtype), kernel[0, 0].astype(self.dtype))
+
+
+def _conv(features: int, kernel: int, strides: int, dtype: Any, name: str) -> nn.Module:
   """A bias-free ``kernel`` x ``kernel`` convolution padded like torch (kernel // 2 per side)."""
+  if kernel == 1:
+    return PointwiseConv(features, strides, dtype, name=name)
   pad = kernel // 2
   return nn.Conv(
       features, (kernel, kernel), strides=(strides, strides), padding=((pad, pad), (pad, pad)),

@@ -1,0 +1,82 @@
+r"""Train-step throughput and compile time of the models, and the quantum part's share.
+
+  python -m experiments.benchmarks.train_step --models=resnet50,resnet50_qcnn --sizes=28,64 \
+      --batch=128 --out=train_step.json
+
+One JSON row per (model, size): impl (= model), image_size, batch, images_per_s (jitted train
+step, Adam, float32, steady state), compile_s (first call: trace + compile + run), and for
+hybrid models quantum_share: the fraction of the step spent in the quantum head, measured as
+1 - t(step with the quantum head replaced by its classical control of equal shape) / t(step).
+"""
+
+import functools
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+
+from qcnn_jax import train
+from qcnn_jax.models import get_model
+
+flags.DEFINE_list("models", ["resnet50", "resnet50_qcnn", "qcnn", "quanv_resnet50"], "Models to time.")
+flags.DEFINE_list("sizes", ["28", "64"], "Image sizes (px).")
+flags.DEFINE_integer("batch", 128, "Batch size.")
+flags.DEFINE_integer("channels", 1, "Input channels.")
+flags.DEFINE_integer("steps", 5, "Timed steps after the first (compiling) one.")
+flags.DEFINE_string("width", None, "Optional ResNet base width override.")
+flags.DEFINE_string("out", None, "JSON-lines output file.")
+FLAGS = flags.FLAGS
+
+# A hybrid's classical stand-in with the same input and output shapes (for the quantum share).
+CLASSICAL_TWIN = {"resnet50_qcnn": "resnet50_mlp"}
+
+
+def time_step(name: str, size: int, batch: int) -> dict:
+  """Compile time and steady-state images/s of one jitted Adam train step of model `name`."""
+  options = {"width": int(FLAGS.width)} if FLAGS.width and name != "qcnn" else {}
+  model = get_model(name, 1, **options)
+  images = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, FLAGS.channels))
+  labels = (jnp.arange(batch) % 2)[:, None]
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(1), images[:1])
+  state = train.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adam(1e-3),
+                                  batch_stats=variables.get("batch_stats", {}), rng=jax.random.PRNGKey(2))
+  step = jax.jit(functools.partial(train.train_step, model=model, task="binary-class"), donate_argnums=0)
+  batch_dict = {"image": images, "label": labels}
+  start = time.perf_counter()
+  state, metrics = step(state, batch_dict)
+  jax.block_until_ready(metrics)
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for _ in range(FLAGS.steps):
+    state, metrics = step(state, batch_dict)
+  jax.block_until_ready(metrics)
+  per_step = (time.perf_counter() - start) / FLAGS.steps
+  return {"impl": name, "image_size": size, "batch": batch, "images_per_s": batch / per_step,
+          "step_s": per_step, "compile_s": compile_s, "backend": jax.default_backend()}
+
+
+def main(argv):
+  del argv
+  rows = []
+  for size in map(int, FLAGS.sizes):
+    for name in FLAGS.models:
+      row = time_step(name, size, FLAGS.batch)
+      if name in CLASSICAL_TWIN:
+        twin = time_step(CLASSICAL_TWIN[name], size, FLAGS.batch)
+        row["quantum_share"] = max(0.0, 1.0 - twin["step_s"] / row["step_s"])
+      rows.append(row)
+      share = f"  quantum share {row['quantum_share']:.1%}" if "quantum_share" in row else ""
+      print(f"{name:>15} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s{share}",
+            flush=True)
+  if FLAGS.out:
+    with open(FLAGS.out, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in rows)
+  return np.mean([r["images_per_s"] for r in rows])
+
+
+if __name__ == "__main__":
+  app.run(main)
