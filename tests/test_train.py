@@ -151,3 +151,49 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(tmp_path, synthetic_bre
   config = tiny_config(synthetic_breast, tmp_path / "tfds", batch_size=18)
   with pytest.raises(ValueError, match="not divisible by the 4 devices"):
     train.Trainer(config, train.load_config_dataset(config))
+
+
+def optimizer_config(**overrides):
+  config = medmnist_config.get_config()
+  for key, value in overrides.items():
+    config[key] = value
+  return config
+
+
+def test_quantum_and_classical_parameters_get_their_own_learning_rates():
+  params = {"head": {"quantum_conv": np.ones(3, np.float32), "logit_scale": np.ones(1, np.float32)},
+            "backbone": {"kernel": np.ones(2, np.float32)}}
+  grads = jax.tree_util.tree_map(np.ones_like, params)
+  config = optimizer_config(optimizer="sgd", momentum=0.0, learning_rate=0.1, quantum_learning_rate=0.01,
+                            schedule="constant")
+  tx = train.create_optimizer(config, params, total_steps=10)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(updates["head"]["quantum_conv"], -0.01)
+  np.testing.assert_allclose(updates["head"]["logit_scale"], -0.1)  # classical scalar of a quantum head
+  np.testing.assert_allclose(updates["backbone"]["kernel"], -0.1)
+  assert train.count_params(params) == (6, 3)
+
+
+def test_schedules_and_clipping():
+  multistep = train.learning_rate_schedule(optimizer_config(), 1e-3, total_steps=100)
+  np.testing.assert_allclose([multistep(0), multistep(49), multistep(50), multistep(75)], [1e-3, 1e-3, 1e-4, 1e-5],
+                             rtol=1e-6)
+  cosine = train.learning_rate_schedule(optimizer_config(schedule="warmup_cosine", warmup_fraction=0.1), 1.0, 100)
+  assert float(cosine(0)) == 0.0 and float(cosine(10)) == pytest.approx(1.0) and float(cosine(100)) < 1e-6
+  params = {"kernel": np.ones(4, np.float32)}
+  config = optimizer_config(optimizer="sgd", momentum=0.0, learning_rate=1.0, schedule="constant", grad_clip_norm=1.0)
+  tx = train.create_optimizer(config, params, total_steps=1)
+  updates, _ = tx.update({"kernel": np.full(4, 10.0, np.float32)}, tx.init(params), params)
+  np.testing.assert_allclose(np.linalg.norm(updates["kernel"]), 1.0, rtol=1e-6)
+  with pytest.raises(ValueError, match="Unknown optimizer"):
+    train.create_optimizer(optimizer_config(optimizer="lion"), params, total_steps=1)
+
+
+@pytest.mark.parametrize("task,logits,labels,expected", [
+    ("binary-class", [[0.0]], [[1]], np.log(2.0)),
+    ("multi-class", [[0.0, 0.0, 0.0]], [[2]], np.log(3.0)),
+    ("multi-label, binary-class", [[0.0, 100.0]], [[1, 1]], np.log(2.0) / 2),
+])
+def test_losses_by_task(task, logits, labels, expected):
+  loss = train.per_example_loss(np.asarray(logits, np.float32), np.asarray(labels), task)
+  np.testing.assert_allclose(loss, [expected], rtol=1e-5)
