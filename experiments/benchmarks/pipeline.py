@@ -7,11 +7,12 @@ Each row: impl, dataset, batch, images_per_s (one full epoch of training batches
 --repeats), with the same preprocessing (normalise, grayscale→RGB, optional resize/augment).
 """
 
-import json
 import time
 
 import numpy as np
 from absl import app, flags
+
+from experiments import benchmarks
 
 from qcnn_jax.data import load_dataset, pipeline
 
@@ -62,10 +63,7 @@ def main(argv):
   for row in rows:
     row.update(dataset=FLAGS.dataset, batch=FLAGS.batch, resize=FLAGS.resize, augment=FLAGS.augment)
     print(f"{row['impl']:>18}: {row['images_per_s']:10.0f} images/s")
-  if FLAGS.out:
-    with open(FLAGS.out, "w") as f:
-      for row in rows:
-        f.write(json.dumps(row) + "\n")
+  benchmarks.write_rows(FLAGS.out, rows)
 
 
 if __name__ == "__main__":

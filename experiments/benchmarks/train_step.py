@@ -10,7 +10,6 @@ hybrid models quantum_share: the fraction of the step spent in the quantum head,
 """
 
 import functools
-import json
 import time
 
 import jax
@@ -18,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import app, flags
+
+from experiments import benchmarks
 
 from qcnn_jax import train
 from qcnn_jax.models import get_model
@@ -72,9 +73,7 @@ def main(argv):
       share = f"  quantum share {row['quantum_share']:.1%}" if "quantum_share" in row else ""
       print(f"{name:>15} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s{share}",
             flush=True)
-  if FLAGS.out:
-    with open(FLAGS.out, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in rows)
+  benchmarks.write_rows(FLAGS.out, rows)
   return np.mean([r["images_per_s"] for r in rows])
 
 

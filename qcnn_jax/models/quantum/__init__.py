@@ -23,12 +23,13 @@ from qcnn_jax.models.quantum.qcnn import (
     resources,
 )
 from qcnn_jax.models.quantum.quanv import Quanvolution
+from qcnn_jax.models.quantum.statevector import apply_matrix, qcnn_statevector
 from qcnn_jax.models.quantum.units import CONV_UNITS, Unit
 
 __all__ = [
     "CONV_UNITS", "ENCODINGS", "EXECUTIONS", "NOISE_CHANNELS", "POOL_UNIT", "READOUTS", "Noise", "QCNN",
-    "QCNNHead", "QCNNSpec", "Quanvolution", "Unit", "amplitude_encoding", "angle_encoding", "cr_pool",
-    "dense_angle_encoding", "encode", "head_readout", "layer_args", "layout", "n_features", "n_params",
-    "normalized_amplitudes", "param_shapes", "qcnn_apply", "qcnn_circuit", "readout_wires", "resources",
-    "sample_fn",
+    "QCNNHead", "QCNNSpec", "Quanvolution", "Unit", "amplitude_encoding", "angle_encoding", "apply_matrix",
+    "cr_pool", "dense_angle_encoding", "encode", "head_readout", "layer_args", "layout", "n_features",
+    "n_params", "normalized_amplitudes", "param_shapes", "qcnn_apply", "qcnn_circuit", "qcnn_statevector",
+    "readout_wires", "resources", "sample_fn",
 ]

@@ -1,13 +1,17 @@
-"""How a QCNN circuit runs: gate by gate, or with each two-qubit block fused into one unitary.
+"""How a QCNN circuit runs: gate by gate, with each two-qubit block fused into one unitary, or on
+the pure-JAX statevector engine.
 
-Both modes run the same ``qcnn.qcnn_circuit`` on PennyLane's ``default.qubit`` (``default.mixed``
-with noise) through the JAX interface with ``diff_method="backprop"``, so the whole circuit
-traces into XLA inside a jitted step and is vmapped over the batch.
+The two PennyLane modes run the same ``qcnn.qcnn_circuit`` on PennyLane's ``default.qubit``
+(``default.mixed`` with noise) through the JAX interface with ``diff_method="backprop"``, so the
+whole circuit traces into XLA inside a jitted step and is vmapped over the batch.
 
 * ``"gates"``: each unit is applied gate by gate.
 * ``"fused"`` (default): each layer's shared unit (and pooling block) becomes one
   ``qml.QubitUnitary`` whose 4x4 matrix (``qml.matrix`` of the unit) is computed once per forward
   pass, outside the vmap over samples. Same outputs, much faster to compile and differentiate.
+* ``"statevector"``: the "fused" circuit's tape, applied by ``statevector.py`` to a batched state
+  without a PennyLane device, differentiated with the adjoint method (memory independent of
+  depth). Same outputs again, several times faster; exact expectations only (no shots, no noise).
 
 Finite shots sample each readout with a per-sample PRNG key (use for evaluation/robustness; the
 backprop gradient of a sampled estimate is not meaningful). Noise applies a depolarizing or
@@ -25,11 +29,11 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
-from qcnn_jax.models.quantum import qcnn
+from qcnn_jax.models.quantum import qcnn, statevector
 from qcnn_jax.models.quantum.pooling import POOL_UNIT
 from qcnn_jax.models.quantum.units import CONV_UNITS
 
-EXECUTIONS = ("fused", "gates")
+EXECUTIONS = ("fused", "gates", "statevector")
 NOISE_CHANNELS = {"depolarizing": qml.DepolarizingChannel, "amplitude_damping": qml.AmplitudeDamping}
 
 
@@ -69,10 +73,11 @@ def apply_unitary(matrix, wires) -> None:
 
 
 def layer_args(spec: qcnn.QCNNSpec, params: dict, execution: str):
-  """What the circuit receives per layer: angles ("gates") or (layers, 4, 4) matrices ("fused")."""
+  """What the circuit receives per layer: angles ("gates") or (layers, 4, 4) matrices ("fused",
+  "statevector")."""
   if execution == "gates":
     return params["conv"], params["pool"]
-  if execution == "fused":
+  if execution in ("fused", "statevector"):
     conv_fn = CONV_UNITS[spec.conv_unit].fn
     conv = jnp.stack([unit_matrix(conv_fn, p) for p in params["conv"]])
     pool = jnp.stack([unit_matrix(POOL_UNIT.fn, p) for p in params["pool"]])
@@ -117,7 +122,7 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
     spec: circuit options.
     params: {"conv": (layers, unit params), "pool": (layers, 2)} angles in radians.
     features: (B, F) encoding inputs.
-    execution: "fused" or "gates".
+    execution: one of ``EXECUTIONS``.
     shots: None for exact expectations, else shots per sample (needs ``key``).
     noise: optional ``Noise``.
     key: PRNG key for shot sampling.
@@ -126,6 +131,11 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
     (B, R) readout values (see ``QCNNSpec.output_size``).
   """
   conv_args, pool_args = layer_args(spec, params, execution)
+  if execution == "statevector":
+    if shots is not None or noise is not None:
+      raise ValueError("execution 'statevector' computes exact noiseless expectations; "
+                       "use execution 'fused' or 'gates' for shots or noise")
+    return statevector.qcnn_statevector(spec, features, *_blocks(spec, execution, conv_args, pool_args))
   forward = sample_fn(spec, execution, shots, noise)
   with quiet_complex128_truncation():
     if shots is None:

@@ -1,0 +1,245 @@
+r"""QCNN circuit throughput: the project's statevector engine vs PennyLane paths, and a roofline.
+
+  python -m experiments.benchmarks.qcnn --n_qubits=8 --out=qcnn.json
+  python -m experiments.benchmarks.qcnn --n_qubits=16 --impls=project,roofline --repeats=1
+
+Circuit: Hur et al.'s QCNN (``QCNNSpec(n_qubits, conv_unit)``, angle_y encoding, <Z> readout),
+float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
+
+  project            ``qcnn_apply(execution="statevector")``: pure-JAX statevector, adjoint gradient.
+  pennylane_fused    ``execution="fused"``: default.qubit, backprop, jit(vmap), fused 4x4 blocks.
+  pennylane_plain    ``execution="gates"``: default.qubit, backprop, jit(vmap), gate by gate.
+  torchlayer         the same circuit as ``qml.qnn.TorchLayer`` (default.qubit, torch backprop),
+                     one sample at a time as ``encode`` takes one feature vector (how PyTorch
+                     hybrids run it); skipped with a message when ``import torch`` fails.
+  lightning_adjoint  ``lightning.qubit``, ``diff_method="adjoint"``, not jitted, per-sample loop.
+  roofline           this machine's memory bandwidth (a jnp axpy on an array of the size the engine
+                     works on: the state, or one chunk of it when it exceeds
+                     ``statevector.CHUNK_BYTES``) and the time the project's gates must take at
+                     that bandwidth (as bytes, always the whole state): every two-qubit
+                     gate reads and writes the whole (batch, 2**n) complex64 state once forward;
+                     the adjoint gradient adds 3 more reads and writes per gate (uncompute,
+                     cotangent, matrix cotangent).
+
+Each row: impl, n_qubits, batch, fwd_samples_per_s, grad_samples_per_s (value and gradient of the
+summed outputs w.r.t. the circuit angles), compile_s (trace + compile of forward and gradient with
+an empty persistent cache), compile_s_warm (same after ``jax.clear_caches()``, served by the
+persistent cache), grad_peak_bytes (XLA's argument + output + temporary bytes of the gradient
+executable), max_rss_mb (process peak so far: run one impl per process for a clean number),
+max_abs_diff (forward output vs the first jitted row). Per-sample loops (torchlayer,
+lightning_adjoint) time ``--loop_samples`` samples and report samples/s.
+
+Optional environment for the torchlayer row (torch must never go into the project's .venv):
+
+  python3.11 -m venv /tmp/bench_torch_venv
+  /tmp/bench_torch_venv/bin/pip install torch==2.13.0 -r requirements.txt   # CPU torch; never in .venv
+  /tmp/bench_torch_venv/bin/pip install --no-deps medmnist==3.0.2 -e .
+  /tmp/bench_torch_venv/bin/python -m experiments.benchmarks.qcnn --impls=torchlayer --n_qubits=8
+
+Timings are medians of ``--repeats`` calls after one warm-up; on a shared machine they vary with
+its load.
+"""
+
+import functools
+import math
+import resource
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+from absl import app, flags
+
+from experiments import benchmarks
+
+from qcnn_jax import runtime
+from qcnn_jax.models.quantum import QCNNSpec, execution, param_shapes, qcnn, qcnn_apply, statevector
+
+IMPLS = ("project", "pennylane_fused", "pennylane_plain", "torchlayer", "lightning_adjoint", "roofline")
+JITTED = {"project": "statevector", "pennylane_fused": "fused", "pennylane_plain": "gates"}
+
+flags.DEFINE_enum("n_qubits", "8", ["8", "12", "16"], "Circuit width.")
+flags.DEFINE_string("conv_unit", "su4", "Convolution unit (key of CONV_UNITS).")
+flags.DEFINE_integer("batch", 128, "Samples per batch.")
+flags.DEFINE_list("impls", list(IMPLS), f"Rows to measure, from {IMPLS}.")
+flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
+flags.DEFINE_integer("loop_samples", 8, "Samples timed by the per-sample loops.")
+flags.DEFINE_string("out", None, "JSON-lines file for the rows.")
+FLAGS = flags.FLAGS
+
+
+def inputs(spec: QCNNSpec, batch: int):
+  """Circuit angles in [0, 2π) and (batch, F) features in [0, π), float32."""
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  params = {name: jax.random.uniform(k, shape, jnp.float32, 0, 2 * math.pi)
+            for k, (name, shape) in zip(keys, sorted(param_shapes(spec).items()))}
+  return params, jax.random.uniform(keys[2], (batch, spec.n_features), jnp.float32, 0, math.pi)
+
+
+def median_seconds(fn, repeats: int) -> float:
+  """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
+  fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def max_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def jitted_row(spec: QCNNSpec, mode: str, params, features, repeats: int) -> tuple[dict, np.ndarray]:
+  """Forward/gradient throughput, cold/warm compile time and XLA memory of ``qcnn_apply``."""
+  forward = lambda p, x: qcnn_apply(spec, p, x, execution=mode)
+  value_and_grad = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x)))
+
+  def compile_all():
+    start = time.perf_counter()
+    compiled = [jax.jit(f).lower(params, features).compile() for f in (forward, value_and_grad)]
+    return time.perf_counter() - start, compiled
+
+  runtime.enable_compilation_cache(tempfile.mkdtemp(prefix="qcnn_bench_cache_"))
+  jax.clear_caches()
+  compile_s, (fwd, grad) = compile_all()
+  jax.clear_caches()
+  compile_s_warm, _ = compile_all()
+  memory = grad.memory_analysis()
+  batch = features.shape[0]
+  row = {
+      "fwd_samples_per_s": batch / median_seconds(lambda: fwd(params, features).block_until_ready(), repeats),
+      "grad_samples_per_s": batch / median_seconds(lambda: jax.block_until_ready(grad(params, features)),
+                                                   repeats),
+      "compile_s": compile_s,
+      "compile_s_warm": compile_s_warm,
+      "grad_peak_bytes": memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes,
+  }
+  return row, np.asarray(fwd(params, features))
+
+
+def loop_row(forward, value_and_grad, params, features, repeats: int) -> tuple[dict, np.ndarray]:
+  """Per-sample loops: ``forward(x) -> (R,)`` and ``value_and_grad(x)`` on each sample."""
+  samples = list(features)
+  fwd_s = median_seconds(lambda: [forward(x) for x in samples], repeats)
+  grad_s = median_seconds(lambda: [value_and_grad(x) for x in samples], repeats)
+  outputs = np.stack([np.asarray(forward(x), np.float32).reshape(-1) for x in samples])
+  return {"fwd_samples_per_s": len(samples) / fwd_s, "grad_samples_per_s": len(samples) / grad_s}, outputs
+
+
+def lightning_row(spec: QCNNSpec, params, features, repeats: int):
+  """lightning.qubit with the adjoint method, gate by gate, not jitted, one sample per call."""
+  device = qml.device("lightning.qubit", wires=spec.n_qubits)
+
+  @qml.qnode(device, interface="jax", diff_method="adjoint")
+  def circuit(x, conv, pool):
+    return qcnn.qcnn_circuit(spec, x, *qcnn.gate_blocks(spec, conv, pool))
+
+  forward = lambda x, p=params: qcnn.postprocess(spec, circuit(x, p["conv"], p["pool"]))
+  value_and_grad = jax.value_and_grad(lambda p, x: jnp.sum(forward(x, p)))
+  return loop_row(forward, lambda x: jax.block_until_ready(value_and_grad(params, x)), params, features,
+                  repeats)
+
+
+def torchlayer_row(spec: QCNNSpec, params, features, repeats: int):
+  """``qml.qnn.TorchLayer`` (default.qubit, torch backprop), one sample per call."""
+  import torch  # pylint: disable=import-outside-toplevel
+
+  @qml.qnode(qml.device("default.qubit", wires=spec.n_qubits), interface="torch", diff_method="backprop")
+  def circuit(inputs, conv, pool):
+    # ``encode`` indexes features with a jax array, which torch tensors reject: the features enter
+    # as numpy constants (only the circuit angles are differentiated here, as in the other rows).
+    return qcnn.qcnn_circuit(spec, inputs.detach().numpy(), *qcnn.gate_blocks(spec, conv, pool))
+
+  layer = qml.qnn.TorchLayer(circuit, {name: shape for name, shape in param_shapes(spec).items()})
+  with torch.no_grad():
+    for name, value in params.items():
+      getattr(layer, name).copy_(torch.from_numpy(np.asarray(value)))
+  # Circuit output: a tuple of <Z> tensors (expval readouts) or one probability tensor.
+  stack = lambda out: torch.stack(list(out)) if isinstance(out, (tuple, list)) else out
+  forward = lambda x: stack(layer(torch.from_numpy(np.asarray(x)))).detach().numpy()
+
+  def value_and_grad(x):
+    layer.zero_grad()
+    loss = stack(layer(torch.from_numpy(np.asarray(x)))).sum()
+    loss.backward()
+    return loss.item()
+
+  return loop_row(forward, value_and_grad, params, features, repeats)
+
+
+def n_two_qubit_gates(spec: QCNNSpec) -> int:
+  """Gates the project's engine applies to the full state (the encoding is a product state)."""
+  params, features = inputs(spec, 1)
+  conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
+                for mats in execution.layer_args(spec, params, "fused"))
+  return len(statevector.program(statevector.record(spec, features[0], conv, pool)).gates)
+
+
+def roofline_row(spec: QCNNSpec, batch: int, project: dict | None, repeats: int) -> dict:
+  """Bandwidth of an axpy on the engine's working size and the implied minimum time of its gates."""
+  state_bytes = batch * 2**spec.n_qubits * 8
+  x = jnp.ones(min(state_bytes, statevector.CHUNK_BYTES) // 4, jnp.float32)
+  axpy = jax.jit(lambda y, x: 1.0001 * x + y)
+  seconds = median_seconds(lambda: axpy(x, x).block_until_ready(), max(repeats, 10))
+  bandwidth = 3 * x.nbytes / seconds  # read x, read y, write the result
+  gates = n_two_qubit_gates(spec)
+  fwd_bytes, grad_bytes = 2 * gates * state_bytes, 8 * gates * state_bytes
+  row = {
+      "bandwidth_gb_s": bandwidth / 1e9,
+      "two_qubit_gates": gates,
+      "fwd_bytes": fwd_bytes,
+      "grad_bytes": grad_bytes,
+      "fwd_samples_per_s": batch * bandwidth / fwd_bytes,
+      "grad_samples_per_s": batch * bandwidth / grad_bytes,
+  }
+  if project:
+    row["project_fwd_fraction"] = project["fwd_samples_per_s"] / row["fwd_samples_per_s"]
+    row["project_grad_fraction"] = project["grad_samples_per_s"] / row["grad_samples_per_s"]
+  return row
+
+
+def main(argv):
+  del argv
+  spec = QCNNSpec(int(FLAGS.n_qubits), FLAGS.conv_unit)
+  params, features = inputs(spec, FLAGS.batch)
+  loop_features = features[: FLAGS.loop_samples]
+  rows, reference = [], None
+  for impl in FLAGS.impls:
+    if impl not in IMPLS:
+      raise app.UsageError(f"impl {impl!r} not in {IMPLS}")
+    if impl in JITTED:
+      row, outputs = jitted_row(spec, JITTED[impl], params, features, FLAGS.repeats)
+    elif impl == "lightning_adjoint":
+      row, outputs = lightning_row(spec, params, loop_features, FLAGS.repeats)
+    elif impl == "torchlayer":
+      try:
+        import torch  # pylint: disable=import-outside-toplevel,unused-import
+      except ImportError:
+        print("torchlayer: skipped, `import torch` failed (see the optional environment in this "
+              "module's docstring)")
+        continue
+      row, outputs = torchlayer_row(spec, params, loop_features, FLAGS.repeats)
+    else:
+      row, outputs = roofline_row(spec, FLAGS.batch, next((r for r in rows if r["impl"] == "project"), None),
+                                  FLAGS.repeats), None
+    if outputs is not None:
+      if reference is None:
+        reference = outputs
+      else:
+        row["max_abs_diff"] = float(np.max(np.abs(outputs - reference[: len(outputs)])))
+    row.update(impl=impl, n_qubits=spec.n_qubits, batch=FLAGS.batch, conv_unit=spec.conv_unit,
+               max_rss_mb=max_rss_mb())
+    rows.append(row)
+    print(f"{impl:>18}: fwd {row['fwd_samples_per_s']:10.1f}/s  fwd+grad {row['grad_samples_per_s']:10.1f}/s  "
+          f"compile {row.get('compile_s', float('nan')):6.1f}s (warm {row.get('compile_s_warm', float('nan')):5.1f}s)"
+          f"  grad peak {row.get('grad_peak_bytes', 0) / 2**20:8.1f} MiB  rss {row['max_rss_mb']:7.0f} MiB",
+          flush=True)
+  benchmarks.write_rows(FLAGS.out, rows)
+
+
+if __name__ == "__main__":
+  app.run(main)

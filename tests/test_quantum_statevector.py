@@ -1,0 +1,130 @@
+"""The pure-JAX statevector execution equals the PennyLane "gates" and "fused" executions."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+import pytest
+
+from qcnn_jax.models.quantum import Noise, QCNNSpec, apply_matrix, param_shapes, qcnn_apply, statevector
+
+# PennyLane builds its initial state as complex128; JAX truncates it to complex64 with a warning.
+pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype complex128:UserWarning")
+
+
+def random_inputs(spec, batch, dtype=jnp.float32):
+  """Circuit angles uniform in [0, 2π) and (batch, F) features in [0, π)."""
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  params = {name: jax.random.uniform(k, shape, dtype, 0, 2 * math.pi)
+            for k, (name, shape) in zip(keys, sorted(param_shapes(spec).items()))}
+  return params, jax.random.uniform(keys[2], (batch, spec.n_features), dtype, 0, math.pi)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def run(spec, params, features, execution):
+  return qcnn_apply(spec, params, features, execution=execution)
+
+
+# Every conv unit, encoding and readout, odd and even widths, re-uploading, and Hur et al.'s 8 qubits.
+SPECS = [
+    QCNNSpec(5, "ttn", "angle_x"),
+    QCNNSpec(6, "u5", "angle_z", "probs", 2),
+    QCNNSpec(6, "u6", "dense_angle", "probs", 2, n_outcomes=3, reuploading=2),
+    QCNNSpec(5, "u9", "amplitude", "expvals", 2),
+    QCNNSpec(6, "u13", "angle_y", "expvals", 3),
+    QCNNSpec(5, "u14", "dense_angle", reuploading=3),
+    QCNNSpec(6, "u15", "amplitude"),
+    QCNNSpec(5, "so4", "angle_y", "probs", 3),
+    QCNNSpec(8, "su4"),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.n_qubits}q-{s.conv_unit}-{s.encoding}-{s.readout}")
+def test_equals_pennylane(spec):
+  params, features = random_inputs(spec, 3)
+  got = run(spec, params, features, "statevector")
+  assert got.shape == (3, spec.output_size) and got.dtype == jnp.float32
+  for execution in ("gates", "fused"):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(run(spec, params, features, execution)), atol=1e-5)
+
+
+def _grads(spec, params, features, execution):
+  weights = jnp.linspace(0.5, 1.5, features.shape[0] * spec.output_size).reshape(features.shape[0], -1)
+  loss = lambda p, x: jnp.sum(weights * jnp.sin(qcnn_apply(spec, p, x, execution=execution)))
+  return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, features)
+
+
+# Re-uploaded encodings: per-sample gates between the shared blocks.
+REUPLOADING = QCNNSpec(4, "u14", "dense_angle", reuploading=2)
+
+
+def test_gradient_equals_fused():
+  spec = REUPLOADING
+  params, features = random_inputs(spec, 3)
+  got, want = _grads(spec, params, features, "statevector"), _grads(spec, params, features, "fused")
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=2e-5)
+  assert float(jnp.max(jnp.abs(got[1]))) > 1e-3  # features get a gradient (hybrid models need it)
+
+
+def test_chunked_batch_equals_whole_batch(monkeypatch):
+  spec = REUPLOADING  # per-sample gates are chunked along with the state
+  params, features = random_inputs(spec, 4)
+  # A new function per call, so that jit traces again after CHUNK_BYTES changes.
+  forward = lambda: jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution="statevector"))(params, features)
+  whole, whole_grads = forward(), _grads(spec, params, features, "statevector")
+  monkeypatch.setattr(statevector, "CHUNK_BYTES", 2 * 2**spec.n_qubits * 8)  # 2 samples per chunk
+  chunked, chunked_grads = forward(), _grads(spec, params, features, "statevector")
+  np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), atol=1e-6)
+  for g, w in zip(jax.tree.leaves(chunked_grads), jax.tree.leaves(whole_grads)):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-5)
+
+
+def test_float64_equals_pennylane():
+  spec = QCNNSpec(4, "su4", "dense_angle", reuploading=2)
+  with jax.enable_x64(True):
+    params, features = random_inputs(spec, 3, jnp.float64)
+    got = run(spec, params, features, "statevector")
+    assert got.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(got), np.asarray(run(spec, params, features, "gates")), atol=1e-10)
+    got, want = _grads(spec, params, features, "statevector"), _grads(spec, params, features, "fused")
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-10)
+
+
+@pytest.mark.parametrize("wires", [(1,), (3, 0), (1, 2)])
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_apply_matrix_equals_dense(wires, per_sample):
+  n, batch, k = 4, 3, len(wires)
+  rng = np.random.default_rng(0)
+  state = rng.normal(size=(batch, 2**n)) + 1j * rng.normal(size=(batch, 2**n))
+  shape = (batch, 2**k, 2**k) if per_sample else (2**k, 2**k)
+  matrix = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+  got = apply_matrix(jnp.asarray(state, jnp.complex64), jnp.asarray(matrix, jnp.complex64), wires)
+  per_matrix = matrix if per_sample else [matrix] * batch
+  dense = [qml.matrix(qml.QubitUnitary(m, wires=wires, unitary_check=False), wire_order=range(n))
+           for m in per_matrix]
+  want = np.einsum("bij,bj->bi", np.stack(dense), state)
+  np.testing.assert_allclose(np.asarray(got), want, atol=1e-4)
+
+
+def test_gradient_memory_does_not_grow_with_depth():
+  spec = QCNNSpec(7, "ttn")
+  params, features = random_inputs(spec, 16)
+  state_bytes = 16 * 2**spec.n_qubits * 8
+  loss = lambda p, x: jnp.sum(qcnn_apply(spec, p, x, execution="statevector"))
+  memory = jax.jit(jax.grad(loss)).lower(params, features).compile().memory_analysis()
+  # The adjoint backward pass keeps a few states alive; backprop through 18 gates would keep ~18.
+  assert memory.temp_size_in_bytes < 12 * state_bytes
+
+
+def test_shots_and_noise_rejected():
+  spec = QCNNSpec(4)
+  params, features = random_inputs(spec, 2)
+  with pytest.raises(ValueError, match="'fused' or 'gates'"):
+    qcnn_apply(spec, params, features, execution="statevector", shots=100, key=jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match="'fused' or 'gates'"):
+    qcnn_apply(spec, params, features, execution="statevector", noise=Noise("depolarizing", 0.01))
