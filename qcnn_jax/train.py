@@ -182,6 +182,10 @@ class Trainer:
   def train_epoch(self, state: TrainState, epoch: int, log: reports.MetricsWriter, progress) -> tuple[TrainState, dict]:
     """Runs one epoch; returns the new state and {"train_loss", "images_per_s", "epoch_time_s"}."""
     losses, start, timed_images, timed_start = [], time.time(), 0, None
+
+    def rate() -> float:  # images/s since the first (compiling) step of the epoch
+      return timed_images / max(time.time() - timed_start, 1e-9) if timed_images else float("nan")
+
     batches = pipeline.train_batches(self.splits["train"], batch_size=self.config.batch_size,
                                      seed=self.config.seed, epoch=epoch, prep=self.prep,
                                      num_threads=self.config.num_threads)
@@ -198,15 +202,12 @@ class Trainer:
       if step % self.config.log_every_steps == 0 or i == self.steps_per_epoch - 1:
         fetched = jax.device_get(losses[-1])
         self._check_finite(losses, step)
-        rate = timed_images / max(time.time() - timed_start, 1e-9) if timed_images else float("nan")
         log.write({"step": step, "epoch": epoch, "loss": float(fetched["loss"]),
-                   "grad_norm": float(fetched["grad_norm"]), "images_per_s": rate})
-        progress(step, rate, float(fetched["loss"]))
+                   "grad_norm": float(fetched["grad_norm"]), "images_per_s": rate()})
+        progress(step, rate(), float(fetched["loss"]))
     self._check_finite(losses, (epoch + 1) * self.steps_per_epoch)
-    elapsed = time.time() - start
-    rate = timed_images / max(time.time() - timed_start, 1e-9) if timed_images else float("nan")
     train_loss = float(np.mean([float(m["loss"]) for m in jax.device_get(losses)]))
-    return state, {"train_loss": train_loss, "images_per_s": rate, "epoch_time_s": elapsed}
+    return state, {"train_loss": train_loss, "images_per_s": rate(), "epoch_time_s": time.time() - start}
 
   @staticmethod
   def _check_finite(step_metrics: list, step: int) -> None:
