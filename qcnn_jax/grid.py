@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 
 from qcnn_jax import published, reports, stats, train
+from qcnn_jax.data import pipeline
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -169,12 +170,9 @@ def aggregate(runs: list[GridRun]) -> list[dict[str, Any]]:
 def load_test_labels(config: ml_collections.ConfigDict) -> tuple[str, np.ndarray, np.ndarray]:
   """(task, index (N,) int64 ascending, labels (N, L) int64) of the test split of `config`'s dataset."""
   dataset = train.load_config_dataset(config)
-  source = dataset.splits["test"]
-  records = [source[i] for i in range(len(source))]
-  index = np.array([int(r["index"]) for r in records], np.int64)
-  labels = np.stack([np.asarray(r["label"], np.int64).reshape(-1) for r in records])
-  order = np.argsort(index)
-  return dataset.task, index[order], labels[order]
+  test = pipeline.ArraySplit.from_source(dataset.splits["test"])
+  order = np.argsort(test.index)
+  return dataset.task, test.index[order], test.label[order]
 
 
 def test_predictions(run: GridRun) -> tuple[np.ndarray, np.ndarray]:
@@ -320,13 +318,6 @@ def _csv_text(rows: list[dict]) -> str:
   return out.getvalue()
 
 
-def _write_text_atomic(path: str, text: str) -> None:
-  tmp = f"{path}.tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[GridRun, str] | None = None,
                  example_intervals: bool = True) -> tuple[str, str]:
   """Writes `{root}/results.csv` and `{root}/results.md` for every run of `grid` (finished or not).
@@ -344,7 +335,7 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
   rows = aggregate(runs)
   os.makedirs(root, exist_ok=True)
   csv_path, md_path = os.path.join(root, RESULTS_CSV), os.path.join(root, RESULTS_MD)
-  _write_text_atomic(csv_path, _csv_text(rows))
-  _write_text_atomic(md_path, render_markdown(grid, root, runs, rows, compare(grid, runs, example_intervals),
+  reports.write_text_atomic(csv_path, _csv_text(rows))
+  reports.write_text_atomic(md_path, render_markdown(grid, root, runs, rows, compare(grid, runs, example_intervals),
                                               failures or {}))
   return csv_path, md_path

@@ -147,8 +147,8 @@ def read_predictions_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
   return table[:, 0].astype(np.int64), table[:, 1:]
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-  """Writes ``obj`` as indented JSON so that ``path`` holds either the old or the whole new file.
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text`` so that ``path`` holds either the old or the whole new file.
 
   The text goes to a temporary file in the same directory, is fsynced and then ``os.replace``d
   over ``path`` (atomic on POSIX); the directory is fsynced so the rename survives a crash.
@@ -158,8 +158,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
   fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
   try:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-      json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-      f.write("\n")
+      f.write(text)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp_path, path)
@@ -171,6 +170,11 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     os.fsync(dir_fd)
   finally:
     os.close(dir_fd)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+  """Writes ``obj`` as indented JSON atomically (see ``write_text_atomic``)."""
+  write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
