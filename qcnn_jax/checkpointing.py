@@ -79,7 +79,7 @@ class RunCheckpoints:
     return None if epoch is None else _val_auc(self._managers[BEST].metrics(epoch))
 
   def save(self, epoch: int, state: Any, metadata: Mapping[str, Any] | None = None, *,
-           val_auc: float | None = None) -> bool:
+           val_auc: float | None = None, latest: bool = True) -> bool:
     """Saves ``state`` as the latest checkpoint, and as the best one if ``val_auc`` beats the best.
 
     Args:
@@ -89,6 +89,8 @@ class RunCheckpoints:
         ``epoch``, ``val_auc``, ``best_epoch`` and ``best_val_auc`` (after this save).
       val_auc: validation AUC of this epoch; NaN or None never becomes best, and ties keep the
         earlier epoch.
+      latest: also save it as the latest checkpoint; False only offers it as the best (a run that
+        checkpoints every few epochs saves a best epoch that fell between its checkpoints).
 
     Returns:
       Whether this epoch became the best checkpoint.
@@ -104,7 +106,8 @@ class RunCheckpoints:
     # Best first: a kill between the two saves then repeats this epoch rather than losing its best.
     if is_best:
       self._save(BEST, epoch, args, metrics={"val_auc": best_val_auc})
-    self._save(LATEST, epoch, args)
+    if latest:
+      self._save(LATEST, epoch, args)
     return is_best
 
   def _save(self, which: str, epoch: int, args: ocp.args.Composite, metrics: Mapping[str, float] | None = None):

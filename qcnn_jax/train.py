@@ -12,7 +12,6 @@ import os
 import time
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -28,7 +27,7 @@ from qcnn_jax.models import get_model
 
 QUANTUM_TAG = "quantum"
 # Config keys that do not change results: a run may resume with other values.
-NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed")
+NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs")
 
 
 class TrainState(train_state.TrainState):
@@ -176,7 +175,7 @@ class Trainer:
     params = variables["params"]
     state = TrainState.create(apply_fn=self.model.apply, params=params,
                               tx=create_optimizer(self.config, params, self.total_steps),
-                              batch_stats=variables.get("batch_stats", flax.core.FrozenDict()), rng=state_rng)
+                              batch_stats=variables.get("batch_stats", {}), rng=state_rng)
     return parallel.put_replicated(state, self.mesh)
 
   def train_epoch(self, state: TrainState, epoch: int, log: reports.MetricsWriter, progress) -> tuple[TrainState, dict]:
@@ -338,6 +337,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   ckpts = checkpointing.RunCheckpoints(workdir)
   restored = ckpts.restore_latest(state)
   start_epoch, best, wall_time_s, rates = 0, {"val_auc": -math.inf, "epoch": -1}, 0.0, []
+  pending_best = None  # (epoch, state copy, meta, val AUC) of a best epoch not yet saved
   if restored is not None:
     state, meta = restored
     state = parallel.put_replicated(state, trainer.mesh)
@@ -358,10 +358,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
                 f"{select}_loss": report["loss"], f"{select}_auc": report["auc"], f"{select}_acc": report["acc"]}
       log.write(record)
       rates.append(epoch_metrics["images_per_s"])
-      if report["auc"] > best["val_auc"] or select == "train":  # without val: the last epoch
+      val_auc = report["auc"] if select == "val" else None
+      improved = report["auc"] > best["val_auc"] or select == "train"  # without val: the last epoch
+      if improved:
         best = {"val_auc": report["auc"], "epoch": epoch}
-      meta = {"epoch": epoch, "best": best, "wall_time_s": time.time() - run_start, "rates": rates}
-      ckpts.save(epoch, state, meta, val_auc=report["auc"] if select == "val" else None)
+      meta = {"epoch": epoch, "best": best, "wall_time_s": time.time() - run_start, "rates": list(rates)}
+      if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch == config.num_epochs - 1:
+        if pending_best is not None and not improved:  # best epoch since the last checkpoint
+          ckpts.save(*pending_best[:3], val_auc=pending_best[3], latest=False)
+        pending_best = None
+        ckpts.save(epoch, state, meta, val_auc=val_auc)
+      elif improved and val_auc is not None:  # kept on the device until the next checkpoint
+        pending_best = (epoch, jax.tree.map(jnp.copy, state), meta, val_auc)
       logging.info("epoch %d/%d: train loss %.4f, %s AUC %.4f ACC %.4f (best %.4f at epoch %d)", epoch + 1,
                    config.num_epochs, epoch_metrics["train_loss"], select, report["auc"], report["acc"],
                    best["val_auc"], best["epoch"] + 1)

@@ -197,3 +197,38 @@ def test_schedules_and_clipping():
 def test_losses_by_task(task, logits, labels, expected):
   loss = train.per_example_loss(np.asarray(logits, np.float32), np.asarray(labels), task)
   np.testing.assert_allclose(loss, [expected], rtol=1e-5)
+
+
+def test_checkpoints_every_few_epochs_still_keep_the_best_epoch(tmp_path, synthetic_breast, monkeypatch):
+  """With checkpoint_every_epochs > 1 a best epoch between checkpoints is saved with the next one."""
+  original = train.Trainer.evaluate
+  val_aucs = {}
+
+  def scripted_val_auc(self, state, split):  # validation AUC 0.9 after epoch 0, then 0.5: best is epoch 0
+    report, out = original(self, state, split)
+    if split == "val":
+      calls = val_aucs.setdefault(id(self), [])
+      report["auc"] = (0.9, 0.5)[len(calls)] if len(calls) < 2 else report["auc"]
+      calls.append(report["auc"])
+    return report, out
+
+  monkeypatch.setattr(train.Trainer, "evaluate", scripted_val_auc)
+  summaries = {}
+  for every in (1, 5):
+    config = tiny_config(synthetic_breast, tmp_path / "tfds", checkpoint_every_epochs=every)
+    summaries[every] = train.train_and_evaluate(config, str(tmp_path / f"every_{every}"))
+  assert summaries[5]["best_epoch"] == summaries[1]["best_epoch"] == 1
+  for key in ("test_auc", "test_acc", "val_auc"):
+    assert summaries[5][key] == summaries[1][key], key
+  checkpoints = tmp_path / "every_5" / "checkpoints"
+  assert sorted(p.name for p in (checkpoints / "latest").iterdir()) == ["1"]
+  assert sorted(p.name for p in (checkpoints / "best").iterdir()) == ["0"]
+  assert sorted(p.name for p in (tmp_path / "every_1" / "checkpoints" / "latest").iterdir()) == ["0", "1"]
+
+
+def test_model_without_batch_norm_trains(tmp_path, synthetic_breast):
+  """The QCNN alone has no batch_stats: the train step must keep the state's tree structure."""
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", model="qcnn", num_epochs=1)
+  config.model_options = {"n_qubits": 4}
+  summary = train.train_and_evaluate(config, str(tmp_path / "qcnn_run"))
+  assert summary["quantum_params"] > 0 and 0.0 <= summary["test_auc"] <= 1.0

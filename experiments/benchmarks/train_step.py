@@ -4,9 +4,14 @@ r"""Train-step throughput and compile time of the models, and the quantum part's
       --batch=128 --out=train_step.json
 
 One JSON row per (model, size): impl (= model), image_size, batch, images_per_s (jitted train
-step, Adam, float32, steady state), compile_s (first call: trace + compile + run), and for
+step, Adam, steady state), compile_s (first call: trace + compile + run), dtype, and for
 hybrid models quantum_share: the fraction of the step spent in the quantum head, measured as
 1 - t(step with the quantum head replaced by its classical control of equal shape) / t(step).
+
+`--models=torchvision_resnet50` adds the same step in PyTorch, for a side-by-side ratio: torchvision's
+ResNet-50 with the stem ours picks for the size (3x3 stride-1 conv and no max-pool up to 32 px, as
+MedMNIST's ResNet (28)), Adam, BCE-with-logits, on CUDA when there is a GPU. torch is never a
+dependency of qcnn_jax: install it in its own environment (see experiments/benchmarks/qcnn.py).
 """
 
 import functools
@@ -22,6 +27,7 @@ from experiments import benchmarks
 
 from qcnn_jax import train
 from qcnn_jax.models import get_model
+from qcnn_jax.models.resnet import resolve_stem
 
 flags.DEFINE_list("models", ["resnet50", "resnet50_qcnn", "qcnn", "quanv_resnet50"], "Models to time.")
 flags.DEFINE_list("sizes", ["28", "64"], "Image sizes (px).")
@@ -29,16 +35,22 @@ flags.DEFINE_integer("batch", 128, "Batch size.")
 flags.DEFINE_integer("channels", 1, "Input channels.")
 flags.DEFINE_integer("steps", 5, "Timed steps after the first (compiling) one.")
 flags.DEFINE_string("width", None, "Optional ResNet base width override.")
+flags.DEFINE_string("dtype", None, "Compute dtype of the ResNet (e.g. bfloat16); default float32.")
 flags.DEFINE_string("out", None, "JSON-lines output file.")
 FLAGS = flags.FLAGS
 
+TORCHVISION = "torchvision_resnet50"
 # A hybrid's classical stand-in with the same input and output shapes (for the quantum share).
 CLASSICAL_TWIN = {"resnet50_qcnn": "resnet50_mlp"}
 
 
 def time_step(name: str, size: int, batch: int) -> dict:
   """Compile time and steady-state images/s of one jitted Adam train step of model `name`."""
+  if name == TORCHVISION:
+    return time_torch_step(size, batch)
   options = {"width": int(FLAGS.width)} if FLAGS.width and name != "qcnn" else {}
+  if FLAGS.dtype and name != "qcnn":
+    options["dtype"] = FLAGS.dtype
   model = get_model(name, 1, **options)
   images = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, FLAGS.channels))
   labels = (jnp.arange(batch) % 2)[:, None]
@@ -57,7 +69,49 @@ def time_step(name: str, size: int, batch: int) -> dict:
   jax.block_until_ready(metrics)
   per_step = (time.perf_counter() - start) / FLAGS.steps
   return {"impl": name, "image_size": size, "batch": batch, "images_per_s": batch / per_step,
-          "step_s": per_step, "compile_s": compile_s, "backend": jax.default_backend()}
+          "step_s": per_step, "compile_s": compile_s, "backend": jax.default_backend(),
+          "dtype": options.get("dtype", "float32")}
+
+
+def time_torch_step(size: int, batch: int) -> dict:
+  """The same measurement for torchvision's ResNet-50 (float32, or bfloat16 autocast with --dtype)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  import torchvision  # pylint: disable=g-import-not-at-top
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  model = torchvision.models.resnet50(num_classes=1)
+  if resolve_stem("auto", size, size) == "cifar":
+    model.conv1 = torch.nn.Conv2d(FLAGS.channels, 64, 3, 1, 1, bias=False)
+    model.maxpool = torch.nn.Identity()
+  else:
+    model.conv1 = torch.nn.Conv2d(FLAGS.channels, 64, 7, 2, 3, bias=False)
+  model = model.to(device).train()
+  optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+  images = torch.randn(batch, FLAGS.channels, size, size, device=device)
+  labels = (torch.arange(batch, device=device) % 2).float()[:, None]
+  autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=FLAGS.dtype == "bfloat16")
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    with autocast:
+      loss = torch.nn.functional.binary_cross_entropy_with_logits(model(images).float(), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+  def wait(loss):
+    loss.item()  # synchronises CUDA too
+
+  start = time.perf_counter()
+  wait(step())
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for _ in range(FLAGS.steps):
+    loss = step()
+  wait(loss)
+  per_step = (time.perf_counter() - start) / FLAGS.steps
+  return {"impl": TORCHVISION, "image_size": size, "batch": batch, "images_per_s": batch / per_step,
+          "step_s": per_step, "compile_s": compile_s, "backend": device,
+          "dtype": FLAGS.dtype or "float32", "torch_threads": torch.get_num_threads()}
 
 
 def main(argv):
@@ -71,8 +125,14 @@ def main(argv):
         row["quantum_share"] = max(0.0, 1.0 - twin["step_s"] / row["step_s"])
       rows.append(row)
       share = f"  quantum share {row['quantum_share']:.1%}" if "quantum_share" in row else ""
-      print(f"{name:>15} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s{share}",
+      print(f"{name:>20} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s{share}",
             flush=True)
+    sized = {r["impl"]: r for r in rows if r["image_size"] == size}
+    if TORCHVISION in sized:  # side-by-side ratio, measured in this run
+      for name, row in sized.items():
+        if name.startswith("resnet50"):
+          row["vs_torchvision"] = row["images_per_s"] / sized[TORCHVISION]["images_per_s"]
+          print(f"{name:>20} {size:>3} px: {row['vs_torchvision']:.2f}x torchvision's images/s", flush=True)
   benchmarks.write_rows(FLAGS.out, rows)
   return np.mean([r["images_per_s"] for r in rows])
 
