@@ -5,7 +5,10 @@ A grid config (see `experiments/configs/grid_medmnist.py`) holds:
   name                 title of the report.
   base                 a full train config (`experiments/configs/medmnist.py` keys).
   datasets             dataset names, in report order.
-  models               model name → model_options (a ConfigDict: runs and rows follow sorted names).
+  models               row name → model_options (a ConfigDict: runs and rows follow sorted names).
+                       The row name is the model's name (`qcnn_jax.models.MODELS`), or any name when
+                       the options hold `model`: {"qcnn_so4": {"model": "qcnn", "conv_unit": "so4"}}
+                       trains `qcnn` with conv_unit so4 under the row (and workdir) "qcnn_so4".
   seeds                training seeds.
   comparisons          (model A, model B) pairs compared with paired bootstrap intervals.
   dataset_overrides    optional: dataset → nested dict of base keys to override for that dataset.
@@ -73,11 +76,12 @@ class GridRun:
 
 
 def run_config(grid: ml_collections.ConfigDict, dataset: str, model: str, seed: int) -> ml_collections.ConfigDict:
-  """The train config of one run: `grid.base` with dataset, model, model_options, seed and the
-  dataset's overrides."""
+  """The train config of one run: `grid.base` with dataset, model (row `model`'s "model" option,
+  else `model` itself), model_options, seed and the dataset's overrides."""
   config = grid.base.copy_and_resolve_references()
-  config.dataset, config.model, config.seed = dataset, model, seed
-  config.model_options = ml_collections.ConfigDict(grid.models[model].to_dict())
+  options = grid.models[model].to_dict()
+  config.dataset, config.model, config.seed = dataset, options.pop("model", model), seed
+  config.model_options = ml_collections.ConfigDict(options)
   overrides = grid.get("dataset_overrides", {}).get(dataset)
   if overrides:
     config.update(overrides.to_dict())

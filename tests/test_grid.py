@@ -91,6 +91,15 @@ def test_expand_builds_one_standard_workdir_and_config_per_run(tmp_path):
     grid.expand(make_grid(), str(tmp_path), datasets=["octmnist"])
 
 
+def test_a_row_can_name_its_model_so_one_model_appears_with_several_options(tmp_path):
+  config = make_grid()
+  config.models = ml_collections.ConfigDict({"qcnn_so4": {"model": "qcnn", "conv_unit": "so4"}, "qcnn": {}})
+  runs = grid.expand(config, str(tmp_path), datasets=["breastmnist"], seeds=[0])
+  assert [(r.model, r.config.model, r.config.model_options.to_dict()) for r in runs] == [
+      ("qcnn", "qcnn", {}), ("qcnn_so4", "qcnn", {"conv_unit": "so4"})]
+  assert runs[1].workdir == str(tmp_path / "breastmnist" / "qcnn_so4" / "seed0")
+
+
 def test_train_runs_skips_finished_runs_and_resumes_a_killed_grid_in_order(tmp_path, fake_train):
   config = make_grid(datasets=("breastmnist",))
   runs = grid.expand(config, str(tmp_path))

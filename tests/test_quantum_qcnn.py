@@ -8,8 +8,8 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from qcnn_jax.models.quantum import (CONV_UNITS, QCNN, Noise, QCNNHead, QCNNSpec, head_readout, layer_args,
-                                     layout, n_params, param_shapes, qcnn_apply, readout_wires, resources,
+from qcnn_jax.models.quantum import (CONV_UNITS, QCNN, Noise, QCNNHead, QCNNSpec, gradient_variance, head_readout,
+                                     layer_args, layout, n_params, param_shapes, qcnn_apply, readout_wires, resources,
                                      sample_fn)
 from qcnn_jax.models.quantum.qcnn import circuit_depth
 
@@ -204,3 +204,13 @@ def test_noise():
   assert bool(jnp.all(jnp.abs(noisy) <= jnp.abs(exact) + 1e-6))  # depolarizing shrinks <Z>
   with pytest.raises(ValueError):
     Noise("bitflip", 0.1)
+
+
+def test_gradient_variance_agrees_across_engines_and_is_not_barren_at_four_qubits():
+  spec = QCNNSpec(4, "su4")
+  fused = gradient_variance(spec, num_samples=32, seed=3, execution="fused")
+  engine = gradient_variance(spec, num_samples=32, seed=3, execution="statevector")
+  assert set(fused) == {"conv", "pool"} and fused["conv"].shape == param_shapes(spec)["conv"]
+  for name in fused:
+    np.testing.assert_allclose(fused[name], engine[name], rtol=1e-4, atol=1e-7)
+  assert fused["conv"][0].mean() > 1e-3  # far from a plateau at 4 qubits

@@ -24,12 +24,13 @@ from qcnn_jax.models.quantum.qcnn import (
 )
 from qcnn_jax.models.quantum.quanv import Quanvolution
 from qcnn_jax.models.quantum.statevector import apply_matrix, qcnn_statevector
+from qcnn_jax.models.quantum.trainability import gradient_variance
 from qcnn_jax.models.quantum.units import CONV_UNITS, Unit
 
 __all__ = [
     "CONV_UNITS", "ENCODINGS", "EXECUTIONS", "NOISE_CHANNELS", "POOL_UNIT", "READOUTS", "Noise", "QCNN",
     "QCNNHead", "QCNNSpec", "Quanvolution", "Unit", "amplitude_encoding", "angle_encoding", "apply_matrix",
-    "cr_pool", "dense_angle_encoding", "encode", "head_readout", "layer_args", "layout", "n_features",
+    "cr_pool", "dense_angle_encoding", "encode", "gradient_variance", "head_readout", "layer_args", "layout", "n_features",
     "n_params", "normalized_amplitudes", "param_shapes", "qcnn_apply", "qcnn_circuit", "qcnn_statevector",
     "readout_wires", "resources", "sample_fn",
 ]
