@@ -9,6 +9,8 @@ A grid config (see `experiments/configs/grid_medmnist.py`) holds:
                        The row name is the model's name (`qcnn_jax.models.MODELS`), or any name when
                        the options hold `model`: {"qcnn_so4": {"model": "qcnn", "conv_unit": "so4"}}
                        trains `qcnn` with conv_unit so4 under the row (and workdir) "qcnn_so4".
+                       Options may also hold `overrides`: a nested dict of base keys for that row,
+                       e.g. {"overrides": {"quantum_learning_rate": 0.01}}.
   seeds                training seeds.
   comparisons          (model A, model B) pairs compared with paired bootstrap intervals.
   dataset_overrides    optional: dataset → nested dict of base keys to override for that dataset.
@@ -34,7 +36,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from qcnn_jax import published, reports, stats, train
+from qcnn_jax import metrics, published, reports, stats, train
 from qcnn_jax.data import pipeline
 
 RESULTS_CSV = "results.csv"
@@ -45,7 +47,8 @@ MEAN_STD_KEYS = ("test_auc", "test_acc")
 MEAN_KEYS = ("test_precision_macro", "test_recall_macro", "test_f1_macro", "test_balanced_accuracy")
 CSV_COLUMNS = (("dataset", "model", "n_seeds", "n_runs", "seeds")
                + tuple(f"{k}_{s}" for k in MEAN_STD_KEYS for s in ("mean", "std"))
-               + tuple(f"{k}_mean" for k in MEAN_KEYS) + ("wall_time_s", "num_params", "quantum_params"))
+               + tuple(f"{k}_mean" for k in MEAN_KEYS) + ("ensemble_test_auc", "ensemble_test_acc", "wall_time_s",
+                                                          "num_params", "quantum_params"))
 DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
 
 
@@ -77,14 +80,16 @@ class GridRun:
 
 def run_config(grid: ml_collections.ConfigDict, dataset: str, model: str, seed: int) -> ml_collections.ConfigDict:
   """The train config of one run: `grid.base` with dataset, model (row `model`'s "model" option,
-  else `model` itself), model_options, seed and the dataset's overrides."""
+  else `model` itself), model_options, seed, the dataset's overrides and the row's overrides."""
   config = grid.base.copy_and_resolve_references()
   options = grid.models[model].to_dict()
+  row_overrides = options.pop("overrides", {})
   config.dataset, config.model, config.seed = dataset, options.pop("model", model), seed
   config.model_options = ml_collections.ConfigDict(options)
   overrides = grid.get("dataset_overrides", {}).get(dataset)
   if overrides:
     config.update(overrides.to_dict())
+  config.update(row_overrides)
   return config
 
 
@@ -167,6 +172,7 @@ def aggregate(runs: list[GridRun]) -> list[dict[str, Any]]:
           [s[key] for _, s in done if s.get(key) is not None])[0]
     for key in ("num_params", "quantum_params"):
       row[key] = done[0][1].get(key) if done else None
+    row["ensemble_test_auc"] = row["ensemble_test_acc"] = None  # filled by `ensembles`
     rows.append(row)
   return rows
 
@@ -195,6 +201,31 @@ def _aligned_scores(runs: list[GridRun], index: np.ndarray) -> list[np.ndarray]:
       raise ValueError(f"test predictions of {run.workdir} do not cover the test split's indices")
     scores.append(run_scores)
   return scores
+
+
+def ensembles(runs: list[GridRun]) -> dict[tuple[str, str], dict[str, float]]:
+  """Seed ensembles: per (dataset, model) with >= 2 finished seeds, the test AUC and ACC of the
+  seeds' predicted scores (probabilities) averaged per example. Groups whose predictions or test
+  labels cannot be read are left out."""
+  groups: dict[tuple[str, str], list[GridRun]] = {}
+  for run in runs:
+    if run.status() == FINISHED:
+      groups.setdefault((run.dataset, run.model), []).append(run)
+  labels_by_dataset, results = {}, {}
+  for (dataset, model), group in groups.items():
+    if len(group) < 2:
+      continue
+    try:
+      if dataset not in labels_by_dataset:
+        labels_by_dataset[dataset] = load_test_labels(group[0].config)
+      task, index, labels = labels_by_dataset[dataset]
+      scores = np.mean(_aligned_scores(group, index), axis=0)
+    except (FileNotFoundError, ValueError) as e:
+      logging.warning("no seed ensemble for %s %s: %s", dataset, model, e)
+      continue
+    results[(dataset, model)] = {"ensemble_test_auc": metrics.auc(labels, scores, task),
+                                 "ensemble_test_acc": metrics.acc(labels, scores, task)}
+  return results
 
 
 def bootstrap_options(grid: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -264,15 +295,17 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
   lines = [f"# Results: {grid.get('name', 'grid')}", "",
            f"{len(runs)} runs: {counts[FINISHED]} finished, {counts[STARTED]} started (partial), "
            f"{counts[PENDING]} pending. Mean ± sample std (ddof 1) over finished seeds; test metrics of "
-           f"the best-validation checkpoint; wall time = training wall time per run.", ""]
+           f"the best-validation checkpoint; seed ensemble = the finished seeds' predicted probabilities "
+           f"averaged per test example (2 seeds or more); wall time = training wall time per run.", ""]
   cited = set()
   for dataset in dict.fromkeys(r.dataset for r in runs):
     lines += [f"## {dataset}", ""]
     lines += _table(["model", "seeds done", "test AUC", "test ACC", "precision (macro)", "recall (macro)",
-                     "F1 (macro)", "wall time / run (s)"],
+                     "F1 (macro)", "seed ensemble AUC / ACC", "wall time / run (s)"],
                     [[row["model"], f"{row['n_seeds']}/{row['n_runs']}", _mean_pm_std(row, "test_auc"),
                       _mean_pm_std(row, "test_acc"), _number(row["test_precision_macro_mean"]),
                       _number(row["test_recall_macro_mean"]), _number(row["test_f1_macro_mean"]),
+                      f"{_number(row['ensemble_test_auc'])} / {_number(row['ensemble_test_acc'])}",
                       _number(row["wall_time_s"], 0)] for row in rows if row["dataset"] == dataset])
     reference = published.published(dataset)
     if reference:
@@ -337,6 +370,9 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
   """
   runs = expand(grid, root)
   rows = aggregate(runs)
+  if example_intervals:
+    for row in rows:
+      row.update(ensembles(runs).get((row["dataset"], row["model"]), {}))
   os.makedirs(root, exist_ok=True)
   csv_path, md_path = os.path.join(root, RESULTS_CSV), os.path.join(root, RESULTS_MD)
   reports.write_text_atomic(csv_path, _csv_text(rows))

@@ -93,11 +93,17 @@ def test_expand_builds_one_standard_workdir_and_config_per_run(tmp_path):
 
 def test_a_row_can_name_its_model_so_one_model_appears_with_several_options(tmp_path):
   config = make_grid()
-  config.models = ml_collections.ConfigDict({"qcnn_so4": {"model": "qcnn", "conv_unit": "so4"}, "qcnn": {}})
+  config.models = ml_collections.ConfigDict({
+      "qcnn_so4": {"model": "qcnn", "conv_unit": "so4", "overrides": {"quantum_learning_rate": 0.01,
+                                                                      "preprocess": {"augment": True}}},
+      "qcnn": {}})
   runs = grid.expand(config, str(tmp_path), datasets=["breastmnist"], seeds=[0])
   assert [(r.model, r.config.model, r.config.model_options.to_dict()) for r in runs] == [
       ("qcnn", "qcnn", {}), ("qcnn_so4", "qcnn", {"conv_unit": "so4"})]
   assert runs[1].workdir == str(tmp_path / "breastmnist" / "qcnn_so4" / "seed0")
+  assert (runs[0].config.quantum_learning_rate, runs[0].config.preprocess.augment) == (None, False)
+  assert (runs[1].config.quantum_learning_rate, runs[1].config.preprocess.augment) == (0.01, True)
+  assert runs[1].config.preprocess.mean == 0.5  # the rest of the nested base config is kept
 
 
 def test_train_runs_skips_finished_runs_and_resumes_a_killed_grid_in_order(tmp_path, fake_train):
@@ -143,6 +149,14 @@ def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_publish
   assert rows[("breastmnist", "resnet50_mlp")]["n_seeds"] == "2"
   pending = rows[("pneumoniamnist", "resnet50_qcnn")]
   assert (pending["n_seeds"], pending["test_auc_mean"], pending["test_auc_std"]) == ("0", "", "")
+  # Seed ensemble: the seeds' probabilities averaged per example, scored by medmnist's evaluator.
+  from medmnist.evaluator import getACC, getAUC  # pylint: disable=g-import-not-at-top
+  probs = np.mean([metrics.scores_from_logits(np.random.default_rng(s).normal(size=(NUM_TEST, 1))
+                                              + QUALITY["resnet50_qcnn"] * (2 * LABELS - 1), metrics.BINARY)
+                   for s in (0, 1, 2)], axis=0)
+  assert float(qcnn["ensemble_test_auc"]) == pytest.approx(getAUC(LABELS, probs, metrics.BINARY))
+  assert float(qcnn["ensemble_test_acc"]) == pytest.approx(getACC(LABELS, probs, metrics.BINARY))
+  assert pending["ensemble_test_auc"] == ""
 
   md = open(md_path).read()
   assert "12 runs: 5 finished, 0 started (partial), 7 pending" in md

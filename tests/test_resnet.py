@@ -115,13 +115,20 @@ def test_resnet_passes_zero_init_residual_to_every_block():
   assert seen.count(True) >= 16 and False not in seen
 
 
-@pytest.mark.parametrize("strides", [1, 2])
-def test_pointwise_conv_equals_flax_1x1_conv(strides):
-  from qcnn_jax.models.resnet import PointwiseConv
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 6))
-  pointwise = PointwiseConv(5, strides)
-  params = pointwise.init(jax.random.PRNGKey(1), x)
-  reference = nn.Conv(5, (1, 1), strides=(strides, strides), padding=((0, 0), (0, 0)), use_bias=False)
-  expected = reference.apply(params, x)
-  assert params["params"]["kernel"].shape == (1, 1, 6, 5)
-  np.testing.assert_allclose(pointwise.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("kernel, strides, size", [
+    (1, 1, 7), (1, 2, 7),            # channel matmul
+    (3, 1, 2), (3, 2, 4), (3, 2, 3),  # output of <= 4 pixels: patch matmul
+    (3, 1, 7), (3, 2, 7), (7, 2, 9),  # lax convolution
+])
+def test_conv_equals_flax_conv(kernel, strides, size):
+  """Every formulation of resnet.Conv gives nn.Conv's values and gradients with the same parameter."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, 6))
+  conv = resnet.Conv(5, kernel, strides)
+  params = conv.init(jax.random.PRNGKey(1), x)
+  pad = kernel // 2
+  reference = nn.Conv(5, (kernel, kernel), strides=(strides, strides), padding=((pad, pad), (pad, pad)), use_bias=False)
+  assert params["params"]["kernel"].shape == (kernel, kernel, 6, 5)
+  np.testing.assert_allclose(conv.apply(params, x), reference.apply(params, x), rtol=1e-5, atol=1e-5)
+  grad = lambda module: jax.grad(lambda p, x: (module.apply(p, x) ** 2).sum(), argnums=(0, 1))(params, x)
+  for ours, theirs in zip(jax.tree.leaves(grad(conv)), jax.tree.leaves(grad(reference))):
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
