@@ -36,6 +36,4 @@ def get_config() -> ml_collections.ConfigDict:
   })
   c.seeds = (0, 1, 2)
   c.comparisons = tuple((name, REFERENCE) for name in c.models.keys() if name != REFERENCE)
-  c.dataset_overrides = ml_collections.ConfigDict()
-  c.bootstrap = ml_collections.ConfigDict({"num_resamples": 10_000, "confidence": 0.95, "seed": 0})
   return c

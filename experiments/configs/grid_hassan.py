@@ -23,6 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
       "resnet50_mlp": {"stem": "imagenet"},
       "resnet50": {"stem": "imagenet"},
       "qcnn": {},
+      # The QCNN alone learns slowly at the hybrid's learning rate (1e-4): the same with 1e-3.
+      "qcnn_lr1e-3": {"model": "qcnn", "overrides": {"learning_rate": 1e-3}},
       "quanv_resnet50": {},  # quanvolution halves 64 px to 32 px: the auto stem is the 3x3 one
   })
   c.seeds = (0, 1, 2)

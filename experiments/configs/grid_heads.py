@@ -32,6 +32,4 @@ def get_config() -> ml_collections.ConfigDict:
   c.seeds = (0, 1, 2)
   c.comparisons = (("resnet50_qcnn", "resnet50_mlp"), ("resnet50_qcnn", "resnet50"),
                    ("resnet50_qcnn_qlr10x", "resnet50_qcnn"), ("resnet50_qcnn_augment", "resnet50_qcnn"))
-  c.dataset_overrides = ml_collections.ConfigDict()
-  c.bootstrap = ml_collections.ConfigDict({"num_resamples": 10_000, "confidence": 0.95, "seed": 0})
   return c
