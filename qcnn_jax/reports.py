@@ -87,6 +87,19 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
   return records
 
 
+def drop_metrics_after(path: str | os.PathLike, last_epoch: int) -> None:
+  """Rewrites a metrics file (atomically) without the records of epochs after ``last_epoch``.
+
+  A resumed run redoes the epochs after its checkpoint; their records from the killed attempt
+  would otherwise appear twice. ``last_epoch=-1`` (no checkpoint) drops every record. A missing
+  file is left missing.
+  """
+  if not os.path.exists(path):
+    return
+  kept = [r for r in read_metrics(path) if r.get("epoch", -1) <= last_epoch]
+  write_text_atomic(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in kept))
+
+
 def predictions_filename(flag: str, split: str, auc: float, acc: float, run: str, size: int | None = None) -> str:
   """MedMNIST's result-file name ``{flag}{size_flag}_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv``.
 

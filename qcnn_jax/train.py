@@ -346,6 +346,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   select = selection_split(dataset)
   run_start = time.time() - wall_time_s
   metrics_path = f"{workdir}/metrics.jsonl" if jax.process_index() == 0 else os.devnull
+  if jax.process_index() == 0:
+    reports.drop_metrics_after(metrics_path, start_epoch - 1)  # epochs about to be redone
   with reports.MetricsWriter(metrics_path) as log:
     for epoch in range(start_epoch, config.num_epochs):
       def progress(step, rate, loss):

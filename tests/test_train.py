@@ -109,6 +109,29 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(finished_run, tmp_pa
   assert [r["train_loss"] for r in epoch_records(workdir_b)][-1] == epoch_records(workdir_a)[-1]["train_loss"]
 
 
+def test_resumed_run_keeps_one_record_per_epoch(tmp_path, synthetic_breast, monkeypatch):
+  """Epochs after the last checkpoint are redone on resume; their old records are dropped."""
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", num_epochs=3, checkpoint_every_epochs=2)
+  workdir = tmp_path / "sparse_resume"
+  original = train.Trainer.train_epoch
+
+  def killed_in_third_epoch(self, state, epoch, log, progress):
+    if epoch == 2:
+      raise KeyboardInterrupt("simulated kill")
+    return original(self, state, epoch, log, progress)
+
+  monkeypatch.setattr(train.Trainer, "train_epoch", killed_in_third_epoch)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, str(workdir))
+  assert [r["epoch"] for r in epoch_records(workdir)] == [0, 1]  # checkpoint after epoch 1
+  (workdir / "metrics.jsonl").open("a").write('{"epoch": 2, "step": 99, "loss": 1.0}\n{"epoch": 2, "st')
+  monkeypatch.setattr(train.Trainer, "train_epoch", original)
+  train.train_and_evaluate(config, str(workdir))
+  assert [r["epoch"] for r in epoch_records(workdir)] == [0, 1, 2]
+  steps = [r["step"] for r in reports.read_metrics(workdir / "metrics.jsonl") if "loss" in r]
+  assert steps == sorted(set(steps)) and 99 not in steps
+
+
 def test_other_config_in_workdir_is_refused_unless_overwrite(finished_run, synthetic_breast):
   config, workdir, _ = finished_run
   other = tiny_config(synthetic_breast, pathlib.Path(config.tfds_dir), learning_rate=1e-2)
