@@ -28,7 +28,6 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   runtime.enable_compilation_cache()
-  rows = []
   for n in map(int, FLAGS.n_qubits):
     start = time.perf_counter()
     var = gradient_variance(QCNNSpec(n, FLAGS.conv_unit, FLAGS.encoding), FLAGS.num_samples, FLAGS.seed)
@@ -37,10 +36,9 @@ def main(argv):
            "var_pool": float(var["pool"].mean()),
            "var_all": float(np.concatenate([v.ravel() for v in var.values()]).mean()),
            "seconds": time.perf_counter() - start}
-    rows.append(row)
     print(f"n={n:2d}: Var[dC/dθ] first conv {row['var_first_conv']:.4f}, last conv {row['var_last_conv']:.4f}, "
           f"pool {row['var_pool']:.4f}, all {row['var_all']:.4f}  ({row['seconds']:.0f} s)", flush=True)
-  benchmarks.write_rows(FLAGS.out, rows)
+    benchmarks.write_rows(FLAGS.out, [row])
 
 
 if __name__ == "__main__":

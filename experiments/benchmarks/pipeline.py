@@ -63,7 +63,7 @@ def main(argv):
   for row in rows:
     row.update(dataset=FLAGS.dataset, batch=FLAGS.batch, resize=FLAGS.resize, augment=FLAGS.augment)
     print(f"{row['impl']:>18}: {row['images_per_s']:10.0f} images/s")
-  benchmarks.write_rows(FLAGS.out, rows)
+    benchmarks.write_rows(FLAGS.out, [row])
 
 
 if __name__ == "__main__":

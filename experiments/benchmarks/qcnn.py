@@ -238,7 +238,7 @@ def main(argv):
           f"compile {row.get('compile_s', float('nan')):6.1f}s (warm {row.get('compile_s_warm', float('nan')):5.1f}s)"
           f"  grad peak {row.get('grad_peak_bytes', 0) / 2**20:8.1f} MiB  rss {row['max_rss_mb']:7.0f} MiB",
           flush=True)
-  benchmarks.write_rows(FLAGS.out, rows)
+    benchmarks.write_rows(FLAGS.out, [row])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import app, flags
 
@@ -116,8 +115,8 @@ def time_torch_step(size: int, batch: int) -> dict:
 
 def main(argv):
   del argv
-  rows = []
   for size in map(int, FLAGS.sizes):
+    rows = []
     for name in FLAGS.models:
       row = time_step(name, size, FLAGS.batch)
       if name in CLASSICAL_TWIN:
@@ -127,14 +126,13 @@ def main(argv):
       share = f"  quantum share {row['quantum_share']:.1%}" if "quantum_share" in row else ""
       print(f"{name:>20} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s{share}",
             flush=True)
-    sized = {r["impl"]: r for r in rows if r["image_size"] == size}
+    sized = {r["impl"]: r for r in rows}
     if TORCHVISION in sized:  # side-by-side ratio, measured in this run
       for name, row in sized.items():
         if name.startswith("resnet50"):
           row["vs_torchvision"] = row["images_per_s"] / sized[TORCHVISION]["images_per_s"]
           print(f"{name:>20} {size:>3} px: {row['vs_torchvision']:.2f}x torchvision's images/s", flush=True)
-  benchmarks.write_rows(FLAGS.out, rows)
-  return np.mean([r["images_per_s"] for r in rows])
+    benchmarks.write_rows(FLAGS.out, rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+"""The benchmark and diagnostic scripts run end to end, exit 0 and append their JSON rows."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run_script(module: str, *flags: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, "-m", module, *flags], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_appends_one_row_per_model_and_size(tmp_path):
+  out = tmp_path / "rows.json"
+  out.write_text('{"earlier": true}\n')
+  result = run_script("experiments.benchmarks.train_step", "--models=resnet50,qcnn", "--sizes=28", "--batch=4",
+                      "--steps=1", "--width=4", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert rows[0] == {"earlier": True}  # appended, not overwritten
+  assert [(r["impl"], r["image_size"], r["batch"], r["dtype"]) for r in rows[1:]] == [
+      ("resnet50", 28, 4, "float32"), ("qcnn", 28, 4, "float32")]
+  assert all(r["images_per_s"] > 0 and r["compile_s"] > 0 for r in rows[1:])
+
+
+def test_gradient_variance_script_writes_a_row_per_width(tmp_path):
+  out = tmp_path / "gradvar.json"
+  result = run_script("experiments.gradient_variance", "--n_qubits=4", "--num_samples=8", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+  assert row["n_qubits"] == 4 and 0 < row["var_all"] < 1 and row["var_first_conv"] > row["var_pool"]
