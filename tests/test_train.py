@@ -89,20 +89,25 @@ def test_two_epochs_improve_the_loss_and_write_every_report(finished_run, tmp_pa
   assert again["test"]["acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
 
 
-def test_resume_after_a_kill_ends_like_an_uninterrupted_run(finished_run, tmp_path, synthetic_breast, monkeypatch):
-  config, workdir_a, summary_a = finished_run
-  workdir_b = tmp_path / "run_b"
+def run_killed_in_epoch(config, workdir: pathlib.Path, kill_epoch: int, monkeypatch) -> None:
+  """Runs `train_and_evaluate` until a simulated kill at the start of epoch `kill_epoch`."""
   original = train.Trainer.train_epoch
 
-  def killed_in_second_epoch(self, state, epoch, log, progress):
-    if epoch == 1:
+  def killed(self, state, epoch, log, progress):
+    if epoch == kill_epoch:
       raise KeyboardInterrupt("simulated kill")
     return original(self, state, epoch, log, progress)
 
-  monkeypatch.setattr(train.Trainer, "train_epoch", killed_in_second_epoch)
+  monkeypatch.setattr(train.Trainer, "train_epoch", killed)
   with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, str(workdir_b))
+    train.train_and_evaluate(config, str(workdir))
   monkeypatch.setattr(train.Trainer, "train_epoch", original)
+
+
+def test_resume_after_a_kill_ends_like_an_uninterrupted_run(finished_run, tmp_path, synthetic_breast, monkeypatch):
+  config, workdir_a, summary_a = finished_run
+  workdir_b = tmp_path / "run_b"
+  run_killed_in_epoch(config, workdir_b, 1, monkeypatch)
   summary_b = train.train_and_evaluate(config, str(workdir_b))
   for key in ("test_auc", "test_acc", "val_auc", "best_epoch"):
     assert summary_b[key] == summary_a[key], key
@@ -113,19 +118,9 @@ def test_resumed_run_keeps_one_record_per_epoch(tmp_path, synthetic_breast, monk
   """Epochs after the last checkpoint are redone on resume; their old records are dropped."""
   config = tiny_config(synthetic_breast, tmp_path / "tfds", num_epochs=3, checkpoint_every_epochs=2)
   workdir = tmp_path / "sparse_resume"
-  original = train.Trainer.train_epoch
-
-  def killed_in_third_epoch(self, state, epoch, log, progress):
-    if epoch == 2:
-      raise KeyboardInterrupt("simulated kill")
-    return original(self, state, epoch, log, progress)
-
-  monkeypatch.setattr(train.Trainer, "train_epoch", killed_in_third_epoch)
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, str(workdir))
+  run_killed_in_epoch(config, workdir, 2, monkeypatch)
   assert [r["epoch"] for r in epoch_records(workdir)] == [0, 1]  # checkpoint after epoch 1
   (workdir / "metrics.jsonl").open("a").write('{"epoch": 2, "step": 99, "loss": 1.0}\n{"epoch": 2, "st')
-  monkeypatch.setattr(train.Trainer, "train_epoch", original)
   train.train_and_evaluate(config, str(workdir))
   assert [r["epoch"] for r in epoch_records(workdir)] == [0, 1, 2]
   steps = [r["step"] for r in reports.read_metrics(workdir / "metrics.jsonl") if "loss" in r]
