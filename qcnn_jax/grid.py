@@ -371,8 +371,9 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
   runs = expand(grid, root)
   rows = aggregate(runs)
   if example_intervals:
+    seed_ensembles = ensembles(runs)
     for row in rows:
-      row.update(ensembles(runs).get((row["dataset"], row["model"]), {}))
+      row.update(seed_ensembles.get((row["dataset"], row["model"]), {}))
   os.makedirs(root, exist_ok=True)
   csv_path, md_path = os.path.join(root, RESULTS_CSV), os.path.join(root, RESULTS_MD)
   reports.write_text_atomic(csv_path, _csv_text(rows))

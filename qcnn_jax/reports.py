@@ -96,8 +96,10 @@ def drop_metrics_after(path: str | os.PathLike, last_epoch: int) -> None:
   """
   if not os.path.exists(path):
     return
-  kept = [r for r in read_metrics(path) if r.get("epoch", -1) <= last_epoch]
-  write_text_atomic(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in kept))
+  records = read_metrics(path)
+  kept = [r for r in records if r.get("epoch", -1) <= last_epoch]
+  if len(kept) < len(records):
+    write_text_atomic(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in kept))
 
 
 def predictions_filename(flag: str, split: str, auc: float, acc: float, run: str, size: int | None = None) -> str:

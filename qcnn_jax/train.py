@@ -337,7 +337,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   ckpts = checkpointing.RunCheckpoints(workdir)
   restored = ckpts.restore_latest(state)
   start_epoch, best, wall_time_s, rates = 0, {"val_auc": -math.inf, "epoch": -1}, 0.0, []
-  pending_best = None  # (epoch, state copy, meta, val AUC) of a best epoch not yet saved
+  pending_best = None  # save() arguments of a best epoch not yet saved (state copied on the device)
   if restored is not None:
     state, meta = restored
     state = parallel.put_replicated(state, trainer.mesh)
@@ -367,11 +367,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
       meta = {"epoch": epoch, "best": best, "wall_time_s": time.time() - run_start, "rates": list(rates)}
       if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch == config.num_epochs - 1:
         if pending_best is not None and not improved:  # best epoch since the last checkpoint
-          ckpts.save(*pending_best[:3], val_auc=pending_best[3], latest=False)
+          ckpts.save(**pending_best, latest=False)
         pending_best = None
         ckpts.save(epoch, state, meta, val_auc=val_auc)
       elif improved and val_auc is not None:  # kept on the device until the next checkpoint
-        pending_best = (epoch, jax.tree.map(jnp.copy, state), meta, val_auc)
+        pending_best = {"epoch": epoch, "state": jax.tree.map(jnp.copy, state), "metadata": meta, "val_auc": val_auc}
       logging.info("epoch %d/%d: train loss %.4f, %s AUC %.4f ACC %.4f (best %.4f at epoch %d)", epoch + 1,
                    config.num_epochs, epoch_metrics["train_loss"], select, report["auc"], report["acc"],
                    best["val_auc"], best["epoch"] + 1)

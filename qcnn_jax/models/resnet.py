@@ -76,11 +76,6 @@ class Conv(nn.Module):
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def _conv(features: int, kernel: int, strides: int, dtype: Any, name: str) -> nn.Module:
-  """A bias-free ``kernel`` x ``kernel`` convolution padded like torch (kernel // 2 per side)."""
-  return Conv(features, kernel, strides, dtype, name=name)
-
-
 def _bn(train: bool, dtype: Any, name: str, zero_scale: bool = False) -> nn.BatchNorm:
   """BatchNorm with torch's defaults (torch momentum 0.1 == flax momentum 0.9, eps 1e-5)."""
   return nn.BatchNorm(
@@ -101,7 +96,7 @@ class _Block(nn.Module):
     """Identity, or conv1x1 + BN (torchvision's ``downsample``) when the shape changes."""
     if x.shape[-1] == features and self.strides == 1:
       return x
-    x = _conv(features, 1, self.strides, self.dtype, "downsample_conv")(x)
+    x = Conv(features, 1, self.strides, self.dtype, name="downsample_conv")(x)
     return _bn(train, self.dtype, "downsample_bn")(x)
 
 
@@ -113,9 +108,9 @@ class BasicBlock(_Block):
   @nn.compact
   def __call__(self, x, train: bool = False):
     """Applies the block to NHWC ``x``; ``train`` normalises with batch statistics."""
-    y = _conv(self.planes, 3, self.strides, self.dtype, "conv1")(x)
+    y = Conv(self.planes, 3, self.strides, self.dtype, name="conv1")(x)
     y = nn.relu(_bn(train, self.dtype, "bn1")(y))
-    y = _conv(self.planes, 3, 1, self.dtype, "conv2")(y)
+    y = Conv(self.planes, 3, 1, self.dtype, name="conv2")(y)
     y = _bn(train, self.dtype, "bn2", self.zero_init_residual)(y)
     return nn.relu(y + self.shortcut(x, self.planes, train))
 
@@ -129,11 +124,11 @@ class Bottleneck(_Block):
   def __call__(self, x, train: bool = False):
     """Applies the block to NHWC ``x``; ``train`` normalises with batch statistics."""
     features = self.planes * self.expansion
-    y = _conv(self.planes, 1, 1, self.dtype, "conv1")(x)
+    y = Conv(self.planes, 1, 1, self.dtype, name="conv1")(x)
     y = nn.relu(_bn(train, self.dtype, "bn1")(y))
-    y = _conv(self.planes, 3, self.strides, self.dtype, "conv2")(y)
+    y = Conv(self.planes, 3, self.strides, self.dtype, name="conv2")(y)
     y = nn.relu(_bn(train, self.dtype, "bn2")(y))
-    y = _conv(features, 1, 1, self.dtype, "conv3")(y)
+    y = Conv(features, 1, 1, self.dtype, name="conv3")(y)
     y = _bn(train, self.dtype, "bn3", self.zero_init_residual)(y)
     return nn.relu(y + self.shortcut(x, features, train))
 
@@ -164,7 +159,7 @@ class ResNet(nn.Module):
   def __call__(self, x, train: bool = False):
     """Maps images (B, H, W, C) to float32 logits (B, num_classes) or features (B, D)."""
     imagenet = resolve_stem(self.stem, x.shape[1], x.shape[2]) == "imagenet"
-    x = _conv(self.width, 7 if imagenet else 3, 2 if imagenet else 1, self.dtype, "conv1")(x)
+    x = Conv(self.width, 7 if imagenet else 3, 2 if imagenet else 1, self.dtype, name="conv1")(x)
     x = nn.relu(_bn(train, self.dtype, "bn1")(x))
     if imagenet:
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))

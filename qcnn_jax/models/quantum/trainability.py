@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qcnn_jax.models.quantum import encodings, qcnn
+from qcnn_jax.models.quantum import qcnn
 from qcnn_jax.models.quantum.execution import qcnn_apply
 
 
@@ -36,8 +36,7 @@ def gradient_variance(spec: qcnn.QCNNSpec, num_samples: int = 256, seed: int = 0
   params = {name: jax.random.uniform(key, (num_samples, *shape), jnp.float32, 0.0, 2 * np.pi)
             for key, (name, shape) in zip(keys, sorted(shapes.items()))}
   high = 1.0 if spec.encoding == "amplitude" else np.pi
-  features = jax.random.uniform(keys[-1], (num_samples, 1, encodings.n_features(spec.encoding, spec.n_qubits)),
-                                jnp.float32, 0.0, high)
+  features = jax.random.uniform(keys[-1], (num_samples, 1, spec.n_features), jnp.float32, 0.0, high)
 
   def cost(p, x):
     return qcnn_apply(spec, p, x, execution=execution)[0, 0]
