@@ -9,7 +9,8 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from qcnn_jax.models.quantum import Noise, QCNNSpec, apply_matrix, param_shapes, qcnn_apply, statevector
+from qcnn_jax.models.quantum import (Noise, QCNNSpec, apply_matrix, execution, param_shapes, qcnn_apply,
+                                     statevector)
 
 # PennyLane builds its initial state as complex128; JAX truncates it to complex64 with a warning.
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype complex128:UserWarning")
@@ -61,8 +62,23 @@ def _grads(spec, params, features, execution):
 REUPLOADING = QCNNSpec(4, "u14", "dense_angle", reuploading=2)
 
 
-def test_gradient_equals_fused():
-  spec = REUPLOADING
+# Six qubits: the state preparation joins qubit pairs through the first conv gates, and the gates
+# after the first pooling layer run as one dense 3-qubit block.
+JOINED = QCNNSpec(6, "u15", "dense_angle")
+
+
+def test_joined_program_has_two_qubit_prep_and_suffix():
+  params, features = random_inputs(JOINED, 1)
+  conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
+                for mats in execution.layer_args(JOINED, params, "fused"))
+  tape = statevector.record(JOINED, features[0], conv, pool)
+  prog = statevector.program(tape, JOINED.n_qubits)
+  assert any(len(op.wires) == 2 for op in tape.operations[: prog.n_prep])
+  assert prog.n_suffix > 0 and prog.suffix_wires == (0, 2, 4)
+
+
+@pytest.mark.parametrize("spec", [REUPLOADING, JOINED], ids=["reuploading", "joined"])
+def test_gradient_equals_fused(spec):
   params, features = random_inputs(spec, 3)
   got, want = _grads(spec, params, features, "statevector"), _grads(spec, params, features, "fused")
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
@@ -111,14 +127,39 @@ def test_apply_matrix_equals_dense(wires, per_sample):
   np.testing.assert_allclose(np.asarray(got), want, atol=1e-4)
 
 
+def test_apply_dense_and_block_matrix_equal_dense():
+  n, batch, wires = 4, 3, (0, 2, 3)
+  rng = np.random.default_rng(1)
+  state = rng.normal(size=(batch, 2**n)) + 1j * rng.normal(size=(batch, 2**n))
+  gates = [((3, 0), rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4))),
+           ((2,), rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))]
+  block = statevector.block_matrix([jnp.asarray(m, jnp.complex64) for _, m in gates], [w for w, _ in gates],
+                                   wires, jnp.complex64)
+  got = statevector.apply_dense(jnp.asarray(state, jnp.complex64), block, wires)
+  dense = np.eye(2**n)
+  for gate_wires, m in gates:
+    dense = qml.matrix(qml.QubitUnitary(m, wires=gate_wires, unitary_check=False), wire_order=range(n)) @ dense
+  np.testing.assert_allclose(np.asarray(got), state @ dense.T, atol=1e-4)
+
+
 def test_gradient_memory_does_not_grow_with_depth():
-  spec = QCNNSpec(7, "ttn")
-  params, features = random_inputs(spec, 16)
-  state_bytes = 16 * 2**spec.n_qubits * 8
-  loss = lambda p, x: jnp.sum(qcnn_apply(spec, p, x, execution="statevector"))
-  memory = jax.jit(jax.grad(loss)).lower(params, features).compile().memory_analysis()
-  # The adjoint backward pass keeps a few states alive; backprop through 18 gates would keep ~18.
-  assert memory.temp_size_in_bytes < 12 * state_bytes
+  n, batch = 7, 16
+  rng = np.random.default_rng(0)
+  state = jnp.asarray(rng.normal(size=(batch, 2**n)) + 1j * rng.normal(size=(batch, 2**n)), jnp.complex64)
+
+  def temp_bytes(n_gates):
+    wires = tuple((g % n, (g + 3) % n) for g in range(n_gates))
+    mats = tuple(jnp.asarray(rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4)), jnp.complex64)
+                 for _ in range(n_gates))
+    loss = lambda s, m: jnp.sum(jnp.abs(statevector.evolve(wires, s, m)) ** 2)
+    return jax.jit(jax.grad(loss, argnums=(0, 1))).lower(state, mats).compile().memory_analysis().temp_size_in_bytes
+
+  # The adjoint backward pass keeps a few states alive whatever the depth; backprop would keep one
+  # per gate (40 states here).
+  state_bytes = batch * 2**n * 8
+  shallow, deep = temp_bytes(4), temp_bytes(40)
+  assert deep < 8 * state_bytes
+  assert deep <= shallow + state_bytes
 
 
 def test_shots_and_noise_rejected():

@@ -36,8 +36,11 @@ Optional environment for the torchlayer row (torch must never go into the projec
   /tmp/bench_torch_venv/bin/pip install --no-deps medmnist==3.0.2 -e .
   /tmp/bench_torch_venv/bin/python -m experiments.benchmarks.qcnn --impls=torchlayer --n_qubits=8
 
-Timings are medians of ``--repeats`` calls after one warm-up; on a shared machine they vary with
-its load.
+The jitted rows are timed side by side: after compiling them all, each of ``--repeats`` rounds
+times every row's forward and gradient once, and a row's throughput is its median over rounds;
+with ``pennylane_plain`` among the rows, ``fwd_speedup_vs_plain`` / ``grad_speedup_vs_plain`` are
+the median per-round ratios (on a shared machine the load drifts between rounds, and a ratio taken
+within a round cancels most of it). The per-sample loops are timed as medians of ``--repeats``.
 """
 
 import functools
@@ -93,8 +96,9 @@ def max_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def jitted_row(spec: QCNNSpec, mode: str, params, features, repeats: int) -> tuple[dict, np.ndarray]:
-  """Forward/gradient throughput, cold/warm compile time and XLA memory of ``qcnn_apply``."""
+def compile_jitted(spec: QCNNSpec, mode: str, params, features) -> tuple[dict, tuple]:
+  """Cold/warm compile time and XLA memory of ``qcnn_apply``'s forward and gradient, and both
+  compiled functions as zero-argument calls that block until done."""
   forward = lambda p, x: qcnn_apply(spec, p, x, execution=mode)
   value_and_grad = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x)))
 
@@ -109,16 +113,51 @@ def jitted_row(spec: QCNNSpec, mode: str, params, features, repeats: int) -> tup
   jax.clear_caches()
   compile_s_warm, _ = compile_all()
   memory = grad.memory_analysis()
-  batch = features.shape[0]
   row = {
-      "fwd_samples_per_s": batch / median_seconds(lambda: fwd(params, features).block_until_ready(), repeats),
-      "grad_samples_per_s": batch / median_seconds(lambda: jax.block_until_ready(grad(params, features)),
-                                                   repeats),
       "compile_s": compile_s,
       "compile_s_warm": compile_s_warm,
       "grad_peak_bytes": memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes,
   }
-  return row, np.asarray(fwd(params, features))
+  calls = (lambda: fwd(params, features).block_until_ready(),
+           lambda: jax.block_until_ready(grad(params, features)))
+  return row, calls
+
+
+def interleaved_seconds(calls: dict, repeats: int) -> dict:
+  """Wall times of each zero-argument call in ``calls``, timed round-robin: every round times each
+  call once, so that a change in the machine's load hits all of them alike. Returns
+  {name: (repeats,) seconds} after one warm-up call each."""
+  for call in calls.values():
+    call()
+  times = {name: [] for name in calls}
+  for _ in range(repeats):
+    for name, call in calls.items():
+      start = time.perf_counter()
+      call()
+      times[name].append(time.perf_counter() - start)
+  return {name: np.asarray(t) for name, t in times.items()}
+
+
+def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int) -> dict:
+  """Rows of the jitted impls, their forward and gradient timed side by side (interleaved rounds).
+  With ``pennylane_plain`` among them, each row gets ``fwd_speedup_vs_plain`` and
+  ``grad_speedup_vs_plain``: the median over rounds of the plain path's time / the row's time."""
+  rows, calls = {}, {}
+  for impl in impls:
+    rows[impl], (calls[(impl, "fwd")], calls[(impl, "grad")]) = compile_jitted(spec, JITTED[impl], params, features)
+  times = interleaved_seconds(calls, repeats)
+  batch = features.shape[0]
+  for impl, row in rows.items():
+    row["fwd_samples_per_s"] = batch / float(np.median(times[(impl, "fwd")]))
+    row["grad_samples_per_s"] = batch / float(np.median(times[(impl, "grad")]))
+    if "pennylane_plain" in rows:
+      for kind in ("fwd", "grad"):
+        row[f"{kind}_speedup_vs_plain"] = float(np.median(times[("pennylane_plain", kind)] / times[(impl, kind)]))
+  return rows
+
+
+def jitted_outputs(spec: QCNNSpec, impl: str, params, features) -> np.ndarray:
+  return np.asarray(jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution=JITTED[impl]))(params, features))
 
 
 def loop_row(forward, value_and_grad, params, features, repeats: int) -> tuple[dict, np.ndarray]:
@@ -176,7 +215,7 @@ def n_two_qubit_gates(spec: QCNNSpec) -> int:
   params, features = inputs(spec, 1)
   conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
                 for mats in execution.layer_args(spec, params, "fused"))
-  return len(statevector.program(statevector.record(spec, features[0], conv, pool)).gates)
+  return len(statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits).gates)
 
 
 def roofline_row(spec: QCNNSpec, batch: int, project: dict | None, repeats: int) -> dict:
@@ -207,12 +246,14 @@ def main(argv):
   spec = QCNNSpec(int(FLAGS.n_qubits), FLAGS.conv_unit)
   params, features = inputs(spec, FLAGS.batch)
   loop_features = features[: FLAGS.loop_samples]
+  unknown = [impl for impl in FLAGS.impls if impl not in IMPLS]
+  if unknown:
+    raise app.UsageError(f"impls {unknown} not in {IMPLS}")
+  jitted = jitted_rows(spec, [i for i in FLAGS.impls if i in JITTED], params, features, FLAGS.repeats)
   rows, reference = [], None
   for impl in FLAGS.impls:
-    if impl not in IMPLS:
-      raise app.UsageError(f"impl {impl!r} not in {IMPLS}")
     if impl in JITTED:
-      row, outputs = jitted_row(spec, JITTED[impl], params, features, FLAGS.repeats)
+      row, outputs = jitted[impl], jitted_outputs(spec, impl, params, features)
     elif impl == "lightning_adjoint":
       row, outputs = lightning_row(spec, params, loop_features, FLAGS.repeats)
     elif impl == "torchlayer":
@@ -234,9 +275,11 @@ def main(argv):
     row.update(impl=impl, n_qubits=spec.n_qubits, batch=FLAGS.batch, conv_unit=spec.conv_unit,
                max_rss_mb=max_rss_mb())
     rows.append(row)
+    speedup = (f"  vs plain x{row['fwd_speedup_vs_plain']:5.1f} / x{row['grad_speedup_vs_plain']:5.1f}"
+               if "grad_speedup_vs_plain" in row else "")
     print(f"{impl:>18}: fwd {row['fwd_samples_per_s']:10.1f}/s  fwd+grad {row['grad_samples_per_s']:10.1f}/s  "
           f"compile {row.get('compile_s', float('nan')):6.1f}s (warm {row.get('compile_s_warm', float('nan')):5.1f}s)"
-          f"  grad peak {row.get('grad_peak_bytes', 0) / 2**20:8.1f} MiB  rss {row['max_rss_mb']:7.0f} MiB",
+          f"  grad peak {row.get('grad_peak_bytes', 0) / 2**20:8.1f} MiB  rss {row['max_rss_mb']:7.0f} MiB{speedup}",
           flush=True)
     benchmarks.write_rows(FLAGS.out, [row])
 

@@ -5,16 +5,23 @@ each layer's two-qubit block as one ``qml.QubitUnitary`` (the "fused" matrices),
 recorded operation is applied through its own ``op.matrix()`` to a batched state of shape
 (B, 2**n_qubits), wire 0 being the most significant bit (PennyLane's order).
 
-* Encoding: the single-qubit operations before the first multi-qubit one (angle encodings) build
-  the initial state as a Kronecker product of single-qubit states; a leading ``StatePrep``
-  (amplitude encoding) is the initial state itself. Both are computed per sample (vmap).
+* State preparation: a leading ``StatePrep`` (amplitude encoding) is the initial state itself;
+  otherwise the leading operations that leave the state a product of factors smaller than the
+  register (the encoding's one-qubit gates, then the first conv gates on disjoint pairs and those
+  joining them until one factor would span every qubit) are applied to the small factors, which
+  are then joined into the full state. Computed per sample (vmap), differentiated by JAX.
 * Gates: a k-qubit matrix (k <= 2), shared (2**k, 2**k) or per sample (B, 2**k, 2**k), is
   applied as 2**k scaled strided slices of the state summed per output slice, which XLA fuses into
   one pass over the state (on CPU about twice as fast as a dot with transposes).
-* Gradient: adjoint method in a ``jax.custom_vjp``: the backward pass uncomputes the state with
-  U† instead of storing it after every gate, so memory stays at a few copies of the state
-  whatever the depth; batches whose state exceeds ``CHUNK_BYTES`` run chunk by chunk
-  (``lax.map``), which bounds it further (n=16, B=128, complex64: 64 MiB for the whole state).
+* Suffix: a QCNN's gates after its first pooling layer act on few qubits; the trailing shared
+  gates are multiplied into one dense block of up to ``MAX_SUFFIX_QUBITS`` qubits (where the
+  cost estimate in ``_suffix`` says it saves work) and applied with one matmul.
+* Gradient: adjoint method in a ``jax.custom_vjp`` for the gates: the backward pass uncomputes
+  the state with U† instead of storing it after every gate, so memory stays at a few copies of
+  the state whatever the depth; batches whose state exceeds ``CHUNK_BYTES`` run chunk by chunk
+  (``lax.map``), which keeps the passes (the backward's two stacked states included) in the
+  CPU's cache and bounds memory further (n=16, B=128, complex64: 64 MiB for the whole state).
+  Preparation and suffix are differentiated by JAX (a few states of residuals).
 * Readout: probabilities of the readout wires (others marginalised), <Z> from them, then
   ``qcnn.postprocess``, as the PennyLane modes do.
 
@@ -34,8 +41,9 @@ from qcnn_jax.models.quantum import qcnn
 
 
 # Samples are simulated in chunks of at most this many bytes of state, which keeps the passes over
-# the state in the CPU's cache; a whole batch that fits runs in one piece.
-CHUNK_BYTES = 4 * 2**20
+# the state in the CPU's cache; a whole batch that fits runs in one piece. (At 12 qubits, batch 128,
+# 2-core CPU with 1 MiB of L2 per core: 2 MiB gave 1.6x the gradient throughput of 4 MiB.)
+CHUNK_BYTES = 2 * 2**20
 
 
 class Gate(NamedTuple):
@@ -50,6 +58,8 @@ class Program(NamedTuple):
 
   n_prep: int  # leading operations that build the initial state
   gates: tuple[Gate, ...]  # the operations after them, in order
+  n_suffix: int  # trailing gates applied together as one dense block on ``suffix_wires``
+  suffix_wires: tuple[int, ...]  # ascending
   measurements: tuple[tuple[str, tuple[int, ...]], ...]  # ("expval" | "probs", wires)
 
 
@@ -58,11 +68,23 @@ def record(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks) -> qml.tape.
   return qml.tape.make_qscript(qcnn.qcnn_circuit)(spec, features, conv_blocks, pool_blocks)
 
 
-def _n_prep(operations) -> int:
-  """Number of leading operations that prepare the initial state (StatePrep, or 1-qubit gates)."""
+def _n_prep(operations, n_qubits: int) -> int:
+  """Number of leading operations that build the initial state: a leading StatePrep, or the
+  longest prefix after which the state is still a product of factors of fewer than ``n_qubits``
+  qubits each (the encoding's one-qubit gates and, e.g., a first conv sublayer on disjoint pairs).
+  """
   if operations and isinstance(operations[0], qml.StatePrep):
     return 1
-  return next((i for i, op in enumerate(operations) if len(op.wires) > 1), len(operations))
+  factor_of = {w: frozenset([w]) for w in range(n_qubits)}
+  for i, op in enumerate(operations):
+    if len(op.wires) > 2 or isinstance(op, qml.StatePrep):
+      return i
+    merged = frozenset().union(*(factor_of[w] for w in op.wires))
+    if len(merged) == n_qubits:
+      return i
+    for w in merged:
+      factor_of[w] = merged
+  return len(operations)
 
 
 def _measurement(mp) -> tuple[str, tuple[int, ...]]:
@@ -74,26 +96,67 @@ def _measurement(mp) -> tuple[str, tuple[int, ...]]:
   raise NotImplementedError(f"statevector execution supports probs and <Z> readouts, not {mp}")
 
 
-def program(tape: qml.tape.QuantumScript) -> Program:
-  """Static structure of a recorded circuit (``record`` with any features)."""
+def program(tape: qml.tape.QuantumScript, n_qubits: int) -> Program:
+  """Static structure of a recorded ``n_qubits`` circuit (``record`` with any features)."""
   ops = tape.operations
-  n_prep = _n_prep(ops)
+  n_prep = _n_prep(ops, n_qubits)
   for op in ops[n_prep:]:
     if len(op.wires) > 2 or isinstance(op, qml.StatePrep):
       raise NotImplementedError(f"statevector execution cannot apply {op} after state preparation")
   gates = tuple(Gate(tuple(op.wires), not isinstance(op, qml.QubitUnitary)) for op in ops[n_prep:])
-  return Program(n_prep, gates, tuple(_measurement(mp) for mp in tape.measurements))
+  return Program(n_prep, gates, *_suffix(gates), tuple(_measurement(mp) for mp in tape.measurements))
+
+
+# Most qubits a fused suffix block may act on (its matrix is 2**k x 2**k).
+MAX_SUFFIX_QUBITS = 6
+
+
+def _suffix(gates: Sequence[Gate]) -> tuple[int, tuple[int, ...]]:
+  """(count, wires) of the trailing shared gates worth applying as one dense block.
+
+  A QCNN's last layers act on few qubits, so the gates after the first pooling layer fit a block
+  of a few qubits. Cost per amplitude, as multiply-adds: a two-qubit gate 4, a dense k-qubit block
+  2**k plus about 8 for moving its axes; the count that saves most is chosen (0 if none saves).
+  """
+  best, best_saved, wires = (0, ()), 0, set()
+  for count in range(1, len(gates) + 1):
+    gate = gates[-count]
+    wires |= set(gate.wires)
+    if gate.per_sample or len(wires) > MAX_SUFFIX_QUBITS:
+      break
+    saved = 4 * count - (2 ** len(wires) + 8)
+    if saved > best_saved:
+      best, best_saved = (count, tuple(sorted(wires))), saved
+  return best
 
 
 def _initial_state(prep_ops, n_qubits: int, dtype):
-  """(2**n,) state the preparation operations produce from |0...0>."""
+  """(2**n,) state the preparation operations produce from |0...0>.
+
+  Without a StatePrep, each qubit starts as its own factor (a (2,) tensor); a gate joins the
+  factors of its wires (outer product) and is applied to that small tensor alone, and the final
+  factors are joined into the full state in wire order.
+  """
   if len(prep_ops) == 1 and isinstance(prep_ops[0], qml.StatePrep):
     return prep_ops[0].state_vector(wire_order=range(n_qubits)).reshape(-1).astype(dtype)
-  qubits = [jnp.array([1, 0], dtype) for _ in range(n_qubits)]
+  factors = {w: ((w,), jnp.array([1, 0], dtype)) for w in range(n_qubits)}  # wire -> (wires, tensor)
+
+  def join(parts):
+    wires, tensor = parts[0]
+    for more_wires, more in parts[1:]:
+      wires, tensor = wires + more_wires, jnp.tensordot(tensor, more, axes=0)
+    return wires, tensor
+
   for op in prep_ops:
-    wire = op.wires[0]
-    qubits[wire] = op.matrix().astype(dtype) @ qubits[wire]
-  return functools.reduce(jnp.kron, qubits)
+    gate_wires = tuple(op.wires)
+    wires, tensor = join(list({factors[w][0]: factors[w] for w in gate_wires}.values()))
+    k, axes = len(gate_wires), [wires.index(w) for w in gate_wires]
+    matrix = op.matrix().astype(dtype).reshape((2,) * (2 * k))
+    tensor = jnp.moveaxis(jnp.tensordot(matrix, tensor, axes=(list(range(k, 2 * k)), axes)), range(k), axes)
+    for w in wires:
+      factors[w] = (wires, tensor)
+  wires, tensor = join(list({factors[w][0]: factors[w] for w in range(n_qubits)}.values()))
+  return jnp.transpose(tensor, [wires.index(w) for w in range(n_qubits)]).reshape(-1)
 
 
 def _sample_inputs(spec: qcnn.QCNNSpec, prog: Program, dtype, conv_blocks, pool_blocks, features):
@@ -175,31 +238,52 @@ def apply_matrix(state, matrix, wires: Sequence[int]):
   return view_of.stack(output).reshape(state.shape)
 
 
+def apply_dense(state, matrix, wires: Sequence[int]):
+  """Applies a shared (2**k, 2**k) ``matrix`` on ascending ``wires`` of a (B, 2**n) state: the
+  wires' axes are moved last and one matmul (B * 2**(n-k), 2**k) @ matrix^T does the rest."""
+  batch, dim = state.shape
+  n, k = dim.bit_length() - 1, len(wires)
+  tensor = jnp.moveaxis(state.reshape((batch,) + (2,) * n), [1 + w for w in wires], range(-k, 0))
+  moved_shape = tensor.shape
+  tensor = (tensor.reshape(-1, 2**k) @ matrix.T).reshape(moved_shape)
+  return jnp.moveaxis(tensor, range(-k, 0), [1 + w for w in wires]).reshape(batch, dim)
+
+
+def block_matrix(matrices, gate_wires, wires: Sequence[int], dtype):
+  """(2**k, 2**k) matrix of ``matrices[i]`` applied on ``gate_wires[i]`` in order, on the k
+  ascending ``wires`` (the columns are the block applied to each basis state)."""
+  local = {w: i for i, w in enumerate(wires)}
+  basis = jnp.eye(2 ** len(wires), dtype=dtype)
+  for matrix, gw in zip(matrices, gate_wires):
+    basis = apply_matrix(basis, matrix, [local[w] for w in gw])
+  return basis.T
+
+
 def _adjoint(matrix):
   """U† of a (..., d, d) matrix."""
   return jnp.conj(jnp.swapaxes(matrix, -1, -2))
 
 
-def _outer_sum(pair, wires: Sequence[int], per_sample: bool):
-  """sum over amplitudes of conj(pair[1])[.. i ..] * pair[0][.. j ..]: (2**k, 2**k), summed over
-  samples unless ``per_sample`` ((B, 2**k, 2**k) then); ``pair``: (2, B, 2**n).
+def _outer_sum(mu, psi, wires: Sequence[int], per_sample: bool):
+  """sum over amplitudes of conj(mu)[.. i ..] * psi[.. j ..] on the gate's ``wires``: (2**k, 2**k),
+  summed over samples unless ``per_sample`` ((B, 2**k, 2**k) then); ``mu``, ``psi``: (B, 2**n).
 
-  One einsum on the gate's view of the state, which XLA lowers to transposes and a dot (its CPU
-  reductions of complex products are several times slower).
+  The gate axes are moved last and one dot contracts the rest (a dot with them in place is
+  lowered to the same transposes, slower on XLA:CPU at 12 qubits; a reduction of complex products
+  per matrix entry is several times slower still).
   """
-  _, batch, dim = pair.shape
+  batch, dim = psi.shape
   view_of = _View.of((batch, dim), wires)
-  view = pair.reshape((2,) + view_of.sizes)
   k = len(wires)
-  outs, ins = "ST"[:k], "UV"[:k]  # gate axes of the two operands, in view order
+  gate_axes = [2 + 2 * view_of.order.index(i) for i in range(k)]
 
-  def subscripts(gate_letters):  # "a" batch, "bcd" the untouched blocks between the gate axes
-    return "a" + "".join("bcd"[p] + gate_letters[p] for p in range(k)) + "bcd"[k]
+  def gate_last(state):
+    moved = jnp.moveaxis(state.reshape(view_of.sizes), gate_axes, range(-k, 0))
+    return moved.reshape((batch, -1, 2**k) if per_sample else (-1, 2**k))
 
-  gate_order = [view_of.order.index(i) for i in range(k)]
-  result = ("a" if per_sample else "") + "".join(outs[p] for p in gate_order) + "".join(ins[p] for p in gate_order)
-  summed = jnp.einsum(f"{subscripts(outs)},{subscripts(ins)}->{result}", jnp.conj(view[1]), view[0])
-  return summed.reshape(summed.shape[: int(per_sample)] + (2**k, 2**k))
+  if per_sample:
+    return jnp.einsum("bpi,bpj->bij", jnp.conj(gate_last(mu)), gate_last(psi))
+  return jnp.conj(gate_last(mu)).T @ gate_last(psi)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -225,15 +309,14 @@ def _evolve_bwd(wires, residuals, ct):
   """
   state, matrices = residuals
   batch, dim = state.shape
-  pair = jnp.stack([state, jnp.conj(ct)])  # (2, B, 2**n): ψ, μ
+  pair = jnp.concatenate([state, jnp.conj(ct)])  # (2B, 2**n): ψ, μ
   ct_matrices = []
   for gate_wires, matrix in zip(reversed(wires), reversed(matrices)):
     per_sample = matrix.ndim == 3
-    ct_matrices.append(_outer_sum(pair, gate_wires, per_sample) @ jnp.conj(matrix))
+    ct_matrices.append(_outer_sum(pair[batch:], pair[:batch], gate_wires, per_sample) @ jnp.conj(matrix))
     adjoint = _adjoint(matrix)
-    stacked = jnp.concatenate([adjoint, adjoint]) if per_sample else adjoint
-    pair = apply_matrix(pair.reshape(2 * batch, dim), stacked, gate_wires).reshape(2, batch, dim)
-  return jnp.conj(pair[1]), tuple(reversed(ct_matrices))
+    pair = apply_matrix(pair, jnp.concatenate([adjoint, adjoint]) if per_sample else adjoint, gate_wires)
+  return jnp.conj(pair[batch:]), tuple(reversed(ct_matrices))
 
 
 evolve.defvjp(_evolve_fwd, _evolve_bwd)
@@ -242,7 +325,8 @@ evolve.defvjp(_evolve_fwd, _evolve_bwd)
 def measure(state, n_qubits: int, measurements) -> list:
   """Readouts of a (B, 2**n) state, one per ``Program.measurements`` entry: (B,) <Z> of a wire,
   or (B, 2**r) probabilities of r wires in the listed order (other wires marginalised)."""
-  probs = jnp.abs(state.reshape((state.shape[0],) + (2,) * n_qubits)) ** 2
+  amplitudes = state.reshape((state.shape[0],) + (2,) * n_qubits)
+  probs = amplitudes.real**2 + amplitudes.imag**2  # |.|**2 would differentiate through a complex division
   results = []
   for kind, wires in measurements:
     kept = jnp.sum(probs, axis=tuple(1 + w for w in range(n_qubits) if w not in wires))
@@ -265,18 +349,22 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks):
     (B, R) readout values, equal to the PennyLane modes' ``qcnn_apply`` output.
   """
   tape = record(spec, jnp.zeros(spec.n_features, features.dtype), conv_blocks, pool_blocks)
-  prog = program(tape)
+  prog = program(tape, spec.n_qubits)
   shared = [op.matrix() for op, gate in zip(tape.operations[prog.n_prep:], prog.gates) if not gate.per_sample]
   dtype = jnp.result_type(features.dtype, jnp.complex64, *[m.dtype for m in shared])
   sample = functools.partial(_sample_inputs, spec, prog, dtype, conv_blocks, pool_blocks)
   state, sample_mats = jax.vmap(sample)(features)
+  n_engine = len(prog.gates) - prog.n_suffix
   wires = tuple(gate.wires for gate in prog.gates)
   shared = [m.astype(dtype) for m in shared]
+  suffix = (block_matrix(shared[len(shared) - prog.n_suffix:], wires[n_engine:], prog.suffix_wires, dtype)
+            if prog.n_suffix else None)
 
   def run(chunk_state, chunk_sample_mats):
     shared_iter, sample_iter = iter(shared), iter(chunk_sample_mats)
-    matrices = tuple(next(sample_iter) if gate.per_sample else next(shared_iter) for gate in prog.gates)
-    return evolve(wires, chunk_state, matrices)
+    matrices = tuple(next(sample_iter) if gate.per_sample else next(shared_iter) for gate in prog.gates[:n_engine])
+    chunk_state = evolve(wires[:n_engine], chunk_state, matrices)
+    return chunk_state if suffix is None else apply_dense(chunk_state, suffix, prog.suffix_wires)
 
   batch, dim = state.shape
   chunk = max(d for d in range(1, batch + 1)
