@@ -22,7 +22,23 @@ def test_train_step_benchmark_appends_one_row_per_model_and_size(tmp_path):
   assert rows[0] == {"earlier": True}  # appended, not overwritten
   assert [(r["impl"], r["image_size"], r["batch"], r["dtype"]) for r in rows[1:]] == [
       ("resnet50", 28, 4, "float32"), ("qcnn", 28, 4, "float32")]
-  assert all(r["images_per_s"] > 0 and r["compile_s"] > 0 for r in rows[1:])
+  assert all(r["images_per_s"] > 0 and r["compile_s"] > 0 and r["compile_s_warm"] > 0 and r["first_call_s"] > 0
+             for r in rows[1:])
+
+
+def test_qcnn_benchmark_times_jitted_rows_side_by_side():
+  from experiments.benchmarks import qcnn as bench  # pylint: disable=import-outside-toplevel
+  from qcnn_jax.models.quantum import QCNNSpec  # pylint: disable=import-outside-toplevel
+  spec = QCNNSpec(4)
+  params, features = bench.inputs(spec, 8)
+  rows = bench.jitted_rows(spec, ["project", "pennylane_plain"], params, features, repeats=3)
+  assert set(rows) == {"project", "pennylane_plain"}
+  assert rows["pennylane_plain"]["grad_speedup_vs_plain"] == 1.0
+  for row in rows.values():
+    assert row["fwd_samples_per_s"] > 0 and row["grad_samples_per_s"] > 0 and row["compile_s"] > 0
+    assert row["grad_speedup_vs_plain"] > 0
+  # 8 qubits: 14 gates after the product-state preparation, the last 8 as one dense block.
+  assert bench.n_state_passes(QCNNSpec(8)) == 7
 
 
 def test_gradient_variance_script_writes_a_row_per_width(tmp_path):

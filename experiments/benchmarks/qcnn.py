@@ -15,10 +15,11 @@ float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
   lightning_adjoint  ``lightning.qubit``, ``diff_method="adjoint"``, not jitted, per-sample loop.
   roofline           this machine's memory bandwidth (a jnp axpy on an array of the size the engine
                      works on: the state, or one chunk of it when it exceeds
-                     ``statevector.CHUNK_BYTES``) and the time the project's gates must take at
-                     that bandwidth (as bytes, always the whole state): every two-qubit
-                     gate reads and writes the whole (batch, 2**n) complex64 state once forward;
-                     the adjoint gradient adds 3 more reads and writes per gate (uncompute,
+                     ``statevector.CHUNK_BYTES``) and the time the project's engine must take
+                     at that bandwidth (as bytes, always the whole state): each of its
+                     ``state_passes`` (a gate on the full state, or the dense suffix block) reads
+                     and writes the whole (batch, 2**n) complex64 state once forward; the
+                     adjoint gradient adds 3 more reads and writes per pass (uncompute,
                      cotangent, matrix cotangent).
 
 Each row: impl, n_qubits, batch, fwd_samples_per_s, grad_samples_per_s (value and gradient of the
@@ -210,12 +211,14 @@ def torchlayer_row(spec: QCNNSpec, params, features, repeats: int):
   return loop_row(forward, value_and_grad, params, features, repeats)
 
 
-def n_two_qubit_gates(spec: QCNNSpec) -> int:
-  """Gates the project's engine applies to the full state (the encoding is a product state)."""
+def n_state_passes(spec: QCNNSpec) -> int:
+  """Passes the project's engine makes over the full state: one per gate it applies there (the
+  preparation works on small factors) and one for the dense suffix block, if any."""
   params, features = inputs(spec, 1)
   conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
                 for mats in execution.layer_args(spec, params, "fused"))
-  return len(statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits).gates)
+  prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits)
+  return len(prog.gates) - prog.n_suffix + (1 if prog.n_suffix else 0)
 
 
 def roofline_row(spec: QCNNSpec, batch: int, project: dict | None, repeats: int) -> dict:
@@ -225,11 +228,11 @@ def roofline_row(spec: QCNNSpec, batch: int, project: dict | None, repeats: int)
   axpy = jax.jit(lambda y, x: 1.0001 * x + y)
   seconds = median_seconds(lambda: axpy(x, x).block_until_ready(), max(repeats, 10))
   bandwidth = 3 * x.nbytes / seconds  # read x, read y, write the result
-  gates = n_two_qubit_gates(spec)
-  fwd_bytes, grad_bytes = 2 * gates * state_bytes, 8 * gates * state_bytes
+  passes = n_state_passes(spec)
+  fwd_bytes, grad_bytes = 2 * passes * state_bytes, 8 * passes * state_bytes
   row = {
       "bandwidth_gb_s": bandwidth / 1e9,
-      "two_qubit_gates": gates,
+      "state_passes": passes,
       "fwd_bytes": fwd_bytes,
       "grad_bytes": grad_bytes,
       "fwd_samples_per_s": batch * bandwidth / fwd_bytes,

@@ -4,7 +4,8 @@ r"""Train-step throughput and compile time of the models, and the quantum part's
       --batch=128 --out=train_step.json
 
 One JSON row per (model, size): impl (= model), image_size, batch, images_per_s (jitted train
-step, Adam, steady state), compile_s (first call: trace + compile + run), dtype, and for
+step, Adam, steady state), compile_s (trace + compile with an empty persistent compilation cache),
+compile_s_warm (the same served by the cache), first_call_s (first call: trace + compile + run), dtype, and for
 hybrid models quantum_share: the fraction of the step spent in the quantum head, measured as
 1 - t(step with the quantum head replaced by its classical control of equal shape) / t(step).
 
@@ -15,6 +16,7 @@ dependency of qcnn_jax: install it in its own environment (see experiments/bench
 """
 
 import functools
+import tempfile
 import time
 
 import jax
@@ -24,7 +26,7 @@ from absl import app, flags
 
 from experiments import benchmarks
 
-from qcnn_jax import train
+from qcnn_jax import runtime, train
 from qcnn_jax.models import get_model
 from qcnn_jax.models.resnet import resolve_stem
 
@@ -58,17 +60,28 @@ def time_step(name: str, size: int, batch: int) -> dict:
                                   batch_stats=variables.get("batch_stats", {}), rng=jax.random.PRNGKey(2))
   step = jax.jit(functools.partial(train.train_step, model=model, task="binary-class"), donate_argnums=0)
   batch_dict = {"image": images, "label": labels}
+
+  def compile_seconds():
+    jax.clear_caches()
+    start = time.perf_counter()
+    step.lower(state, batch_dict).compile()
+    return time.perf_counter() - start
+
+  runtime.enable_compilation_cache(tempfile.mkdtemp(prefix="train_step_bench_cache_"))
+  compile_s = compile_seconds()  # empty persistent cache
+  compile_s_warm = compile_seconds()  # served by the persistent cache just filled
   start = time.perf_counter()
   state, metrics = step(state, batch_dict)
   jax.block_until_ready(metrics)
-  compile_s = time.perf_counter() - start
+  first_call_s = time.perf_counter() - start
   start = time.perf_counter()
   for _ in range(FLAGS.steps):
     state, metrics = step(state, batch_dict)
   jax.block_until_ready(metrics)
   per_step = (time.perf_counter() - start) / FLAGS.steps
   return {"impl": name, "image_size": size, "batch": batch, "images_per_s": batch / per_step,
-          "step_s": per_step, "compile_s": compile_s, "backend": jax.default_backend(),
+          "step_s": per_step, "compile_s": compile_s, "compile_s_warm": compile_s_warm,
+          "first_call_s": first_call_s, "backend": jax.default_backend(),
           "dtype": options.get("dtype", "float32")}
 
 
@@ -124,7 +137,7 @@ def main(argv):
         row["quantum_share"] = max(0.0, 1.0 - twin["step_s"] / row["step_s"])
       rows.append(row)
       share = f"  quantum share {row['quantum_share']:.1%}" if "quantum_share" in row else ""
-      print(f"{name:>20} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s{share}",
+      print(f"{name:>20} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s (warm {row.get('compile_s_warm', float('nan')):5.1f} s){share}",
             flush=True)
     sized = {r["impl"]: r for r in rows}
     if TORCHVISION in sized:  # side-by-side ratio, measured in this run
