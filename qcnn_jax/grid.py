@@ -185,6 +185,13 @@ def load_test_labels(config: ml_collections.ConfigDict) -> tuple[str, np.ndarray
   return dataset.task, test.index[order], test.label[order]
 
 
+def cached_test_labels(cache: dict, run: GridRun) -> tuple[str, np.ndarray, np.ndarray]:
+  """`load_test_labels` of the run's dataset, read once per `cache` (a report shares one)."""
+  if run.dataset not in cache:
+    cache[run.dataset] = load_test_labels(run.config)
+  return cache[run.dataset]
+
+
 def test_predictions(run: GridRun) -> tuple[np.ndarray, np.ndarray]:
   """(index (N,), scores (N, K)) of the run's newest test predictions CSV (ascending index)."""
   paths = glob.glob(os.path.join(glob.escape(run.workdir), "predictions", "*_test_*@*.csv"))
@@ -203,22 +210,21 @@ def _aligned_scores(runs: list[GridRun], index: np.ndarray) -> list[np.ndarray]:
   return scores
 
 
-def ensembles(runs: list[GridRun]) -> dict[tuple[str, str], dict[str, float]]:
+def ensembles(runs: list[GridRun], labels_cache: dict | None = None) -> dict[tuple[str, str], dict[str, float]]:
   """Seed ensembles: per (dataset, model) with >= 2 finished seeds, the test AUC and ACC of the
   seeds' predicted scores (probabilities) averaged per example. Groups whose predictions or test
-  labels cannot be read are left out."""
+  labels cannot be read are left out. `labels_cache`: see `cached_test_labels`."""
   groups: dict[tuple[str, str], list[GridRun]] = {}
   for run in runs:
     if run.status() == FINISHED:
       groups.setdefault((run.dataset, run.model), []).append(run)
-  labels_by_dataset, results = {}, {}
+  labels_cache = {} if labels_cache is None else labels_cache
+  results = {}
   for (dataset, model), group in groups.items():
     if len(group) < 2:
       continue
     try:
-      if dataset not in labels_by_dataset:
-        labels_by_dataset[dataset] = load_test_labels(group[0].config)
-      task, index, labels = labels_by_dataset[dataset]
+      task, index, labels = cached_test_labels(labels_cache, group[0])
       scores = np.mean(_aligned_scores(group, index), axis=0)
     except (FileNotFoundError, ValueError) as e:
       logging.warning("no seed ensemble for %s %s: %s", dataset, model, e)
@@ -233,8 +239,10 @@ def bootstrap_options(grid: ml_collections.ConfigDict) -> dict[str, Any]:
   return {**DEFAULT_BOOTSTRAP, **grid.get("bootstrap", ml_collections.ConfigDict()).to_dict()}
 
 
-def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_intervals: bool = True) -> list[dict]:
-  """Paired comparisons `grid.comparisons` on every dataset, over the seeds both models finished.
+def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_intervals: bool = True,
+            labels_cache: dict | None = None) -> list[dict]:
+  """Paired comparisons `grid.comparisons` on every dataset, over the seeds both models finished
+  (`labels_cache`: see `cached_test_labels`).
 
   Returns:
     Dicts: dataset, model_a, model_b, seeds, and `stats.Interval`s (A minus B) "seed_auc",
@@ -244,9 +252,9 @@ def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_interv
   """
   options = bootstrap_options(grid)
   finished = {(r.dataset, r.model, r.seed): r for r in runs if r.status() == FINISHED}
+  labels_cache = {} if labels_cache is None else labels_cache
   results = []
   for dataset in dict.fromkeys(r.dataset for r in runs):
-    labels_cache = None
     for model_a, model_b in grid.get("comparisons", ()):
       seeds = [r.seed for r in runs if r.dataset == dataset and r.model == model_a
                and (dataset, model_b, r.seed) in finished and (dataset, model_a, r.seed) in finished]
@@ -263,8 +271,7 @@ def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_interv
         results.append(result)
         continue
       try:
-        labels_cache = labels_cache or load_test_labels(run_a[0].config)
-        task, index, labels = labels_cache
+        task, index, labels = cached_test_labels(labels_cache, run_a[0])
         intervals = stats.example_bootstrap(labels, _aligned_scores(run_a, index), _aligned_scores(run_b, index),
                                             task, **options)
         result.update({f"example_{k}": v for k, v in intervals.items()})
@@ -370,13 +377,14 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
   """
   runs = expand(grid, root)
   rows = aggregate(runs)
+  labels_cache = {}  # each dataset's test labels are read once per report
   if example_intervals:
-    seed_ensembles = ensembles(runs)
+    seed_ensembles = ensembles(runs, labels_cache)
     for row in rows:
       row.update(seed_ensembles.get((row["dataset"], row["model"]), {}))
   os.makedirs(root, exist_ok=True)
   csv_path, md_path = os.path.join(root, RESULTS_CSV), os.path.join(root, RESULTS_MD)
   reports.write_text_atomic(csv_path, _csv_text(rows))
-  reports.write_text_atomic(md_path, render_markdown(grid, root, runs, rows, compare(grid, runs, example_intervals),
+  reports.write_text_atomic(md_path, render_markdown(grid, root, runs, rows, compare(grid, runs, example_intervals, labels_cache),
                                               failures or {}))
   return csv_path, md_path

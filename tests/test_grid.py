@@ -71,7 +71,13 @@ def write_finished_run(workdir: str, dataset: str, model: str, seed: int) -> Non
 def fake_train(monkeypatch):
   fake = FakeTrain()
   monkeypatch.setattr(train, "train_and_evaluate", fake)
-  monkeypatch.setattr(grid, "load_test_labels", lambda config: (metrics.BINARY, INDEX, LABELS))
+  fake.label_loads = []
+
+  def load_test_labels(config):
+    fake.label_loads.append(config.dataset)
+    return metrics.BINARY, INDEX, LABELS
+
+  monkeypatch.setattr(grid, "load_test_labels", load_test_labels)
   return fake
 
 
@@ -134,6 +140,7 @@ def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_publish
   failures = grid.train_runs(config, str(tmp_path), subset)
   assert list(failures.values()) == ["FloatingPointError: Non-finite loss"]
   csv_path, md_path = grid.write_report(config, str(tmp_path), failures=failures)
+  assert fake_train.label_loads == ["breastmnist"]  # read once for the ensembles and comparisons
 
   with open(csv_path, newline="") as f:
     rows = {(r["dataset"], r["model"]): r for r in csv.DictReader(f)}
