@@ -5,8 +5,9 @@ r"""Train-step throughput and compile time of the models, and the quantum part's
 
 One JSON row per (model, size): impl (= model), image_size, batch, images_per_s (jitted train
 step, Adam, steady state), compile_s (trace + compile with an empty persistent compilation cache),
-compile_s_warm (the same served by the cache), first_call_s (first call: trace + compile + run), dtype, and for
-hybrid models quantum_share: the fraction of the step spent in the quantum head, measured as
+compile_s_warm (the same served by the cache), first_call_s (first call: trace + compile + run), dtype,
+the options given (`--width`, `--dtype`, `--n_qubits`, `--execution` go to the models that take
+them), and for hybrid models quantum_share: the fraction of the step spent in the quantum head, measured as
 1 - t(step with the quantum head replaced by its classical control of equal shape) / t(step).
 
 `--models=torchvision_resnet50` adds the same step in PyTorch, for a side-by-side ratio: torchvision's
@@ -27,7 +28,7 @@ from absl import app, flags
 from experiments import benchmarks
 
 from qcnn_jax import runtime, train
-from qcnn_jax.models import get_model
+from qcnn_jax.models import MODELS, get_model
 from qcnn_jax.models.resnet import resolve_stem
 
 flags.DEFINE_list("models", ["resnet50", "resnet50_qcnn", "qcnn", "quanv_resnet50"], "Models to time.")
@@ -37,6 +38,8 @@ flags.DEFINE_integer("channels", 1, "Input channels.")
 flags.DEFINE_integer("steps", 5, "Timed steps after the first (compiling) one.")
 flags.DEFINE_string("width", None, "Optional ResNet base width override.")
 flags.DEFINE_string("dtype", None, "Compute dtype of the ResNet (e.g. bfloat16); default float32.")
+flags.DEFINE_integer("n_qubits", None, "Qubits of the quantum models' circuit; default the model's (8).")
+flags.DEFINE_string("execution", None, "QCNN execution (fused, statevector, gates); default fused.")
 flags.DEFINE_string("out", None, "JSON-lines output file.")
 FLAGS = flags.FLAGS
 
@@ -49,9 +52,9 @@ def time_step(name: str, size: int, batch: int) -> dict:
   """Compile time and steady-state images/s of one jitted Adam train step of model `name`."""
   if name == TORCHVISION:
     return time_torch_step(size, batch)
-  options = {"width": int(FLAGS.width)} if FLAGS.width and name != "qcnn" else {}
-  if FLAGS.dtype and name != "qcnn":
-    options["dtype"] = FLAGS.dtype
+  requested = {"width": int(FLAGS.width) if FLAGS.width else None, "dtype": FLAGS.dtype,
+               "n_qubits": FLAGS.n_qubits, "execution": FLAGS.execution}
+  options = {k: v for k, v in requested.items() if v is not None and k in MODELS[name][1]}
   model = get_model(name, 1, **options)
   images = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, FLAGS.channels))
   labels = (jnp.arange(batch) % 2)[:, None]
@@ -82,7 +85,8 @@ def time_step(name: str, size: int, batch: int) -> dict:
   return {"impl": name, "image_size": size, "batch": batch, "images_per_s": batch / per_step,
           "step_s": per_step, "compile_s": compile_s, "compile_s_warm": compile_s_warm,
           "first_call_s": first_call_s, "backend": jax.default_backend(),
-          "dtype": options.get("dtype", "float32")}
+          "dtype": options.get("dtype", "float32"),
+          **{k: options[k] for k in ("width", "n_qubits", "execution") if k in options}}
 
 
 def time_torch_step(size: int, batch: int) -> dict:
