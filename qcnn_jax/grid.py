@@ -385,6 +385,6 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
   os.makedirs(root, exist_ok=True)
   csv_path, md_path = os.path.join(root, RESULTS_CSV), os.path.join(root, RESULTS_MD)
   reports.write_text_atomic(csv_path, _csv_text(rows))
-  reports.write_text_atomic(md_path, render_markdown(grid, root, runs, rows, compare(grid, runs, example_intervals, labels_cache),
-                                              failures or {}))
+  comparisons = compare(grid, runs, example_intervals, labels_cache)
+  reports.write_text_atomic(md_path, render_markdown(grid, root, runs, rows, comparisons, failures or {}))
   return csv_path, md_path

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -31,8 +32,9 @@ def test_qcnn_benchmark_times_jitted_rows_side_by_side():
   from qcnn_jax.models.quantum import QCNNSpec  # pylint: disable=import-outside-toplevel
   spec = QCNNSpec(4)
   params, features = bench.inputs(spec, 8)
-  rows = bench.jitted_rows(spec, ["project", "pennylane_plain"], params, features, repeats=3)
-  assert set(rows) == {"project", "pennylane_plain"}
+  rows, outputs = bench.jitted_rows(spec, ["project", "pennylane_plain"], params, features, repeats=3)
+  assert set(rows) == set(outputs) == {"project", "pennylane_plain"}
+  np.testing.assert_allclose(outputs["project"], outputs["pennylane_plain"], atol=1e-5)
   assert rows["pennylane_plain"]["grad_speedup_vs_plain"] == 1.0
   for row in rows.values():
     assert row["fwd_samples_per_s"] > 0 and row["grad_samples_per_s"] > 0 and row["compile_s"] > 0

@@ -119,7 +119,7 @@ def compile_jitted(spec: QCNNSpec, mode: str, params, features) -> tuple[dict, t
       "compile_s_warm": compile_s_warm,
       "grad_peak_bytes": memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes,
   }
-  calls = (lambda: fwd(params, features).block_until_ready(),
+  calls = (lambda: fwd(params, features).block_until_ready(),  # returns the outputs
            lambda: jax.block_until_ready(grad(params, features)))
   return row, calls
 
@@ -139,10 +139,11 @@ def interleaved_seconds(calls: dict, repeats: int) -> dict:
   return {name: np.asarray(t) for name, t in times.items()}
 
 
-def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int) -> dict:
-  """Rows of the jitted impls, their forward and gradient timed side by side (interleaved rounds).
-  With ``pennylane_plain`` among them, each row gets ``fwd_speedup_vs_plain`` and
-  ``grad_speedup_vs_plain``: the median over rounds of the plain path's time / the row's time."""
+def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int) -> tuple[dict, dict]:
+  """Rows of the jitted impls, their forward and gradient timed side by side (interleaved rounds),
+  and each impl's forward outputs (B, R). With ``pennylane_plain`` among them, each row gets
+  ``fwd_speedup_vs_plain`` and ``grad_speedup_vs_plain``: the median over rounds of the plain
+  path's time / the row's time."""
   rows, calls = {}, {}
   for impl in impls:
     rows[impl], (calls[(impl, "fwd")], calls[(impl, "grad")]) = compile_jitted(spec, JITTED[impl], params, features)
@@ -154,11 +155,7 @@ def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int
     if "pennylane_plain" in rows:
       for kind in ("fwd", "grad"):
         row[f"{kind}_speedup_vs_plain"] = float(np.median(times[("pennylane_plain", kind)] / times[(impl, kind)]))
-  return rows
-
-
-def jitted_outputs(spec: QCNNSpec, impl: str, params, features) -> np.ndarray:
-  return np.asarray(jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution=JITTED[impl]))(params, features))
+  return rows, {impl: np.asarray(calls[(impl, "fwd")]()) for impl in rows}
 
 
 def loop_row(forward, value_and_grad, params, features, repeats: int) -> tuple[dict, np.ndarray]:
@@ -252,11 +249,12 @@ def main(argv):
   unknown = [impl for impl in FLAGS.impls if impl not in IMPLS]
   if unknown:
     raise app.UsageError(f"impls {unknown} not in {IMPLS}")
-  jitted = jitted_rows(spec, [i for i in FLAGS.impls if i in JITTED], params, features, FLAGS.repeats)
+  jitted, jitted_outputs = jitted_rows(spec, [i for i in FLAGS.impls if i in JITTED], params, features,
+                                       FLAGS.repeats)
   rows, reference = [], None
   for impl in FLAGS.impls:
     if impl in JITTED:
-      row, outputs = jitted[impl], jitted_outputs(spec, impl, params, features)
+      row, outputs = jitted[impl], jitted_outputs[impl]
     elif impl == "lightning_adjoint":
       row, outputs = lightning_row(spec, params, loop_features, FLAGS.repeats)
     elif impl == "torchlayer":

@@ -141,8 +141,9 @@ def main(argv):
         row["quantum_share"] = max(0.0, 1.0 - twin["step_s"] / row["step_s"])
       rows.append(row)
       share = f"  quantum share {row['quantum_share']:.1%}" if "quantum_share" in row else ""
-      print(f"{name:>20} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s (warm {row.get('compile_s_warm', float('nan')):5.1f} s){share}",
-            flush=True)
+      warm = row.get("compile_s_warm", float("nan"))  # torchvision rows have no persistent cache
+      print(f"{name:>20} {size:>3} px: {row['images_per_s']:8.1f} images/s, compile {row['compile_s']:6.1f} s "
+            f"(warm {warm:5.1f} s){share}", flush=True)
     sized = {r["impl"]: r for r in rows}
     if TORCHVISION in sized:  # side-by-side ratio, measured in this run
       for name, row in sized.items():
