@@ -7,7 +7,16 @@ r"""Runs a grid of trainings (datasets × models × seeds) and writes its result
 Finished runs (those with summary.json) are skipped and a partial run resumes from its
 checkpoint, so rerunning the same command continues a killed grid. The subset flags choose what
 to train; `{workdir}/results.md` and `results.csv` always list every run of the grid.
+
+Runs that survive a new machine: with `--records=results/<grid>/runs` every run that finishes is
+copied (config, summary, metrics, val/test predictions; no checkpoints) to
+`{records}/{dataset}/{model}/seed_{k}/`; commit that folder. On a fresh clone the same command
+counts recorded runs (made with the same config) as finished, trains only the others and builds
+the report from records and workdirs alike. `--record_finished` records the finished runs of an
+existing grid directory without training.
 """
+
+import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -20,6 +29,9 @@ flags.DEFINE_bool("only_report", False, "Rebuild the report from finished runs w
 flags.DEFINE_list("datasets", None, "Train only these datasets of the grid (default: all).")
 flags.DEFINE_list("models", None, "Train only these models of the grid (default: all).")
 flags.DEFINE_list("seeds", None, "Train only these seeds of the grid (default: all).")
+flags.DEFINE_string("records", None, "Folder of committed run records (e.g. results/grid_hassan_cpu/runs): "
+                    "finished runs are copied there and recorded runs count as finished.")
+flags.DEFINE_bool("record_finished", False, "Copy every finished run of --workdir into --records and exit.")
 flags.mark_flag_as_required("config")
 FLAGS = flags.FLAGS
 
@@ -28,11 +40,18 @@ def main(argv):
   del argv
   runtime.quiet_library_logs()
   failures = {}
-  if not FLAGS.only_report:
-    seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else None
-    runs = grid.expand(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, models=FLAGS.models, seeds=seeds)
-    failures = grid.train_runs(FLAGS.config, FLAGS.workdir, runs)
-  csv_path, md_path = grid.write_report(FLAGS.config, FLAGS.workdir, failures=failures)
+  seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else None
+  runs = grid.expand(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, models=FLAGS.models, seeds=seeds,
+                     records=FLAGS.records)
+  if FLAGS.record_finished:
+    if not FLAGS.records:
+      raise app.UsageError("--record_finished needs --records=<folder>")
+    for run in runs:
+      if os.path.exists(run.summary_path):
+        print(f"recorded {grid.record_run(run)}")
+  elif not FLAGS.only_report:
+    failures = grid.train_runs(FLAGS.config, FLAGS.workdir, runs, records=FLAGS.records)
+  csv_path, md_path = grid.write_report(FLAGS.config, FLAGS.workdir, failures=failures, records=FLAGS.records)
   print(f"Report: {md_path}  {csv_path}")
   if failures:
     for run, error in failures.items():

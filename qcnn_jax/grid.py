@@ -36,7 +36,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from qcnn_jax import metrics, published, reports, stats, train
+from qcnn_jax import checkpointing, metrics, published, reports, stats, train
 from qcnn_jax.data import pipeline
 
 RESULTS_CSV = "results.csv"
@@ -52,22 +52,48 @@ CSV_COLUMNS = (("dataset", "model", "n_seeds", "n_runs", "seeds")
 DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
 
 
+# Keys that say where data comes from or how a run is driven, not what it computes.
+LOCATION_KEYS = ("data_dir", "tfds_dir", "allow_download")
+# The small files of a finished run that a record keeps (never checkpoints or train predictions).
+RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME, "metrics_final.json", "metrics.jsonl")
+RECORD_PREDICTIONS = ("*_val_*@*.csv", "*_test_*@*.csv")
+
+
 @dataclasses.dataclass(frozen=True)
 class GridRun:
-  """One training run of a grid: its coordinates, workdir and full train config."""
+  """One training run of a grid: its coordinates, workdir, full train config and, optionally, the
+  folder of its committed record (`record_run`), which counts as finished like a workdir does."""
   dataset: str
   model: str
   seed: int
   workdir: str
   config: ml_collections.ConfigDict = dataclasses.field(compare=False, repr=False)
+  record_dir: str | None = dataclasses.field(default=None, compare=False)
 
   @property
   def summary_path(self) -> str:
     return os.path.join(self.workdir, reports.SUMMARY_FILENAME)
 
-  def status(self) -> str:
-    """"finished" (summary.json written), "started" (workdir initialised) or "pending"."""
+  def has_record(self) -> bool:
+    """True when a committed record of this run exists and was made with this run's config."""
+    if not self.record_dir or not os.path.exists(os.path.join(self.record_dir, reports.SUMMARY_FILENAME)):
+      return False
+    recorded = reports.read_json(os.path.join(self.record_dir, "config.json"))
+    differences = checkpointing.config_differences(recorded, reports.to_jsonable(self.config.to_dict()),
+                                                   train.NON_RESULT_KEYS + LOCATION_KEYS)
+    if differences:
+      logging.warning("record %s ignored: made with another config (%s)", self.record_dir, sorted(differences))
+    return not differences
+
+  def finished_dir(self) -> str | None:
+    """The folder holding this run's finished files: the workdir, else its record, else None."""
     if os.path.exists(self.summary_path):
+      return self.workdir
+    return self.record_dir if self.has_record() else None
+
+  def status(self) -> str:
+    """"finished" (summary.json in the workdir or a record), "started" (workdir initialised) or "pending"."""
+    if self.finished_dir():
       return FINISHED
     if os.path.exists(os.path.join(self.workdir, "config.json")):
       return STARTED
@@ -75,7 +101,22 @@ class GridRun:
 
   def summary(self) -> dict[str, Any] | None:
     """The run's summary.json, or None before it finishes."""
-    return reports.read_json(self.summary_path) if self.status() == FINISHED else None
+    folder = self.finished_dir()
+    return reports.read_json(os.path.join(folder, reports.SUMMARY_FILENAME)) if folder else None
+
+
+def record_run(run: GridRun) -> str:
+  """Copies a finished workdir's small files (`RECORD_FILES`, val/test predictions) into
+  `run.record_dir` (atomically, file by file; summary.json last) and returns that folder."""
+  if not os.path.exists(run.summary_path):
+    raise FileNotFoundError(f"{run.workdir} has not finished (no {reports.SUMMARY_FILENAME})")
+  names = [n for n in RECORD_FILES if n != reports.SUMMARY_FILENAME and os.path.exists(os.path.join(run.workdir, n))]
+  names += [os.path.relpath(p, run.workdir) for pattern in RECORD_PREDICTIONS
+            for p in glob.glob(os.path.join(glob.escape(run.workdir), "predictions", pattern))]
+  for name in names + [reports.SUMMARY_FILENAME]:
+    with open(os.path.join(run.workdir, name), encoding="utf-8") as f:
+      reports.write_text_atomic(os.path.join(run.record_dir, name), f.read())
+  return run.record_dir
 
 
 def run_config(grid: ml_collections.ConfigDict, dataset: str, model: str, seed: int) -> ml_collections.ConfigDict:
@@ -93,13 +134,15 @@ def run_config(grid: ml_collections.ConfigDict, dataset: str, model: str, seed: 
   return config
 
 
-def expand(grid: ml_collections.ConfigDict, root: str, *, datasets=None, models=None, seeds=None) -> list[GridRun]:
+def expand(grid: ml_collections.ConfigDict, root: str, *, datasets=None, models=None, seeds=None,
+           records: str | None = None) -> list[GridRun]:
   """The runs of `grid` under `root` in training order (dataset, then model, then seed).
 
   Args:
     grid: grid config (module docstring).
     root: grid directory.
     datasets, models, seeds: optional subsets (None = all); names must belong to the grid.
+    records: folder of committed run records (`{records}/{dataset}/{model}/seed_{seed}`), or None.
 
   Raises:
     ValueError: a subset names something the grid does not contain.
@@ -112,13 +155,15 @@ def expand(grid: ml_collections.ConfigDict, root: str, *, datasets=None, models=
       raise ValueError(f"{name} {unknown} not in the grid; it has {everything}")
     return [s for s in everything if s in subset]
 
-  return [GridRun(d, m, s, os.path.join(root, d, m, f"seed{s}"), run_config(grid, d, m, s))
+  return [GridRun(d, m, s, os.path.join(root, d, m, f"seed{s}"), run_config(grid, d, m, s),
+                  os.path.join(records, d, m, f"seed_{s}") if records else None)
           for d in pick("datasets", list(grid.datasets), datasets)
           for m in pick("models", list(grid.models.keys()), models)
           for s in pick("seeds", [int(s) for s in grid.seeds], seeds)]
 
 
-def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun]) -> dict[GridRun, str]:
+def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun],
+               records: str | None = None) -> dict[GridRun, str]:
   """Trains every unfinished run of `runs` in order, rewriting the report after each.
 
   A run that raises is logged and recorded; the grid goes on with the next run.
@@ -135,10 +180,12 @@ def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun]) 
     logging.info("%s: %s in %s", label, "resuming" if run.status() == STARTED else "training", run.workdir)
     try:
       train.train_and_evaluate(run.config, run.workdir)
+      if run.record_dir:
+        logging.info("%s: recorded in %s", label, record_run(run))
     except Exception as e:  # pylint: disable=broad-except  # one failed run must not stop the grid
       logging.exception("%s failed", label)
       failures[run] = f"{type(e).__name__}: {e}"
-    write_report(grid, root, failures=failures, example_intervals=False)
+    write_report(grid, root, failures=failures, example_intervals=False, records=records)
   return failures
 
 
@@ -194,9 +241,10 @@ def cached_test_labels(cache: dict, run: GridRun) -> tuple[str, np.ndarray, np.n
 
 def test_predictions(run: GridRun) -> tuple[np.ndarray, np.ndarray]:
   """(index (N,), scores (N, K)) of the run's newest test predictions CSV (ascending index)."""
-  paths = glob.glob(os.path.join(glob.escape(run.workdir), "predictions", "*_test_*@*.csv"))
+  folder = run.finished_dir() or run.workdir
+  paths = glob.glob(os.path.join(glob.escape(folder), "predictions", "*_test_*@*.csv"))
   if not paths:
-    raise FileNotFoundError(f"no test predictions CSV in {run.workdir}/predictions")
+    raise FileNotFoundError(f"no test predictions CSV in {folder}/predictions")
   return reports.read_predictions_csv(max(paths, key=os.path.getmtime))
 
 
@@ -342,7 +390,7 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
     status = f"failed: {failures[run]}" if run in failures else run.status()
     run_rows.append([run.dataset, run.model, str(run.seed), status, _number(summary.get("test_auc")),
                      _number(summary.get("test_acc")), _number(summary.get("wall_time_s"), 0),
-                     os.path.relpath(run.workdir, root)])
+                     os.path.relpath(run.finished_dir() or run.workdir, root)])
   lines += _table(["dataset", "model", "seed", "status", "test AUC", "test ACC", "wall time (s)", "workdir"],
                   run_rows)
   if cited:
@@ -363,7 +411,7 @@ def _csv_text(rows: list[dict]) -> str:
 
 
 def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[GridRun, str] | None = None,
-                 example_intervals: bool = True) -> tuple[str, str]:
+                 example_intervals: bool = True, records: str | None = None) -> tuple[str, str]:
   """Writes `{root}/results.csv` and `{root}/results.md` for every run of `grid` (finished or not).
 
   Args:
@@ -371,11 +419,12 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
     root: grid directory.
     failures: runs that failed in this session → error message (shown as their status).
     example_intervals: also compute the test-example bootstrap (needs the test labels).
+    records: folder of committed run records (see `expand`).
 
   Returns:
     (csv path, markdown path).
   """
-  runs = expand(grid, root)
+  runs = expand(grid, root, records=records)
   rows = aggregate(runs)
   labels_cache = {}  # each dataset's test labels are read once per report
   if example_intervals:

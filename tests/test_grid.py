@@ -205,3 +205,32 @@ def test_cli_only_report_rebuilds_results_without_training(tmp_path, fake_train,
   md = (root / grid.RESULTS_MD).read_text()
   assert "4 runs: 1 finished, 0 started (partial), 3 pending" in md
   assert (root / grid.RESULTS_CSV).exists()
+
+
+def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monkeypatch):
+  grid_config = make_grid(datasets=("breastmnist",), seeds=(0, 1))
+  records = str(tmp_path / "results" / "runs")
+  first = grid.expand(grid_config, str(tmp_path / "machine_a"), records=records)
+
+  def train_with_config(config, workdir, overwrite=False):
+    reports.write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
+    return FakeTrain.__call__(fake_train, config, workdir, overwrite)
+
+  monkeypatch.setattr(train, "train_and_evaluate", train_with_config)
+  grid.train_runs(grid_config, str(tmp_path / "machine_a"), first[:3], records=records)
+  assert os.listdir(os.path.join(first[0].record_dir, "predictions"))
+  assert not os.path.exists(first[3].record_dir)
+  # A fresh machine: no workdirs, only the committed records; data location may differ.
+  grid_config.base.data_dir = "/elsewhere"
+  fresh = grid.expand(grid_config, str(tmp_path / "machine_b"), records=records)
+  assert [r.status() for r in fresh] == [grid.FINISHED] * 3 + [grid.PENDING]
+  fake_train.calls.clear()
+  grid.train_runs(grid_config, str(tmp_path / "machine_b"), fresh, records=records)
+  assert fake_train.calls == [(first[3].dataset, first[3].model, first[3].seed)]
+  csv_path, md_path = grid.write_report(grid_config, str(tmp_path / "machine_b"), records=records)
+  rows = {r["model"]: r for r in csv.DictReader(open(csv_path))}
+  assert rows["resnet50_qcnn"]["n_seeds"] == "2" and rows["resnet50_mlp"]["n_seeds"] == "2"
+  assert "comparisons" in open(md_path).read().lower()
+  # A record made with another config (here: another learning rate) does not count.
+  grid_config.base.learning_rate = 0.5
+  assert grid.expand(grid_config, str(tmp_path / "machine_c"), records=records)[0].status() == grid.PENDING

@@ -2,8 +2,9 @@
 
 All circuit angles live in params whose names start with ``quantum_`` (``quantum_conv``,
 ``quantum_pool``), so training code can tell quantum parameters from classical ones by path.
-They are initialised uniformly in [0, 2π): every rotation starts anywhere on its period, as in
-Hur et al.'s random initialisation. Computation is float32/complex64, or float64/complex128 when
+By default they are initialised uniformly in [0, 2π): every rotation starts anywhere on its
+period, as in Hur et al.'s random initialisation; ``angle_init_std`` draws them from N(0, std²)
+instead (every rotation near the identity: a small-angle start, as for barren-plateau-aware heads). Computation is float32/complex64, or float64/complex128 when
 ``jax_enable_x64`` is on.
 """
 
@@ -29,6 +30,11 @@ def uniform_angles(key, shape, dtype=jnp.float32):
   return jax.random.uniform(key, shape, dtype, 0.0, 2 * math.pi)
 
 
+def angle_initializer(std: float | None):
+  """``uniform_angles`` when ``std`` is None, else angles ~ N(0, std²) radians."""
+  return uniform_angles if std is None else nn.initializers.normal(std)
+
+
 class QCNN(nn.Module):
   """Quantum convolutional neural network on ``n_qubits`` qubits.
 
@@ -48,6 +54,7 @@ class QCNN(nn.Module):
   execution: str = "fused"
   shots: int | None = None
   noise: execution_lib.Noise | None = None
+  angle_init_std: float | None = None
 
   @property
   def circuit_spec(self) -> qcnn.QCNNSpec:
@@ -58,7 +65,7 @@ class QCNN(nn.Module):
   @nn.compact
   def __call__(self, features):
     spec, dtype = self.circuit_spec, float_dtype()
-    params = {name: self.param(f"quantum_{name}", uniform_angles, shape, dtype)
+    params = {name: self.param(f"quantum_{name}", angle_initializer(self.angle_init_std), shape, dtype)
               for name, shape in qcnn.param_shapes(spec).items()}
     key = None if self.shots is None else self.make_rng("shots")
     return execution_lib.qcnn_apply(spec, params, features.astype(dtype), execution=self.execution,

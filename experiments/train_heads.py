@@ -1,0 +1,34 @@
+r"""Trains a head study on frozen features (all seeds of a design in one vmapped program) and writes
+its report: `{workdir}/results.csv`, `{workdir}/results.md`.
+
+  python -m experiments.train_heads --config=experiments/configs/heads.py --workdir=runs/frozen_heads \
+      --config.features.breastmnist=features/breastmnist.npz [--designs=calibrated,linear] [--only_report]
+
+Rerunning continues: designs whose seeds all finished are skipped.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from qcnn_jax import heads_study, runtime
+
+config_flags.DEFINE_config_file("config", "experiments/configs/heads.py", "Head study config.", lock_config=False)
+flags.DEFINE_string("workdir", None, "Study directory: one workdir per run, results.md, results.csv.", required=True)
+flags.DEFINE_list("datasets", None, "Train only these datasets of the study (default: all).")
+flags.DEFINE_list("designs", None, "Train only these designs, twins named explicitly (default: all).")
+flags.DEFINE_bool("only_report", False, "Rebuild the report without training.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  runtime.quiet_library_logs()
+  runtime.enable_compilation_cache()
+  if not FLAGS.only_report:
+    heads_study.train_study(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, selected=FLAGS.designs)
+  csv_path, md_path = heads_study.write_report(FLAGS.config, FLAGS.workdir)
+  print(f"Report: {md_path}  {csv_path}")
+
+
+if __name__ == "__main__":
+  app.run(main)

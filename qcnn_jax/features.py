@@ -1,0 +1,146 @@
+"""Frozen backbone features of a trained run (the transfer-learning protocol of Mari et al. 2020).
+
+`extract(workdir, out)` runs the best-validation checkpoint of a finished ResNet run over every
+split and stores the pooled backbone features with labels and official indices in one `.npz`:
+
+  {split}_features  (N, D) float32   pooled ResNet features (D = 2048 for ResNet-50)
+  {split}_labels    (N, L) int       labels as the dataset stores them
+  {split}_index     (N,)   int       official example indices (predictions CSVs use them)
+  fc_kernel, fc_bias  (D, K), (K,)   the run's own linear head (plain ResNets only)
+  meta              JSON string      dataset, task, label names, num_outputs, source run, epoch
+
+Heads trained on these features (`qcnn_jax.heads_train`) all see identical inputs, so head
+designs compare exactly and cheaply.
+"""
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from qcnn_jax import checkpointing, parallel, reports
+from qcnn_jax.data import pipeline
+from qcnn_jax.models.resnet import ResNet, ResNet18, ResNet50
+
+BACKBONES = {"resnet18": ResNet18, "resnet50": ResNet50, "resnet50_qcnn": ResNet50, "resnet50_mlp": ResNet50}
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSet:
+  """Backbone features of one dataset: per split (features, labels, index) and metadata."""
+
+  features: dict[str, np.ndarray]
+  labels: dict[str, np.ndarray]
+  index: dict[str, np.ndarray]
+  meta: dict[str, Any]
+  fc: tuple[np.ndarray, np.ndarray] | None = None
+
+  @property
+  def task(self) -> str:
+    return self.meta["task"]
+
+  @property
+  def num_outputs(self) -> int:
+    return int(self.meta["num_outputs"])
+
+  @property
+  def dim(self) -> int:
+    return int(self.features["train"].shape[1])
+
+  def save(self, path: str) -> str:
+    """Writes the set to `path` (.npz) atomically; returns the path."""
+    arrays = {}
+    for split in self.features:
+      arrays.update({f"{split}_features": self.features[split], f"{split}_labels": self.labels[split],
+                     f"{split}_index": self.index[split]})
+    if self.fc is not None:
+      arrays["fc_kernel"], arrays["fc_bias"] = self.fc
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, meta=np.array(json.dumps(reports.to_jsonable(self.meta))), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str) -> FeatureSet:
+  """Reads a feature file written by `FeatureSet.save`."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no feature file {path}; make one with python -m experiments.extract_features "
+                            "--workdir=<finished run> --out=<file.npz>")
+  with np.load(path) as f:
+    meta = json.loads(str(f["meta"]))
+    splits = [s for s in SPLITS if f"{s}_features" in f]
+    fc = (f["fc_kernel"], f["fc_bias"]) if "fc_kernel" in f else None
+    return FeatureSet({s: f[f"{s}_features"] for s in splits}, {s: f[f"{s}_labels"] for s in splits},
+                      {s: f[f"{s}_index"] for s in splits}, meta, fc)
+
+
+def backbone_variables(model_name: str, variables: dict) -> tuple[dict, tuple | None]:
+  """(backbone variables, (fc kernel, fc bias) or None) of a trained model's variables."""
+  params, stats = variables["params"], variables.get("batch_stats", {})
+  if model_name in ("resnet18", "resnet50"):
+    fc = params["fc"]
+    return ({"params": {k: v for k, v in params.items() if k != "fc"}, "batch_stats": stats},
+            (np.asarray(fc["kernel"]), np.asarray(fc["bias"])))
+  return {"params": params["backbone"], "batch_stats": stats["backbone"]}, None
+
+
+def backbone_module(config: ml_collections.ConfigDict) -> ResNet:
+  """The run's ResNet without its head (pooled features out)."""
+  if config.model not in BACKBONES:
+    raise ValueError(f"model {config.model!r} has no ResNet backbone to extract; one of {sorted(BACKBONES)}")
+  options = {k: v for k, v in config.model_options.items() if k in ("width", "stem", "dtype") and v is not None}
+  if "dtype" in options:
+    options["dtype"] = jnp.dtype(options["dtype"])
+  return BACKBONES[config.model](num_classes=None, **options)
+
+
+def extract(workdir: str, out: str) -> FeatureSet:
+  """Features of every split from the best-validation checkpoint of the run in `workdir`.
+
+  Args:
+    workdir: a run trained by `qcnn_jax.train` (resnet18, resnet50, resnet50_qcnn, resnet50_mlp).
+    out: the .npz file to write.
+
+  Returns:
+    The FeatureSet written to `out`.
+  """
+  from qcnn_jax import train  # pylint: disable=g-import-not-at-top  # train imports this module's users
+
+  config = ml_collections.ConfigDict(reports.read_json(os.path.join(workdir, checkpointing.CONFIG_FILENAME)))
+  module = backbone_module(config)
+  dataset = train.load_config_dataset(config)
+  trainer = train.Trainer(config, dataset)
+  with checkpointing.RunCheckpoints(workdir) as ckpts:
+    restored = train.restore_selected(ckpts, trainer.init_state(), dataset)
+  if restored is None:
+    raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
+  state, meta = restored
+  variables, fc = backbone_variables(config.model, {"params": state.params, "batch_stats": state.batch_stats})
+  apply = jax.jit(functools.partial(module.apply, train=False))
+  features, labels, index = {}, {}, {}
+  for split, source in trainer.splits.items():
+    chunks = {"features": [], "label": [], "index": []}
+    for batch in pipeline.eval_batches(source, batch_size=config.eval_batch_size, prep=trainer.prep,
+                                       num_threads=config.num_threads):
+      mask = batch["mask"]
+      chunks["features"].append(np.asarray(apply(variables, parallel.put_batch(
+          {"image": batch["image"]}, trainer.mesh)["image"]))[mask])
+      chunks["label"].append(batch["label"][mask])
+      chunks["index"].append(batch["index"][mask])
+    features[split] = np.concatenate(chunks["features"]).astype(np.float32)
+    labels[split], index[split] = np.concatenate(chunks["label"]), np.concatenate(chunks["index"])
+  info = {"dataset": dataset.name, "task": dataset.task, "label_names": list(dataset.label_names),
+          "num_outputs": dataset.num_outputs, "size": config.size, "source_workdir": os.path.abspath(workdir),
+          "source_model": config.model, "source_seed": config.seed, "source_epoch": meta["epoch"] + 1,
+          "source_val_auc": meta["best"]["val_auc"], "selection_split": train.selection_split(dataset)}
+  feature_set = FeatureSet(features, labels, index, info, fc)
+  feature_set.save(out)
+  return feature_set

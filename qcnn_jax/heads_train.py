@@ -1,0 +1,240 @@
+"""Training heads on frozen features, S seeds at once: one `jax.vmap`-ed, `lax.scan`-ed program.
+
+`train_seeds(config, feature_set, seeds)` trains one head design (`qcnn_jax.models.heads`) for
+every seed in `seeds` with the loop of `qcnn_jax.train` — same optimizer (`create_optimizer`: its
+quantum/classical learning rates, schedule and clipping), same loss, same per-epoch data order
+(`pipeline.epoch_order(n, seed, epoch)`, last partial batch dropped), same NaN guard, validation AUC
+after every epoch and the best-validation epoch's parameters kept per seed — but with the
+features on the device, each epoch one `lax.scan` over its steps and the seeds stacked on a
+leading axis under `jax.vmap`. The program compiles once for all seeds, and seed k of a vmapped
+run equals a run of seed k alone (tests/test_heads.py).
+
+Per-epoch diagnostics (on the validation split, per seed): `saturated` (share of bottleneck units
+with |tanh| > 0.99), `grad_norm_quantum` / `grad_norm_classical` (mean over the epoch's steps),
+`angle_shift_rms` / `angle_shift_max` (how far the circuit angles moved from their initial
+values, radians), `readout_min` / `readout_max` (range of the blocks' readout values).
+"""
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from qcnn_jax import metrics, reports
+from qcnn_jax.data import pipeline
+from qcnn_jax.features import FeatureSet
+from qcnn_jax.models import heads
+from qcnn_jax.train import count_params, create_optimizer, is_quantum_path, per_example_loss
+
+SATURATION = 0.99
+BLOCK_PREFIXES = ("qcnn_", "twin_", "product_")
+
+
+@dataclasses.dataclass
+class SeedResult:
+  """One seed's run: per-epoch records, selected epoch, reports and logits of val/test."""
+
+  seed: int
+  records: list[dict[str, Any]]
+  best_epoch: int
+  val_auc: float
+  reports: dict[str, dict]
+  logits: dict[str, np.ndarray]
+  num_params: int
+  quantum_params: int
+
+
+def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> heads.FeatureHead:
+  """The head `config.head` describes, with the training split's prior logits."""
+  options = {k: v for k, v in config.head.to_dict().items() if v is not None}
+  prior = heads.prior_logits(feature_set.labels["train"], feature_set.task, feature_set.num_outputs)
+  return heads.FeatureHead(feature_set.num_outputs, prior=prior, **options)
+
+
+def _group_norms(grads, labels) -> tuple[jax.Array, jax.Array]:
+  """(quantum, classical) global norms of a gradient tree split by `labels`."""
+  def norm(group):
+    leaves = [g for g, l in zip(jax.tree.leaves(grads), jax.tree.leaves(labels)) if l == group]
+    return optax.global_norm(leaves) if leaves else jnp.zeros(())
+  return norm("quantum"), norm("classical")
+
+
+def _epoch_fn(head, tx, task: str, labels_tree):
+  """epoch(params, opt_state, order (steps, B), x, y) -> (params, opt_state, step metrics)."""
+  def loss_fn(params, x, y):
+    return per_example_loss(head.apply({"params": params}, x), y, task).mean()
+
+  def step(carry, idx):
+    params, opt_state, x_all, y_all = carry
+    loss, grads = jax.value_and_grad(loss_fn)(params, x_all[idx], y_all[idx])
+    updates, new_opt = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)) & jnp.isfinite(optax.global_norm(new_params))
+    keep = lambda new, old: jnp.where(finite, new, old)  # NaN guard as in train.train_step
+    params, opt_state = jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt, opt_state)
+    quantum_norm, classical_norm = _group_norms(grads, labels_tree)
+    return (params, opt_state, x_all, y_all), {"loss": loss, "finite": finite, "grad_norm_quantum": quantum_norm,
+                                               "grad_norm_classical": classical_norm}
+
+  def epoch(params, opt_state, order, x, y):
+    (params, opt_state, _, _), out = jax.lax.scan(step, (params, opt_state, x, y), order)
+    return params, opt_state, out
+
+  return epoch
+
+
+def _watched(name: str | None) -> bool:
+  """Submodules whose outputs the diagnostics read: the bottleneck Dense and the blocks."""
+  return bool(name) and (name == "reduce" or name.startswith(BLOCK_PREFIXES))
+
+
+def _forward_fn(head):
+  """forward(params, x) -> (logits, bottleneck angles or None, block values or None)."""
+  def forward(params, x):
+    logits, state = head.apply({"params": params}, x, mutable=["intermediates"],
+                               capture_intermediates=lambda module, name: name == "__call__" and _watched(module.name))
+    inter = state.get("intermediates", {})
+    reduced = inter.get("reduce", {}).get("__call__", (None,))[0]
+    values = [v["__call__"][0] for k, v in inter.items() if k.startswith(BLOCK_PREFIXES)]
+    return logits, reduced, (jnp.concatenate(values, axis=-1) if values else None)
+  return forward
+
+
+def _diagnostics(reduced, values, params, init_params, quantum_labels) -> list[dict[str, float]]:
+  """Per-seed saturation, readout range and circuit-angle shift (host numpy)."""
+  out = []
+  for s in range(jax.tree.leaves(params)[0].shape[0]):
+    record = {}
+    if reduced is not None:
+      record["saturated"] = float(np.mean(np.abs(np.tanh(reduced[s])) > SATURATION))
+    if values is not None:
+      record["readout_min"], record["readout_max"] = float(values[s].min()), float(values[s].max())
+    shifts = [np.ravel(p[s] - p0[s]) for p, p0, q in zip(jax.tree.leaves(params), jax.tree.leaves(init_params),
+                                                          jax.tree.leaves(quantum_labels)) if q]
+    if shifts:
+      shift = np.concatenate(shifts)
+      record["angle_shift_rms"], record["angle_shift_max"] = float(np.sqrt(np.mean(shift**2))), float(np.abs(shift).max())
+    out.append(record)
+  return out
+
+
+def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seeds: Sequence[int]) -> list[SeedResult]:
+  """Trains the head of `config` for each seed of `seeds` in one vmapped program.
+
+  Args:
+    config: head study run config (`experiments/configs/heads.py`): `head` (FeatureHead options)
+      and the optimisation keys of `experiments/configs/medmnist.py`.
+    feature_set: frozen features (`qcnn_jax.features`), with train, val and test splits.
+    seeds: training seeds (parameter initialisation and data order).
+
+  Returns:
+    One SeedResult per seed, in the order of `seeds`.
+  """
+  head, task = build_head(config, feature_set), feature_set.task
+  x_train = jnp.asarray(feature_set.features["train"])
+  y_train = jnp.asarray(feature_set.labels["train"])
+  n_train, dim = x_train.shape
+  steps = pipeline.steps_per_epoch(n_train, config.batch_size)
+  total_steps = steps * config.num_epochs
+  init = jax.jit(lambda key: head.init(key, jnp.zeros((1, dim)))["params"])
+  params = jax.tree.map(lambda *p: jnp.stack(p), *[init(jax.random.PRNGKey(s)) for s in seeds])
+  single = jax.tree.map(lambda p: p[0], params)
+  tx = create_optimizer(config, single, total_steps)
+  quantum_labels = jax.tree_util.tree_map_with_path(lambda p, _: is_quantum_path(p), single)
+  labels_tree = jax.tree.map(lambda q: "quantum" if q else "classical", quantum_labels)
+  opt_state = jax.vmap(tx.init)(params)
+  epoch = jax.jit(jax.vmap(_epoch_fn(head, tx, task, labels_tree), in_axes=(0, 0, 0, None, None)))
+  forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None)))
+  init_params = jax.device_get(params)
+  best = {"auc": np.full(len(seeds), -np.inf), "epoch": np.full(len(seeds), -1), "params": init_params}
+  records: list[list[dict]] = [[] for _ in seeds]
+  x_val, y_val = jnp.asarray(feature_set.features["val"]), feature_set.labels["val"]
+  start = time.time()
+  for e in range(config.num_epochs):
+    order = np.stack([pipeline.epoch_order(n_train, s, e)[:steps * config.batch_size].reshape(steps, -1)
+                      for s in seeds])
+    params, opt_state, out = epoch(params, opt_state, jnp.asarray(order), x_train, y_train)
+    out = jax.device_get(out)
+    if not np.all(out["finite"]):
+      raise FloatingPointError(f"non-finite loss or gradient in epoch {e + 1} for seeds "
+                               f"{[s for s, f in zip(seeds, out['finite'].all(axis=1)) if not f]}; lower the "
+                               "learning rate or set grad_clip_norm")
+    logits, reduced, values = jax.device_get(forward(params, x_val))
+    host_params = jax.device_get(params)
+    diagnostics = _diagnostics(reduced, values, host_params, init_params, quantum_labels)
+    for i, seed in enumerate(seeds):
+      auc = metrics.auc(y_val, metrics.scores_from_logits(logits[i], task), task)
+      acc = metrics.acc(y_val, metrics.scores_from_logits(logits[i], task), task)
+      records[i].append({"epoch": e, "step": (e + 1) * steps, "train_loss": float(out["loss"][i].mean()),
+                         "val_auc": auc, "val_acc": acc,
+                         "grad_norm_quantum": float(out["grad_norm_quantum"][i].mean()),
+                         "grad_norm_classical": float(out["grad_norm_classical"][i].mean()), **diagnostics[i]})
+      if auc > best["auc"][i]:
+        best["auc"][i], best["epoch"][i] = auc, e
+        best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
+  wall = time.time() - start
+  return _results(head, feature_set, seeds, best, records, wall)
+
+
+def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
+  array = np.array(array, copy=True)
+  array[i] = row
+  return array
+
+
+def _results(head, feature_set: FeatureSet, seeds, best, records, wall_time_s: float) -> list[SeedResult]:
+  """Reports of the best-validation parameters of every seed on val and test."""
+  apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
+  logits = {split: np.asarray(apply(best["params"], jnp.asarray(feature_set.features[split])))
+            for split in ("val", "test")}
+  names = list(feature_set.meta["label_names"])
+  if feature_set.task == metrics.BINARY and len(names) != 2:
+    names = ["0", "1"]
+  results = []
+  for i, seed in enumerate(seeds):
+    one = jax.tree.map(lambda p: p[i], best["params"])
+    num_params, quantum_params = count_params(one)
+    split_reports = {split: metrics.classification_report(feature_set.labels[split], logits[split][i],
+                                                          feature_set.task, names) for split in logits}
+    for record in records[i]:
+      record["wall_time_s"] = wall_time_s
+    results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]), float(best["auc"][i]), split_reports,
+                              {split: logits[split][i] for split in logits}, num_params, quantum_params))
+  return results
+
+
+def write_run(result: SeedResult, workdir: str, config: ml_collections.ConfigDict, feature_set: FeatureSet,
+              wall_time_s: float) -> str:
+  """Writes one seed's run like `qcnn_jax.train` does: config.json, metrics.jsonl, metrics_final.json,
+  val/test predictions (MedMNIST CSVs) and summary.json (last, so its presence means finished)."""
+  os.makedirs(workdir, exist_ok=True)
+  run_config = config.to_dict()
+  run_config["seed"] = result.seed
+  reports.write_json_atomic(os.path.join(workdir, "config.json"), run_config)
+  reports.write_text_atomic(os.path.join(workdir, "metrics.jsonl"),
+                            "".join(json.dumps(reports.to_jsonable(r)) + "\n" for r in result.records))
+  reports.write_json_atomic(os.path.join(workdir, "metrics_final.json"), result.reports)
+  flag = feature_set.meta["dataset"].replace("_", "")
+  for split, report in result.reports.items():
+    scores = metrics.scores_from_logits(result.logits[split], feature_set.task)
+    reports.write_predictions_csv(os.path.join(workdir, "predictions"), flag, split, feature_set.index[split],
+                                  scores, auc=report["auc"], acc=report["acc"],
+                                  run=f"{config.design}-seed{result.seed}", size=feature_set.meta.get("size"))
+  test = result.reports["test"]
+  reports.write_summary(
+      workdir, test_auc=test["auc"], test_acc=test["acc"], val_auc=result.val_auc, best_epoch=result.best_epoch + 1,
+      num_params=result.num_params, quantum_params=result.quantum_params,
+      n_qubits=config.head.n_qubits if config.head.kind in ("quantum", "product") else 0,
+      wall_time_s=wall_time_s, images_per_s=float("nan"), dataset=feature_set.meta["dataset"], model=config.design,
+      kind=config.head.kind, seed=result.seed, num_epochs=config.num_epochs, selection_split="val",
+      features=feature_set.meta, **{f"test_{k}": test[k] for k in ("precision_macro", "recall_macro", "f1_macro",
+                                                                    "balanced_accuracy")})
+  return workdir

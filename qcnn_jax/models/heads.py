@@ -1,0 +1,181 @@
+"""Classifier heads on frozen backbone features (B, D) -> logits (B, K), quantum and classical twins.
+
+A head is the part of a dressed hybrid after the backbone (Mari et al. 2020):
+
+  features (B, D) -> [LayerNorm] -> Dense(k·F) -> tanh · angle_scale -> k blocks on chunks of F
+                  -> values (B, k·R) -> readout -> logits (B, K)   [+ residual linear path]
+
+The block is the only part that differs between a quantum head and its classical twin:
+  quantum    a QCNN circuit (angles F -> R readout values: <Z>s in [-1, 1] or probabilities);
+  product    no entanglement: each qubit encoded by RY(x) then a trained RZ(λ), RY(θ), all qubits'
+             <Z> = cos θ cos x − sin θ cos λ sin x read out (Bowles, Ahmed & Schuld 2024 ablation);
+  classical  Dense(F -> h) -> tanh -> Dense(h -> R) -> tanh (softmax for probability readouts),
+             h chosen so that its parameter count matches the quantum block's (`twin_width`).
+Everything else (normalisation, bottleneck, readout, residual path, initialisation) is shared,
+so a quantum head and its twin have the same inputs, outputs and (to one hidden unit) size.
+
+Readout of the values: one <Z> (binary): a·v + b; probabilities: s·log(p + 1e-7) + b; anything
+else: Dense(K). With ``calibrate`` the bias b starts at the training prior's logits (log-odds for
+binary, log class frequencies otherwise) and s is learnt; without it (the legacy head of
+``ResNet50QCNN``), b starts at 0 and probabilities are used as log p.
+"""
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from qcnn_jax.models import quantum
+from qcnn_jax.models.quantum import qcnn as qcnn_lib
+from qcnn_jax.models.quantum.layer import PROBS_LOG_EPS, angle_initializer
+
+KINDS = ("linear", "quantum", "classical", "product")
+
+
+def prior_logits(labels: np.ndarray, task: str, num_outputs: int) -> tuple[float, ...]:
+  """(K,) logits of the training prior: log-odds per output (binary, multi-label), else log frequency.
+
+  Args:
+    labels: (N, L) integer labels of the training split.
+    task: MedMNIST task string.
+    num_outputs: K.
+  """
+  labels = np.asarray(labels)
+  if task in ("binary-class", "multi-label, binary-class"):
+    p = np.clip(labels.reshape(len(labels), -1).mean(axis=0), 1e-4, 1 - 1e-4)
+    return tuple(float(v) for v in np.log(p / (1 - p)))
+  counts = np.bincount(labels[:, 0], minlength=num_outputs).astype(np.float64)
+  return tuple(float(v) for v in np.log(np.maximum(counts / counts.sum(), 1e-4)))
+
+
+def twin_width(target_params: int, n_in: int, n_out: int) -> int:
+  """Hidden width h >= 1 of Dense(n_in -> h) -> Dense(h -> n_out) nearest to ``target_params``."""
+  return max(1, round((target_params - n_out) / (n_in + 1 + n_out)))
+
+
+def block_output_size(spec: qcnn_lib.QCNNSpec, kind: str) -> int:
+  """R: readout values per block (a product block reads every qubit)."""
+  return spec.n_qubits if kind == "product" else spec.output_size
+
+
+class ProductBlock(nn.Module):
+  """Unentangled circuit: qubit i in RY(x_i)|0>, then RZ(λ_i), RY(θ_i); (B, n) angles -> (B, n) <Z>s."""
+
+  n_qubits: int
+  angle_init_std: float | None = None
+
+  @nn.compact
+  def __call__(self, angles):
+    init = angle_initializer(self.angle_init_std)
+    theta = self.param("quantum_theta", init, (self.n_qubits,), jnp.float32)
+    lam = self.param("quantum_lambda", init, (self.n_qubits,), jnp.float32)
+    return jnp.cos(theta) * jnp.cos(angles) - jnp.sin(theta) * jnp.cos(lam) * jnp.sin(angles)
+
+
+class ClassicalBlock(nn.Module):
+  """Twin block: Dense(h) -> tanh -> Dense(R) -> tanh, or softmax when ``probabilities``."""
+
+  hidden: int
+  outputs: int
+  probabilities: bool
+
+  @nn.compact
+  def __call__(self, angles):
+    z = nn.Dense(self.outputs, name="out")(jnp.tanh(nn.Dense(self.hidden, name="hidden")(angles)))
+    return nn.softmax(z) if self.probabilities else jnp.tanh(z)
+
+
+class FeatureHead(nn.Module):
+  """Head on backbone features (see the module docstring): ``__call__((B, D)) -> (B, num_outputs)``.
+
+  Attributes:
+    num_outputs: K logits.
+    kind: "linear" (Dense(K) on the features, nothing else), "quantum", "classical" or "product".
+    n_qubits, conv_unit, encoding, readout, reuploading, execution: the QCNN of each block
+      (readout as ``quantum.head_readout``; a classical twin copies the quantum block's R).
+    n_blocks: k blocks, each on its own chunk of F angles.
+    norm: LayerNorm on the features before the bottleneck Dense.
+    angle_scale: angles = tanh(Dense) * angle_scale (π/2 legacy; π covers the whole Bloch circle
+      for RY encodings).
+    angle_init_std: None: circuit angles uniform in [0, 2π); else ~ N(0, std²).
+    calibrate: readout bias starts at ``prior``; probability readouts get a learnt scale.
+    prior: (K,) prior logits (``prior_logits``); zeros when None.
+    residual: logits = Dense(K)(features) + g · head logits, g starting at 0 (starts as linear).
+    logit_scale_init: initial a of the one-<Z> readout.
+  """
+
+  num_outputs: int
+  kind: str = "quantum"
+  n_qubits: int = 8
+  conv_unit: str = "su4"
+  encoding: str = "angle_y"
+  readout: str = "auto"
+  reuploading: int = 1
+  execution: str = "fused"
+  n_blocks: int = 1
+  norm: bool = False
+  angle_scale: float = math.pi / 2
+  angle_init_std: float | None = None
+  calibrate: bool = False
+  prior: Sequence[float] | None = None
+  residual: bool = False
+  logit_scale_init: float = 3.0
+
+  def circuit_spec(self) -> qcnn_lib.QCNNSpec:
+    """The QCNN of one quantum block (also fixes R and the twin's size)."""
+    readout, n_readout = quantum.head_readout(self.num_outputs, self.n_qubits, self.readout)
+    return qcnn_lib.QCNNSpec(self.n_qubits, self.conv_unit, self.encoding, readout, n_readout,
+                             self.num_outputs if readout == "probs" else None, self.reuploading)
+
+  def block(self, index: int) -> nn.Module:
+    """Block ``index``: the circuit, its unentangled ablation or its classical twin."""
+    spec = self.circuit_spec()
+    if self.kind == "quantum":
+      return quantum.QCNN(spec.n_qubits, spec.conv_unit, spec.encoding, spec.readout, spec.n_readout,
+                          spec.n_outcomes, spec.reuploading, self.execution,
+                          angle_init_std=self.angle_init_std, name=f"qcnn_{index}")
+    if self.kind == "product":
+      return ProductBlock(spec.n_qubits, self.angle_init_std, name=f"product_{index}")
+    outputs = block_output_size(spec, self.kind)
+    hidden = twin_width(qcnn_lib.n_params(spec), spec.n_features, outputs)
+    return ClassicalBlock(hidden, outputs, spec.readout == "probs", name=f"twin_{index}")
+
+  def bias_init(self):
+    prior = np.zeros(self.num_outputs) if self.prior is None or not self.calibrate else np.asarray(self.prior)
+    return lambda key, shape, dtype=jnp.float32: jnp.asarray(prior, dtype).reshape(shape)
+
+  def read(self, values):
+    """(B, k·R) block values -> (B, K) logits."""
+    spec = self.circuit_spec()
+    one_block = self.n_blocks == 1 and self.kind != "product"
+    if one_block and spec.readout == "expval":
+      scale = self.param("logit_scale", nn.initializers.constant(self.logit_scale_init), (1,), jnp.float32)
+      return scale * values + self.param("logit_bias", self.bias_init(), (1,), jnp.float32)
+    if one_block and spec.readout == "probs":
+      log_p = jnp.log(values + PROBS_LOG_EPS)
+      if not self.calibrate:
+        return log_p
+      scale = self.param("logit_scale", nn.initializers.ones, (1,), jnp.float32)
+      return scale * log_p + self.param("logit_bias", self.bias_init(), (self.num_outputs,), jnp.float32)
+    return nn.Dense(self.num_outputs, bias_init=self.bias_init(), name="readout")(values)
+
+  @nn.compact
+  def __call__(self, features):
+    """(B, D) float features -> (B, num_outputs) float32 logits."""
+    if self.kind not in KINDS:
+      raise ValueError(f"head kind {self.kind!r} not in {KINDS}")
+    features = features.astype(jnp.float32)
+    if self.kind == "linear":
+      return nn.Dense(self.num_outputs, bias_init=self.bias_init(), name="linear")(features)
+    x = nn.LayerNorm(name="norm")(features) if self.norm else features
+    width = self.circuit_spec().n_features
+    angles = jnp.tanh(nn.Dense(self.n_blocks * width, name="reduce")(x)) * self.angle_scale
+    values = jnp.concatenate([self.block(i)(angles[:, i * width:(i + 1) * width])
+                              for i in range(self.n_blocks)], axis=-1)
+    logits = self.read(values)
+    if not self.residual:
+      return logits
+    gate = self.param("residual_gate", nn.initializers.zeros, (1,), jnp.float32)
+    return nn.Dense(self.num_outputs, bias_init=self.bias_init(), name="linear")(features) + gate * logits

@@ -1,0 +1,157 @@
+"""Heads on frozen features: physics of the blocks, twins, vmapped seeds, the study and its report."""
+
+import csv
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pennylane as qml
+import pytest
+
+from experiments.configs import heads as heads_config
+from qcnn_jax import features, heads_study, heads_train
+from qcnn_jax.models import heads
+from qcnn_jax.models.quantum import qcnn as qcnn_lib
+
+DIM = 12
+
+
+def feature_set(task="binary-class", num_outputs=1, seed=0, sizes=(("train", 96), ("val", 40), ("test", 48))):
+  """Learnable synthetic features: class c shifts the first features."""
+  rng = np.random.default_rng(seed)
+  parts = {}
+  for split, n in sizes:
+    classes = max(2, num_outputs)
+    labels = rng.integers(0, classes, (n, 1))
+    x = rng.normal(size=(n, DIM)).astype(np.float32)
+    x[:, :classes] += 4.0 * np.eye(classes)[labels[:, 0]]
+    parts[split] = (np.maximum(x, 0.0), labels)
+  meta = {"dataset": "breastmnist", "task": task, "label_names": [str(i) for i in range(max(2, num_outputs))],
+          "num_outputs": num_outputs, "size": 28, "source_model": "resnet50", "source_seed": 0, "source_epoch": 1,
+          "source_val_auc": 1.0}
+  return features.FeatureSet({s: p[0] for s, p in parts.items()}, {s: p[1] for s, p in parts.items()},
+                             {s: np.arange(len(p[0])) for s, p in parts.items()}, meta)
+
+
+def head_config(**head) -> ml_collections.ConfigDict:
+  config = heads_config.get_config().base
+  config.unlock()
+  config.num_epochs, config.batch_size, config.design = 3, 16, "test"
+  config.head.update({"n_qubits": 4, **head})
+  return config
+
+
+def test_product_block_matches_a_pennylane_circuit():
+  angles = np.random.default_rng(0).uniform(-math.pi, math.pi, (3, 4)).astype(np.float32)
+  block = heads.ProductBlock(4, angle_init_std=1.0)
+  params = block.init(jax.random.key(1), angles)
+  values = np.asarray(block.apply(params, angles))
+  theta, lam = (np.asarray(params["params"][k]) for k in ("quantum_theta", "quantum_lambda"))
+  dev = qml.device("default.qubit", wires=4)
+
+  @qml.qnode(dev)
+  def circuit(x):
+    for w in range(4):
+      qml.RY(x[w], wires=w)
+      qml.RZ(lam[w], wires=w)
+      qml.RY(theta[w], wires=w)
+    return [qml.expval(qml.PauliZ(w)) for w in range(4)]
+
+  expected = np.array([circuit(a) for a in angles.astype(np.float64)])
+  np.testing.assert_allclose(values, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_outputs,readout", [(1, "auto"), (6, "auto"), (6, "expvals")])
+def test_twin_matches_the_quantum_block_in_size_inputs_and_outputs(num_outputs, readout):
+  x = jnp.ones((2, DIM))
+  sizes = {}
+  for kind in ("quantum", "classical"):
+    head = heads.FeatureHead(num_outputs, kind=kind, n_qubits=4, readout=readout, execution="statevector")
+    params = head.init(jax.random.key(0), x)["params"]
+    block = params["qcnn_0" if kind == "quantum" else "twin_0"]
+    sizes[kind] = sum(p.size for p in jax.tree.leaves(block))
+    assert head.apply({"params": params}, x).shape == (2, num_outputs)
+  spec = heads.FeatureHead(num_outputs, n_qubits=4, readout=readout).circuit_spec()
+  # One hidden unit more or less changes the twin by n_in + 1 + n_out parameters.
+  assert abs(sizes["classical"] - sizes["quantum"]) <= (spec.n_features + 1 + spec.output_size) / 2
+  assert sizes["quantum"] == qcnn_lib.n_params(spec)
+
+
+def test_residual_head_starts_as_its_linear_path_and_calibration_sets_the_prior():
+  x = jax.random.normal(jax.random.key(0), (5, DIM))
+  prior = heads.prior_logits(np.array([[1], [1], [1], [0]]), "binary-class", 1)
+  assert prior == pytest.approx((math.log(3.0),))
+  head = heads.FeatureHead(1, n_qubits=4, residual=True, calibrate=True, prior=prior, execution="statevector")
+  params = head.init(jax.random.key(1), x)["params"]
+  linear = x @ params["linear"]["kernel"] + params["linear"]["bias"]
+  np.testing.assert_allclose(head.apply({"params": params}, x), linear, atol=1e-6)
+  np.testing.assert_allclose(params["logit_bias"], prior, atol=1e-7)
+  np.testing.assert_allclose(params["linear"]["bias"], prior, atol=1e-7)
+
+
+def test_small_angle_initialisation_starts_near_zero():
+  head = heads.FeatureHead(1, n_qubits=4, angle_init_std=0.1, execution="statevector")
+  conv = head.init(jax.random.key(0), jnp.ones((1, DIM)))["params"]["qcnn_0"]["quantum_conv"]
+  assert float(jnp.abs(conv).max()) < 0.5 and float(jnp.std(conv)) > 0.02
+
+
+@pytest.mark.parametrize("head", [{"kind": "quantum", "norm": True, "calibrate": True}, {"kind": "classical"}])
+def test_seed_of_a_vmapped_run_equals_that_seed_alone(head):
+  fs = feature_set()
+  config = head_config(**head)
+  together = heads_train.train_seeds(config, fs, [0, 3])
+  alone = heads_train.train_seeds(config, fs, [3])[0]
+  assert together[1].seed == alone.seed == 3
+  assert together[1].best_epoch == alone.best_epoch
+  np.testing.assert_allclose(together[1].logits["test"], alone.logits["test"], atol=1e-5)
+  assert [r["val_auc"] for r in together[1].records] == pytest.approx([r["val_auc"] for r in alone.records], abs=1e-6)
+  assert not np.allclose(together[0].logits["test"], together[1].logits["test"])
+
+
+def test_training_learns_selects_the_best_epoch_and_reports_diagnostics():
+  fs = feature_set(task="multi-class", num_outputs=3)
+  config = head_config(kind="quantum", norm=True, angle_scale=math.pi, angle_init_std=0.1, calibrate=True)
+  config.num_epochs, config.learning_rate, config.quantum_learning_rate = 10, 1e-2, 5e-2
+  result = heads_train.train_seeds(config, fs, [0])[0]
+  aucs = [r["val_auc"] for r in result.records]
+  assert result.best_epoch == int(np.argmax(aucs)) and result.val_auc == max(aucs)
+  assert result.reports["test"]["auc"] > 0.8
+  last = result.records[-1]
+  assert 0.0 <= last["saturated"] <= 1.0 and -1.0 <= last["readout_min"] <= last["readout_max"] <= 1.0
+  assert last["angle_shift_rms"] > 0 and last["grad_norm_quantum"] > 0 and last["grad_norm_classical"] > 0
+  assert result.records[0]["train_loss"] > result.records[-1]["train_loss"]
+
+
+def test_feature_file_round_trip(tmp_path):
+  fs = feature_set()
+  loaded = features.load(fs.save(str(tmp_path / "f.npz")))
+  assert loaded.meta == fs.meta and loaded.fc is None
+  for split in fs.features:
+    np.testing.assert_array_equal(loaded.features[split], fs.features[split])
+    np.testing.assert_array_equal(loaded.labels[split], fs.labels[split])
+  with pytest.raises(FileNotFoundError, match="extract_features"):
+    features.load(str(tmp_path / "missing.npz"))
+
+
+def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp_path):
+  path = feature_set().save(str(tmp_path / "features.npz"))
+  study = heads_config.get_config()
+  study.features = ml_collections.ConfigDict({"breastmnist": path})
+  study.base.num_epochs, study.base.batch_size, study.base.head.n_qubits = 2, 16, 4
+  study.designs = ml_collections.ConfigDict({"calibrated": {"head": heads_config.CALIBRATED},
+                                             "linear": {"head": {"kind": "linear"}}})
+  study.seeds = (0, 1, 2)
+  study.bootstrap.num_resamples = 200
+  root = str(tmp_path / "study")
+  heads_study.train_study(study, root)
+  csv_path, md_path = heads_study.write_report(study, root)
+  rows = {r["model"]: r for r in csv.DictReader(open(csv_path))}
+  assert set(rows) == {"calibrated", "calibrated_twin", "linear"}
+  assert rows["calibrated_twin"]["kind"] == "classical" and rows["calibrated_twin"]["twin_of"] == "calibrated"
+  assert all(rows[m]["n_seeds"] == "3" for m in rows)
+  text = open(md_path).read()
+  assert "| calibrated | calibrated_twin | 3 |" in text and "Does the quantum head help?" in text
+  summary = heads_study.reports.read_json(f"{root}/breastmnist/calibrated/seed1/summary.json")
+  assert summary["kind"] == "quantum" and summary["seed"] == 1 and summary["quantum_params"] > 0
