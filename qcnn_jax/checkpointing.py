@@ -25,7 +25,6 @@ CONFIG_FILENAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 BEST = "best"
-_MISSING = object()
 
 
 def _val_auc(metrics: Mapping[str, float]) -> float:
@@ -167,9 +166,10 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any],
                        ignore_keys: Collection[str] = ()) -> dict[str, tuple[Any, Any]]:
-  """Differing entries of two (nested) configs: ``{"a.b": (old, new)}``; missing values are None.
+  """Differing entries of two (nested) configs: ``{"a.b": (old, new)}``.
 
-  ``ignore_keys`` are dotted names whose value (or whole sub-config) does not affect results,
+  A missing key equals None (an unset placeholder), so adding an option that defaults to None
+  keeps earlier runs resumable and their records valid. ``ignore_keys`` are dotted names whose value (or whole sub-config) does not affect results,
   e.g. ``"log_every_steps"`` or ``"data.num_workers"``.
   """
   old, new = _flatten(old), _flatten(new)
@@ -177,9 +177,9 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any],
   for key in sorted(old.keys() | new.keys()):
     if any(key == ignored or key.startswith(f"{ignored}.") for ignored in ignore_keys):
       continue
-    before, after = old.get(key, _MISSING), new.get(key, _MISSING)
+    before, after = old.get(key), new.get(key)
     if before != after:
-      differences[key] = tuple(None if v is _MISSING else v for v in (before, after))
+      differences[key] = (before, after)
   return differences
 
 

@@ -23,7 +23,7 @@ from flax.training import train_state
 
 from qcnn_jax import checkpointing, data, metrics, parallel, reports, runtime
 from qcnn_jax.data import pipeline
-from qcnn_jax.models import get_model
+from qcnn_jax.models import MODELS, get_model, heads
 
 QUANTUM_TAG = "quantum"
 # Config keys that do not change results: a run may resume with other values.
@@ -141,12 +141,15 @@ class Trainer:
     self.mesh = mesh if mesh is not None else parallel.data_mesh()
     parallel.check_batch_size(config.batch_size, self.mesh)
     parallel.check_batch_size(config.eval_batch_size, self.mesh)
+    self.prep = pipeline.Preprocess(**config.preprocess)
+    self.splits = {name: pipeline.materialise(source) for name, source in dataset.splits.items()}
     options = {k: v for k, v in dict(config.model_options).items() if v is not None}
     if dataset.task == metrics.MULTI_LABEL:
       options.setdefault("multi_label", True)
+    if "prior" in MODELS.get(config.model, (None, ()))[1]:  # heads that start at the training prior (heads.prior_logits)
+      train_labels = pipeline.gather(self.splits["train"], np.arange(len(self.splits["train"])))["label"]
+      options["prior"] = heads.prior_logits(train_labels, dataset.task, dataset.num_outputs)
     self.model = get_model(config.model, dataset.num_outputs, **options)
-    self.prep = pipeline.Preprocess(**config.preprocess)
-    self.splits = {name: pipeline.materialise(source) for name, source in dataset.splits.items()}
     self.input_shape = self._input_shape()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
     self.total_steps = self.steps_per_epoch * config.num_epochs

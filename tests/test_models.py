@@ -104,25 +104,26 @@ def test_torchvision_parameter_counts(name, expected):
 
 @pytest.mark.parametrize("num_classes, multi_label", HEADS)
 def test_mlp_control_matches_quantum_head(num_classes, multi_label):
-  """Default 8 qubits: the MLP after Dense(n_qubits)·tanh has the quantum head's size within 10%."""
+  """Default 8 qubits: the twin block has the circuit's size within one hidden unit; the rest of
+  the head (bottleneck, readout) is the same module with the same shapes."""
   x = images()
   quantum = abstract_variables(get_model("resnet50_qcnn", num_classes, width=4, multi_label=multi_label), x)
-  mlp_model = get_model("resnet50_mlp", num_classes, width=4, multi_label=multi_label)
-  classical = abstract_variables(mlp_model, x)
-  head = count(quantum["params"]["quantum_head"])
-  mlp = count(classical["params"]["mlp_hidden"]) + count(classical["params"]["mlp_out"])
-  assert abs(mlp - head) <= 0.1 * head, (mlp, head)
-  assert classical["params"]["mlp_hidden"]["kernel"].shape == (8, mlp_model.hidden_width())
-  assert jax.tree.map(jnp.shape, quantum["params"]["reduce"]) == jax.tree.map(jnp.shape, classical["params"]["reduce"])
-  assert quantum["params"]["reduce"]["kernel"].shape == (128, 8)  # (8 * width * 4, n_qubits)
+  classical = abstract_variables(get_model("resnet50_mlp", num_classes, width=4, multi_label=multi_label), x)
+  q_head, c_head = quantum["params"]["head"], classical["params"]["head"]
+  circuit, twin = count(q_head["qcnn_0"]), count(c_head["twin_0"])
+  hidden = c_head["twin_0"]["hidden"]["kernel"].shape[1]
+  assert abs(twin - circuit) <= (8 + 1 + c_head["twin_0"]["out"]["kernel"].shape[1]) / 2, (twin, circuit, hidden)
+  rest = lambda head: jax.tree.map(jnp.shape, {k: v for k, v in head.items() if k not in ("qcnn_0", "twin_0")})
+  assert rest(q_head) == rest(c_head)
+  assert q_head["reduce"]["kernel"].shape == (128, 8)  # (8 * width * 4, n_qubits)
 
 
 def test_multi_label_uses_expvals_readout():
   x = images()
   multi = abstract_variables(get_model("resnet50_qcnn", 5, width=4, n_qubits=4, multi_label=True), x)
   multi_class = abstract_variables(get_model("resnet50_qcnn", 5, width=4, n_qubits=4), x)
-  assert "readout" in multi["params"]["quantum_head"]  # expvals -> Dense(5)
-  assert "readout" not in multi_class["params"]["quantum_head"]  # auto -> probs
+  assert "readout" in multi["params"]["head"]  # expvals -> Dense(5)
+  assert "readout" not in multi_class["params"]["head"]  # auto -> probs
 
 
 @pytest.mark.parametrize("options, encoding", [

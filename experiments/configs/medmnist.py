@@ -45,6 +45,14 @@ def get_config() -> ml_collections.ConfigDict:
       "execution": config_dict.placeholder(str),     # how circuits run (see quantum.EXECUTIONS)
       "qcnn_input": config_dict.placeholder(str),    # qcnn model: amplitude | pooled
       "quanv_trainable": config_dict.placeholder(bool),
+      # Head of resnet50_qcnn / resnet50_mlp (qcnn_jax.models.heads.FeatureHead; unset = model default).
+      "norm": config_dict.placeholder(bool),         # LayerNorm before the bottleneck
+      "angle_scale": config_dict.placeholder(float), # angles = tanh(.) * angle_scale (radians)
+      "angle_init_std": config_dict.placeholder(float),  # circuit angles ~ N(0, std^2); unset: model default
+      "calibrate": config_dict.placeholder(bool),    # readout bias at the prior, learnt temperature
+      "residual": config_dict.placeholder(bool),     # logits = linear + g * head, g from 0
+      "n_blocks": config_dict.placeholder(int),      # circuits on chunks of the bottleneck
+      "reuploading": config_dict.placeholder(int),   # encodings before the first k conv layers
   })
   c.pretrained = ""                # optional torchvision/timm ResNet-50 .safetensors
   # Optimisation.

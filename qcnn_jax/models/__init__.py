@@ -10,9 +10,11 @@ Models (options besides ``num_classes``):
   qcnn                 the QCNN alone on a reduced grayscale image: n_qubits, qcnn_input
                        ("amplitude" | "pooled"), conv_unit, encoding, readout, execution,
                        input_range (pixel range of the normalised input, default (-1, 1)).
-  resnet50_qcnn        ResNet-50 features -> Dense -> tanh * pi/2 -> QCNN head: width, stem, dtype,
-                       n_qubits, conv_unit, encoding, readout, execution.
-  resnet50_mlp         its classical control (MLP head with matched parameter count): same options.
+  resnet50_qcnn        ResNet-50 features -> heads.FeatureHead (bottleneck -> angles -> QCNN -> readout):
+                       width, stem, dtype, n_qubits, conv_unit, encoding, readout, execution, and the
+                       head options norm, angle_scale, angle_init_std, calibrate, residual, n_blocks,
+                       reuploading, prior (the trainer sets prior from the training labels).
+  resnet50_mlp         its classical twin (circuit -> Dense-tanh-Dense of matched size): same options.
   quanv_resnet50       quanvolution (2x2 patches, 4 qubits) -> ResNet-50: width, stem, dtype,
                        quanv_trainable, input_range.
 Every model accepts ``multi_label`` (set by the trainer for multi-label tasks): quantum heads then
@@ -28,6 +30,7 @@ from qcnn_jax.models import hybrid, resnet
 
 _RESNET = ("width", "stem", "dtype")
 _QUANTUM = ("n_qubits", "conv_unit", "encoding", "readout", "execution", "multi_label")
+_HEAD = ("norm", "angle_scale", "angle_init_std", "calibrate", "residual", "n_blocks", "reuploading", "prior")
 
 
 def _ignoring_multi_label(make: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -45,8 +48,8 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     "resnet18": (_ignoring_multi_label(resnet.ResNet18), _RESNET + ("zero_init_residual", "multi_label")),
     "resnet50": (_ignoring_multi_label(resnet.ResNet50), _RESNET + ("zero_init_residual", "multi_label")),
     "qcnn": (hybrid.QCNNClassifier, ("qcnn_input", "input_range") + _QUANTUM),
-    "resnet50_qcnn": (hybrid.ResNet50QCNN, _RESNET + _QUANTUM),
-    "resnet50_mlp": (hybrid.ResNet50MLP, _RESNET + _QUANTUM),
+    "resnet50_qcnn": (hybrid.ResNet50QCNN, _RESNET + _QUANTUM + _HEAD),
+    "resnet50_mlp": (hybrid.ResNet50MLP, _RESNET + _QUANTUM + _HEAD),
     "quanv_resnet50": (_ignoring_multi_label(hybrid.QuanvResNet50), _RESNET + ("quanv_trainable", "input_range", "multi_label")),
 }
 

@@ -32,6 +32,9 @@ from qcnn_jax.models.quantum import qcnn as qcnn_lib
 from qcnn_jax.models.quantum.layer import PROBS_LOG_EPS, angle_initializer
 
 KINDS = ("linear", "quantum", "classical", "product")
+# Head options of the end-to-end hybrids (resnet50_qcnn, resnet50_mlp) when not given.
+HEAD_DEFAULTS = {"norm": False, "angle_scale": math.pi / 2, "angle_init_std": None, "calibrate": False,
+                 "residual": False}
 
 
 def prior_logits(labels: np.ndarray, task: str, num_outputs: int) -> tuple[float, ...]:

@@ -7,16 +7,16 @@ hybrid is always the submodule ``backbone`` (``pretrained.load_torchvision_resne
 Quantum parts compute in float32 whatever ``dtype`` the backbone uses.
 """
 
-import functools
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qcnn_jax.models import quantum
+from qcnn_jax.models import heads, quantum
+from qcnn_jax.models.heads import HEAD_DEFAULTS
 from qcnn_jax.models.resnet import ResNet50
 
 QCNN_INPUTS = ("amplitude", "pooled")
@@ -52,22 +52,6 @@ def area_pool(images, shape: tuple[int, int]):
   """Adaptive average pooling (B, H, W) -> (B, h, w): each output is the mean of its cell's area."""
   rows, cols = area_weights(images.shape[1], shape[0]), area_weights(images.shape[2], shape[1])
   return jnp.einsum("bhw,ih,jw->bij", images, rows, cols)
-
-
-@functools.lru_cache(maxsize=None)
-def quantum_head_param_count(num_outputs: int, n_qubits: int, conv_unit: str, encoding: str,
-                             readout: str) -> int:
-  """Number of parameters of a ``quantum.QCNNHead`` (circuit angles + its readout scalars/Dense)."""
-  head = quantum.QCNNHead(num_outputs, n_qubits, conv_unit=conv_unit, encoding=encoding, readout=readout)
-  features = jnp.zeros((1, quantum.n_features(encoding, n_qubits)))
-  params = jax.eval_shape(head.init, jax.random.key(0), features)
-  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
-
-
-def matched_hidden_width(target: int, n_in: int, n_out: int) -> int:
-  """Width h >= 1 for which Dense(n_in -> h) -> Dense(h -> n_out), (n_in + 1) h + (h + 1) n_out
-  parameters, comes nearest to ``target`` parameters."""
-  return max(1, round((target - n_out) / (n_in + 1 + n_out)))
 
 
 class QCNNClassifier(nn.Module):
@@ -123,8 +107,16 @@ class QCNNClassifier(nn.Module):
 
 
 class _DressedResNet50(nn.Module):
-  """ResNet-50 pooled features -> Dense(F) -> tanh * pi/2: the angles a QCNN head would encode."""
+  """ResNet-50 pooled features -> ``heads.FeatureHead`` of kind ``KIND`` (see heads.py).
 
+  The head options are FeatureHead's: the defaults are the calibrated design chosen on frozen
+  features (README, "Does the quantum head help?"); ``norm=False, angle_scale=pi/2,
+  angle_init_std=None, calibrate=False`` give the original dressed head (Dense(F) -> tanh * pi/2
+  -> QCNN with uniform angles, readout bias 0). ``prior`` (the training prior's logits) is set by
+  the trainer.
+  """
+
+  KIND: ClassVar[str] = "quantum"
   num_classes: int
   width: int = 64
   stem: str = "auto"
@@ -135,45 +127,43 @@ class _DressedResNet50(nn.Module):
   readout: str = "auto"
   execution: str = "fused"
   multi_label: bool = False
+  norm: bool = HEAD_DEFAULTS["norm"]
+  angle_scale: float = HEAD_DEFAULTS["angle_scale"]
+  angle_init_std: float | None = HEAD_DEFAULTS["angle_init_std"]
+  calibrate: bool = HEAD_DEFAULTS["calibrate"]
+  residual: bool = HEAD_DEFAULTS["residual"]
+  n_blocks: int = 1
+  reuploading: int = 1
+  prior: tuple[float, ...] | None = None
 
-  def angles(self, images, train: bool):
-    """(B, H, W, C) images -> (B, F) angles in (-pi/2, pi/2), F = n_features(encoding, n_qubits)."""
+  def head(self) -> heads.FeatureHead:
+    """The head module (quantum or its classical twin), named "head"."""
+    return heads.FeatureHead(
+        self.num_classes, kind=self.KIND, n_qubits=self.n_qubits, conv_unit=self.conv_unit,
+        encoding=self.encoding, readout=head_readout(self.readout, self.multi_label), reuploading=self.reuploading,
+        execution=self.execution, n_blocks=self.n_blocks, norm=self.norm, angle_scale=self.angle_scale,
+        angle_init_std=self.angle_init_std, calibrate=self.calibrate, prior=self.prior, residual=self.residual,
+        name="head")
+
+  @nn.compact
+  def __call__(self, images, train: bool = False):
+    """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
     features = ResNet50(num_classes=None, width=self.width, stem=self.stem, dtype=self.dtype,
                         name="backbone")(images, train)
-    reduced = nn.Dense(quantum.n_features(self.encoding, self.n_qubits), name="reduce")(features)
-    return jnp.tanh(reduced) * (math.pi / 2)
+    return self.head()(features)
 
 
 class ResNet50QCNN(_DressedResNet50):
-  """ResNet-50 backbone with a "dressed" quantum head: Dense(F) -> tanh * pi/2 -> QCNNHead."""
+  """ResNet-50 backbone with a dressed QCNN head (bottleneck -> angles -> QCNN -> readout)."""
 
-  @nn.compact
-  def __call__(self, images, train: bool = False):
-    """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
-    head = quantum.QCNNHead(
-        self.num_classes, self.n_qubits, conv_unit=self.conv_unit, encoding=self.encoding,
-        readout=head_readout(self.readout, self.multi_label), execution=self.execution, name="quantum_head")
-    return head(self.angles(images, train))
+  KIND: ClassVar[str] = "quantum"
 
 
 class ResNet50MLP(_DressedResNet50):
-  """Classical control of ``ResNet50QCNN``: the QCNN head replaced by Dense(h) -> tanh -> Dense(C).
+  """Classical twin of ``ResNet50QCNN``: the same head with the circuit replaced by a
+  Dense -> tanh -> Dense block of matched parameter count (``heads.twin_width``)."""
 
-  The hidden width h is chosen so that the MLP's parameter count matches, as closely as an
-  integer width allows, that of the QCNN head ``ResNet50QCNN`` would have with the same options.
-  """
-
-  def hidden_width(self) -> int:
-    """MLP hidden width matched to the quantum head's parameter count."""
-    readout = head_readout(self.readout, self.multi_label)
-    target = quantum_head_param_count(self.num_classes, self.n_qubits, self.conv_unit, self.encoding, readout)
-    return matched_hidden_width(target, quantum.n_features(self.encoding, self.n_qubits), self.num_classes)
-
-  @nn.compact
-  def __call__(self, images, train: bool = False):
-    """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
-    hidden = jnp.tanh(nn.Dense(self.hidden_width(), name="mlp_hidden")(self.angles(images, train)))
-    return nn.Dense(self.num_classes, name="mlp_out")(hidden)
+  KIND: ClassVar[str] = "classical"
 
 
 class QuanvResNet50(nn.Module):
