@@ -40,7 +40,7 @@ BLOCK_PREFIXES = ("qcnn_", "twin_", "product_")
 
 @dataclasses.dataclass
 class SeedResult:
-  """One seed's run: per-epoch records, selected epoch, reports and logits of val/test."""
+  """One seed's run: per-epoch records, selected epoch, reports and logits of val/test, timing."""
 
   seed: int
   records: list[dict[str, Any]]
@@ -50,6 +50,7 @@ class SeedResult:
   logits: dict[str, np.ndarray]
   num_params: int
   quantum_params: int
+  timing: dict[str, float]  # compile_s, train_s of the whole (all-seed) program
 
 
 def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> heads.FeatureHead:
@@ -151,17 +152,20 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   quantum_labels = jax.tree_util.tree_map_with_path(lambda p, _: is_quantum_path(p), single)
   labels_tree = jax.tree.map(lambda q: "quantum" if q else "classical", quantum_labels)
   opt_state = jax.vmap(tx.init)(params)
-  epoch = jax.jit(jax.vmap(_epoch_fn(head, tx, task, labels_tree), in_axes=(0, 0, 0, None, None)))
-  forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None)))
+  x_val, y_val = jnp.asarray(feature_set.features["val"]), feature_set.labels["val"]
+  orders = lambda e: jnp.asarray(np.stack([
+      pipeline.epoch_order(n_train, s, e)[:steps * config.batch_size].reshape(steps, -1) for s in seeds]))
+  start = time.time()  # compiled ahead of time, so that compile_s is measured apart from training
+  epoch = jax.jit(jax.vmap(_epoch_fn(head, tx, task, labels_tree), in_axes=(0, 0, 0, None, None))).lower(
+      params, opt_state, orders(0), x_train, y_train).compile()
+  forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None))).lower(params, x_val).compile()
+  compile_s = time.time() - start
   init_params = jax.device_get(params)
   best = {"auc": np.full(len(seeds), -np.inf), "epoch": np.full(len(seeds), -1), "params": init_params}
   records: list[list[dict]] = [[] for _ in seeds]
-  x_val, y_val = jnp.asarray(feature_set.features["val"]), feature_set.labels["val"]
   start = time.time()
   for e in range(config.num_epochs):
-    order = np.stack([pipeline.epoch_order(n_train, s, e)[:steps * config.batch_size].reshape(steps, -1)
-                      for s in seeds])
-    params, opt_state, out = epoch(params, opt_state, jnp.asarray(order), x_train, y_train)
+    params, opt_state, out = epoch(params, opt_state, orders(e), x_train, y_train)
     out = jax.device_get(out)
     if not np.all(out["finite"]):
       raise FloatingPointError(f"non-finite loss or gradient in epoch {e + 1} for seeds "
@@ -180,8 +184,7 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
       if auc > best["auc"][i]:
         best["auc"][i], best["epoch"][i] = auc, e
         best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
-  wall = time.time() - start
-  return _results(head, feature_set, seeds, best, records, wall)
+  return _results(head, feature_set, seeds, best, records, {"compile_s": compile_s, "train_s": time.time() - start})
 
 
 def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
@@ -190,7 +193,7 @@ def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
   return array
 
 
-def _results(head, feature_set: FeatureSet, seeds, best, records, wall_time_s: float) -> list[SeedResult]:
+def _results(head, feature_set: FeatureSet, seeds, best, records, timing: dict[str, float]) -> list[SeedResult]:
   """Reports of the best-validation parameters of every seed on val and test."""
   apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
   logits = {split: np.asarray(apply(best["params"], jnp.asarray(feature_set.features[split])))
@@ -204,10 +207,8 @@ def _results(head, feature_set: FeatureSet, seeds, best, records, wall_time_s: f
     num_params, quantum_params = count_params(one)
     split_reports = {split: metrics.classification_report(feature_set.labels[split], logits[split][i],
                                                           feature_set.task, names) for split in logits}
-    for record in records[i]:
-      record["wall_time_s"] = wall_time_s
     results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]), float(best["auc"][i]), split_reports,
-                              {split: logits[split][i] for split in logits}, num_params, quantum_params))
+                              {split: logits[split][i] for split in logits}, num_params, quantum_params, timing))
   return results
 
 
@@ -234,7 +235,7 @@ def write_run(result: SeedResult, workdir: str, config: ml_collections.ConfigDic
       num_params=result.num_params, quantum_params=result.quantum_params,
       n_qubits=config.head.n_qubits if config.head.kind in ("quantum", "product") else 0,
       wall_time_s=wall_time_s, images_per_s=float("nan"), dataset=feature_set.meta["dataset"], model=config.design,
-      kind=config.head.kind, seed=result.seed, num_epochs=config.num_epochs, selection_split="val",
+      kind=config.head.kind, seed=result.seed, num_epochs=config.num_epochs, selection_split="val", **result.timing,
       features=feature_set.meta, **{f"test_{k}": test[k] for k in ("precision_macro", "recall_macro", "f1_macro",
                                                                     "balanced_accuracy")})
   return workdir

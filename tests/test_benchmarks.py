@@ -49,3 +49,15 @@ def test_gradient_variance_script_writes_a_row_per_width(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   (row,) = [json.loads(line) for line in out.read_text().splitlines()]
   assert row["n_qubits"] == 4 and 0 < row["var_all"] < 1 and row["var_first_conv"] > row["var_pool"]
+
+
+def test_heads_benchmark_times_sequential_and_vmapped_seeds(tmp_path):
+  out = tmp_path / "heads.json"
+  result = run_script("experiments.benchmarks.heads", "--heads=linear", "--seeds=2", "--n_train=160", "--epochs=2",
+                      "--dim=16", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [(r["head"], r["mode"], r["seeds"], r["n_train"]) for r in rows] == [
+      ("linear", "sequential", 2, 160), ("linear", "vmapped", 2, 160)]
+  assert all(r["wall_s"] >= r["compile_s"] > 0 for r in rows)
+  assert rows[1]["max_logit_diff"] < 1e-5 and rows[1]["speedup"] > 0

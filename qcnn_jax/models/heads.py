@@ -98,6 +98,7 @@ class FeatureHead(nn.Module):
     kind: "linear" (Dense(K) on the features, nothing else), "quantum", "classical" or "product".
     n_qubits, conv_unit, encoding, readout, reuploading, execution: the QCNN of each block
       (readout as ``quantum.head_readout``; a classical twin copies the quantum block's R).
+    n_readout: qubits read out by an "expvals" readout (default ``quantum.head_readout``'s).
     n_blocks: k blocks, each on its own chunk of F angles.
     norm: LayerNorm on the features before the bottleneck Dense.
     angle_scale: angles = tanh(Dense) * angle_scale (π/2 legacy; π covers the whole Bloch circle
@@ -115,6 +116,7 @@ class FeatureHead(nn.Module):
   conv_unit: str = "su4"
   encoding: str = "angle_y"
   readout: str = "auto"
+  n_readout: int | None = None
   reuploading: int = 1
   execution: str = "fused"
   n_blocks: int = 1
@@ -129,6 +131,10 @@ class FeatureHead(nn.Module):
   def circuit_spec(self) -> qcnn_lib.QCNNSpec:
     """The QCNN of one quantum block (also fixes R and the twin's size)."""
     readout, n_readout = quantum.head_readout(self.num_outputs, self.n_qubits, self.readout)
+    if self.n_readout is not None:
+      if readout != "expvals":
+        raise ValueError(f"n_readout needs readout 'expvals', got {readout!r}")
+      n_readout = self.n_readout
     return qcnn_lib.QCNNSpec(self.n_qubits, self.conv_unit, self.encoding, readout, n_readout,
                              self.num_outputs if readout == "probs" else None, self.reuploading)
 
