@@ -52,8 +52,6 @@ CSV_COLUMNS = (("dataset", "model", "n_seeds", "n_runs", "seeds")
 DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
 
 
-# Keys that say where data comes from or how a run is driven, not what it computes.
-LOCATION_KEYS = ("data_dir", "tfds_dir", "allow_download")
 # The small files of a finished run that a record keeps (never checkpoints or train predictions).
 RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME, "metrics_final.json", "metrics.jsonl")
 RECORD_PREDICTIONS = ("*_val_*@*.csv", "*_test_*@*.csv")
@@ -80,7 +78,7 @@ class GridRun:
       return False
     recorded = reports.read_json(os.path.join(self.record_dir, "config.json"))
     differences = checkpointing.config_differences(recorded, reports.to_jsonable(self.config.to_dict()),
-                                                   train.NON_RESULT_KEYS + LOCATION_KEYS)
+                                                   train.NON_RESULT_KEYS)
     if differences:
       logging.warning("record %s ignored: made with another config (%s)", self.record_dir, sorted(differences))
     return not differences

@@ -26,8 +26,10 @@ from qcnn_jax.data import pipeline
 from qcnn_jax.models import MODELS, get_model, heads
 
 QUANTUM_TAG = "quantum"
-# Config keys that do not change results: a run may resume with other values.
-NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs")
+# Config keys that do not change results (how a run is driven, where its files come from): a run
+# may resume with other values, and a grid record made with other values still counts.
+NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs",
+                   "data_dir", "tfds_dir", "allow_download")
 
 
 class TrainState(train_state.TrainState):
@@ -82,7 +84,7 @@ def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int
       return optax.sgd(schedule, momentum=config.momentum, nesterov=config.get("nesterov", False))
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adam, adamw or sgd.")
 
-  quantum_lr = config.quantum_learning_rate or config.learning_rate
+  quantum_lr = config.learning_rate if config.quantum_learning_rate is None else config.quantum_learning_rate
   labels = jax.tree_util.tree_map_with_path(lambda p, _: "quantum" if is_quantum_path(p) else "classical", params)
   tx = optax.multi_transform({"classical": make(config.learning_rate), "quantum": make(quantum_lr)}, labels)
   if config.grad_clip_norm:
@@ -294,7 +296,7 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
   reports.write_summary(
       workdir, test_auc=test.get("auc"), test_acc=test.get("acc"), val_auc=best["val_auc"],
       best_epoch=best["epoch"] + 1, num_params=num_params, quantum_params=quantum_params,
-      n_qubits=getattr(trainer.model, "n_qubits", 4 if "quanv" in config.model else 0),
+      n_qubits=(getattr(trainer.model, "n_qubits", 4 if "quanv" in config.model else 0) if quantum_params else 0),
       wall_time_s=wall_time_s, images_per_s=images_per_s, dataset=config.dataset, model=config.model,
       seed=config.seed, num_epochs=config.num_epochs, selection_split=selection_split(trainer.dataset),
       devices=jax.device_count(), platform=jax.default_backend(), **{f"test_{k}": v for k, v in extra.items()})

@@ -190,6 +190,10 @@ def test_quantum_and_classical_parameters_get_their_own_learning_rates():
   np.testing.assert_allclose(updates["head"]["logit_scale"], -0.1)  # classical scalar of a quantum head
   np.testing.assert_allclose(updates["backbone"]["kernel"], -0.1)
   assert train.count_params(params) == (6, 3)
+  frozen = train.create_optimizer(optimizer_config(optimizer="adam", quantum_learning_rate=0.0), params, 10)
+  updates, _ = frozen.update(grads, frozen.init(params), params)  # 0 freezes the circuit (ablation)
+  np.testing.assert_array_equal(updates["head"]["quantum_conv"], 0.0)
+  assert np.all(updates["backbone"]["kernel"] < 0)
 
 
 def test_schedules_and_clipping():
