@@ -3,8 +3,9 @@ r"""Evaluates the best checkpoint of a run and rewrites its reports.
   python -m experiments.evaluate --workdir=runs/breast_hybrid [--split=test]
 """
 
-from absl import app, flags
+from absl import flags
 
+from experiments import cli
 from qcnn_jax import runtime, train
 
 flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.", required=True)
@@ -20,4 +21,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

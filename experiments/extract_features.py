@@ -3,8 +3,9 @@ r"""Exports the frozen backbone features of a finished run (best-validation chec
   python -m experiments.extract_features --workdir=runs/breast_resnet50 --out=features/breastmnist.npz
 """
 
-from absl import app, flags
+from absl import flags
 
+from experiments import cli
 from qcnn_jax import features, runtime
 
 flags.DEFINE_string("workdir", None, "A finished (or checkpointed) resnet18/resnet50/resnet50_* run.", required=True)
@@ -21,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -21,6 +21,7 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
 from qcnn_jax import grid, runtime
 
 config_flags.DEFINE_config_file("config", None, "Grid config (experiments/configs/grid_*.py).", lock_config=True)
@@ -60,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

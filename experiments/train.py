@@ -8,9 +8,10 @@ every host with --distributed (Cloud TPU, SLURM) or --coordinator_address=HOST:P
 --num_processes=N --process_id=I.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
+from experiments import cli
 from qcnn_jax import parallel, runtime, train
 
 config_flags.DEFINE_config_file("config", "experiments/configs/medmnist.py", "Config file (ml_collections).",
@@ -37,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -7,9 +7,10 @@ its report: `{workdir}/results.csv`, `{workdir}/results.md`.
 Rerunning continues: designs whose seeds all finished are skipped.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from qcnn_jax import heads_study, runtime
 
 config_flags.DEFINE_config_file("config", "experiments/configs/heads.py", "Head study config.", lock_config=False)
@@ -31,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

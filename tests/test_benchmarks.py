@@ -61,3 +61,18 @@ def test_heads_benchmark_times_sequential_and_vmapped_seeds(tmp_path):
       ("linear", "sequential", 2, 160), ("linear", "vmapped", 2, 160)]
   assert all(r["wall_s"] >= r["compile_s"] > 0 for r in rows)
   assert rows[1]["max_logit_diff"] < 1e-5 and rows[1]["speedup"] > 0
+
+
+def test_known_errors_end_in_one_message_and_a_status_not_a_traceback(tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "notes.txt").write_text("a user's file")
+  result = run_script("experiments.train", "--config=experiments/configs/quick.py", f"--workdir={workdir}")
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert "error: workdir" in result.stderr and "--overwrite" in result.stderr
+  assert (workdir / "notes.txt").read_text() == "a user's file"
+  missing = run_script("experiments.extract_features", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'f.npz'}")
+  assert missing.returncode == 1 and "Traceback" not in missing.stderr and "error:" in missing.stderr
+  verbose = run_script("experiments.extract_features", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'f.npz'}",
+                       "--verbose")
+  assert verbose.returncode == 1 and "Traceback" in verbose.stderr

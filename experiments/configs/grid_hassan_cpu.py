@@ -23,4 +23,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.base.learning_rate = 1e-3
   c.base.schedule = "warmup_cosine"
   c.base.warmup_fraction = 0.05
+  # The QCNN alone is cheap (seconds to minutes per epoch) and learns slowly: rows exploring what it
+  # can reach on these images (more epochs and a larger learning rate, 10 qubits = 32x32 amplitudes,
+  # several readout qubits). At 2 epochs and 1e-3 the "qcnn_lr1e-3" row of grid_hassan.py is "qcnn".
+  del c.models["qcnn_lr1e-3"]
+  longer = {"num_epochs": 10, "learning_rate": 1e-2}
+  c.models["qcnn_e10_lr1e-2"] = {"model": "qcnn", "overrides": longer}
+  c.models["qcnn10_e10_lr1e-2"] = {"model": "qcnn", "n_qubits": 10, "overrides": longer}
+  c.models["qcnn10_expvals_e10_lr1e-2"] = {"model": "qcnn", "n_qubits": 10, "readout": "expvals",
+                                           "overrides": longer}
   return c
