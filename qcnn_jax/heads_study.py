@@ -71,7 +71,11 @@ def finished(root: str, dataset: str, design: str, seed: int) -> bool:
 def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, selected=None) -> None:
   """Trains every unfinished (dataset, design) of the study, all its seeds in one program."""
   seeds = [int(s) for s in study.seeds]
-  for dataset in datasets or list(study.features.keys()):
+  if datasets is None:  # every set whose features exist; a named set must have them
+    datasets = [d for d, path in study.features.items() if os.path.exists(path)]
+  for dataset in datasets:
+    if dataset not in study.features:
+      raise ValueError(f"dataset {dataset!r} has no feature file in the study; it has {list(study.features)}")
     feature_set = features.load(study.features[dataset])
     for design in selected or list(designs(study)):
       todo = [s for s in seeds if not finished(root, dataset, design, s)]
@@ -133,6 +137,10 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
   bootstrap = dict(study.get("bootstrap", {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}))
   rows, lines, answer = [], [], []
   for dataset, path in study.features.items():
+    if not os.path.exists(path):
+      lines.append(f"\n## {dataset}\n\nNo feature file `{path}` yet: nothing trained.\n")
+      answer.append(f"| {dataset} | — | — | — | — | — |")
+      continue
     feature_set = features.load(path)
     runs = {d: _load_runs(root, dataset, d, seeds) for d in specs}
     dataset_rows = [_row(dataset, d, specs[d], runs[d]) for d in specs]
@@ -147,6 +155,9 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
                  "(quantum) | wall s (all seeds) |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for r in dataset_rows:
+      if not r["n_seeds"]:
+        lines.append(f"| {r['model']} | {r['kind']} | 0 | pending | | | | | | |")
+        continue
       lines.append(f"| {r['model']} | {r['kind']} | {r['n_seeds']} | {r['test_auc_mean']:.4f} ± {r['test_auc_std']:.4f} "
                    f"| {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {r['val_auc_mean']:.4f} | "
                    f"{r['test_balanced_accuracy_mean']:.4f} | {r['test_f1_macro_mean']:.4f} | {r['num_params']} "

@@ -34,7 +34,9 @@ CALIBRATED = {"norm": True, "angle_scale": math.pi, "angle_init_std": 0.1, "cali
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "Heads on frozen ResNet-50 features: quantum designs vs parameter-matched classical twins"
-  c.features = ml_collections.ConfigDict({"breastmnist": "features/breastmnist.npz"})
+  # dataset -> feature file; sets whose file is missing are reported as such (train them with --datasets).
+  c.features = ml_collections.ConfigDict({name: f"features/{name}.npz" for name in (
+      "breastmnist", "pneumoniamnist", "retinamnist", "medical_mnist")})
   base = medmnist.get_config()
   base.head = ml_collections.ConfigDict({
       "kind": "quantum", "n_qubits": 8, "conv_unit": "su4", "encoding": "angle_y", "readout": "auto",
