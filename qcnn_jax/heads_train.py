@@ -32,10 +32,9 @@ from qcnn_jax import metrics, reports
 from qcnn_jax.data import pipeline
 from qcnn_jax.features import FeatureSet
 from qcnn_jax.models import heads
-from qcnn_jax.train import count_params, create_optimizer, is_quantum_path, per_example_loss
+from qcnn_jax.train import (angle_shift, count_params, create_optimizer, grad_norms, is_quantum_path,
+                            per_example_loss, summarize_probe)
 
-SATURATION = 0.99
-BLOCK_PREFIXES = ("qcnn_", "twin_", "product_")
 
 
 @dataclasses.dataclass
@@ -60,15 +59,7 @@ def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> he
   return heads.FeatureHead(feature_set.num_outputs, prior=prior, **options)
 
 
-def _group_norms(grads, labels) -> tuple[jax.Array, jax.Array]:
-  """(quantum, classical) global norms of a gradient tree split by `labels`."""
-  def norm(group):
-    leaves = [g for g, l in zip(jax.tree.leaves(grads), jax.tree.leaves(labels)) if l == group]
-    return optax.global_norm(leaves) if leaves else jnp.zeros(())
-  return norm("quantum"), norm("classical")
-
-
-def _epoch_fn(head, tx, task: str, labels_tree):
+def _epoch_fn(head, tx, task: str):
   """epoch(params, opt_state, order (steps, B), x, y) -> (params, opt_state, step metrics)."""
   def loss_fn(params, x, y):
     return per_example_loss(head.apply({"params": params}, x), y, task).mean()
@@ -81,9 +72,7 @@ def _epoch_fn(head, tx, task: str, labels_tree):
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)) & jnp.isfinite(optax.global_norm(new_params))
     keep = lambda new, old: jnp.where(finite, new, old)  # NaN guard as in train.train_step
     params, opt_state = jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt, opt_state)
-    quantum_norm, classical_norm = _group_norms(grads, labels_tree)
-    return (params, opt_state, x_all, y_all), {"loss": loss, "finite": finite, "grad_norm_quantum": quantum_norm,
-                                               "grad_norm_classical": classical_norm}
+    return (params, opt_state, x_all, y_all), {"loss": loss, "finite": finite, **grad_norms(grads)}
 
   def epoch(params, opt_state, order, x, y):
     (params, opt_state, _, _), out = jax.lax.scan(step, (params, opt_state, x, y), order)
@@ -92,37 +81,24 @@ def _epoch_fn(head, tx, task: str, labels_tree):
   return epoch
 
 
-def _watched(name: str | None) -> bool:
-  """Submodules whose outputs the diagnostics read: the bottleneck Dense and the blocks."""
-  return bool(name) and (name == "reduce" or name.startswith(BLOCK_PREFIXES))
-
-
 def _forward_fn(head):
-  """forward(params, x) -> (logits, bottleneck angles or None, block values or None)."""
+  """forward(params, x) -> (logits, per-example diagnostics `heads.probe_stats`)."""
   def forward(params, x):
     logits, state = head.apply({"params": params}, x, mutable=["intermediates"],
-                               capture_intermediates=lambda module, name: name == "__call__" and _watched(module.name))
-    inter = state.get("intermediates", {})
-    reduced = inter.get("reduce", {}).get("__call__", (None,))[0]
-    values = [v["__call__"][0] for k, v in inter.items() if k.startswith(BLOCK_PREFIXES)]
-    return logits, reduced, (jnp.concatenate(values, axis=-1) if values else None)
+                               capture_intermediates=heads.capture_probed)
+    return logits, heads.probe_stats(state.get("intermediates", {}))
   return forward
 
 
-def _diagnostics(reduced, values, params, init_params, quantum_labels) -> list[dict[str, float]]:
-  """Per-seed saturation, readout range and circuit-angle shift (host numpy)."""
+def _diagnostics(probe: dict, params, init_params, quantum_labels) -> list[dict[str, float]]:
+  """Per-seed validation diagnostics (`heads.probe_stats`, averaged or ranged over examples) and
+  circuit-angle shift from the initial values (host numpy)."""
   out = []
   for s in range(jax.tree.leaves(params)[0].shape[0]):
-    record = {}
-    if reduced is not None:
-      record["saturated"] = float(np.mean(np.abs(np.tanh(reduced[s])) > SATURATION))
-    if values is not None:
-      record["readout_min"], record["readout_max"] = float(values[s].min()), float(values[s].max())
+    record = summarize_probe({k: v[s] for k, v in probe.items()})
     shifts = [np.ravel(p[s] - p0[s]) for p, p0, q in zip(jax.tree.leaves(params), jax.tree.leaves(init_params),
                                                           jax.tree.leaves(quantum_labels)) if q]
-    if shifts:
-      shift = np.concatenate(shifts)
-      record["angle_shift_rms"], record["angle_shift_max"] = float(np.sqrt(np.mean(shift**2))), float(np.abs(shift).max())
+    record.update(angle_shift(shifts))
     out.append(record)
   return out
 
@@ -150,13 +126,12 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   single = jax.tree.map(lambda p: p[0], params)
   tx = create_optimizer(config, single, total_steps)
   quantum_labels = jax.tree_util.tree_map_with_path(lambda p, _: is_quantum_path(p), single)
-  labels_tree = jax.tree.map(lambda q: "quantum" if q else "classical", quantum_labels)
   opt_state = jax.vmap(tx.init)(params)
   x_val, y_val = jnp.asarray(feature_set.features["val"]), feature_set.labels["val"]
   orders = lambda e: jnp.asarray(np.stack([
       pipeline.epoch_order(n_train, s, e)[:steps * config.batch_size].reshape(steps, -1) for s in seeds]))
   start = time.time()  # compiled ahead of time, so that compile_s is measured apart from training
-  epoch = jax.jit(jax.vmap(_epoch_fn(head, tx, task, labels_tree), in_axes=(0, 0, 0, None, None))).lower(
+  epoch = jax.jit(jax.vmap(_epoch_fn(head, tx, task), in_axes=(0, 0, 0, None, None))).lower(
       params, opt_state, orders(0), x_train, y_train).compile()
   forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None))).lower(params, x_val).compile()
   compile_s = time.time() - start
@@ -171,9 +146,9 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
       raise FloatingPointError(f"non-finite loss or gradient in epoch {e + 1} for seeds "
                                f"{[s for s, f in zip(seeds, out['finite'].all(axis=1)) if not f]}; lower the "
                                "learning rate or set grad_clip_norm")
-    logits, reduced, values = jax.device_get(forward(params, x_val))
+    logits, probe = jax.device_get(forward(params, x_val))
     host_params = jax.device_get(params)
-    diagnostics = _diagnostics(reduced, values, host_params, init_params, quantum_labels)
+    diagnostics = _diagnostics(probe, host_params, init_params, quantum_labels)
     for i, seed in enumerate(seeds):
       auc = metrics.auc(y_val, metrics.scores_from_logits(logits[i], task), task)
       acc = metrics.acc(y_val, metrics.scores_from_logits(logits[i], task), task)

@@ -53,6 +53,37 @@ def count_params(params) -> tuple[int, int]:
   return total, quantum
 
 
+def grad_norms(grads) -> dict[str, jax.Array]:
+  """Global gradient norms of the circuit parameters and of all others (0 for an empty group)."""
+  leaves = jax.tree_util.tree_leaves_with_path(grads)
+  norm = lambda group: optax.global_norm(group) if group else jnp.zeros(())
+  return {"grad_norm_quantum": norm([g for p, g in leaves if is_quantum_path(p)]),
+          "grad_norm_classical": norm([g for p, g in leaves if not is_quantum_path(p)])}
+
+
+def angle_shift(shifts: list[np.ndarray]) -> dict[str, float]:
+  """RMS and largest |change| (radians) of the circuit angles since initialisation; {} without any."""
+  if not shifts:
+    return {}
+  shift = np.concatenate([np.ravel(s) for s in shifts])
+  return {"angle_shift_rms": float(np.sqrt(np.mean(shift**2))), "angle_shift_max": float(np.abs(shift).max())}
+
+
+def summarize_probe(probe: dict[str, np.ndarray]) -> dict[str, float]:
+  """Split-level diagnostics from per-example `heads.probe_stats`: mean saturation, readout range."""
+  out = {}
+  if "saturated" in probe:
+    out["saturated"] = float(np.mean(probe["saturated"]))
+  if "readout_min" in probe:
+    out["readout_min"], out["readout_max"] = float(np.min(probe["readout_min"])), float(np.max(probe["readout_max"]))
+  return out
+
+
+def quantum_leaves(params) -> list[np.ndarray]:
+  """Host copies of the circuit parameters, in tree order."""
+  return [np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params) if is_quantum_path(p)]
+
+
 def learning_rate_schedule(config: ml_collections.ConfigDict, base_lr: float, total_steps: int) -> optax.Schedule:
   """Learning rate per step: "constant", "multistep" (×decay at fractions of training) or
   "warmup_cosine" (linear warm-up over `warmup_epochs` then cosine decay to 0)."""
@@ -111,7 +142,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: s
   and flagged.
 
   Returns:
-    (new state, {"loss": (), "finite": () bool, "grad_norm": ()}).
+    (new state, {"loss": (), "finite": () bool, "grad_norm": (), "grad_norm_quantum": (),
+    "grad_norm_classical": ()}).
   """
   def loss_fn(params):
     logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"],
@@ -120,17 +152,20 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: s
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   grad_norm = optax.global_norm(grads)
+  norms = grad_norms(grads)
   new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(new_state.params))
   # NaN guard: keep the previous state when anything is non-finite; the host stops the run.
   new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old), new_state, state)
-  return new_state, {"loss": loss, "finite": finite, "grad_norm": grad_norm}
+  return new_state, {"loss": loss, "finite": finite, "grad_norm": grad_norm, **norms}
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model) -> jax.Array:
-  """(B, K) float32 logits in inference mode (BatchNorm running statistics)."""
-  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, batch["image"], train=False)
-  return logits.astype(jnp.float32)
+def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model) -> tuple[jax.Array, dict]:
+  """(B, K) float32 logits in inference mode (BatchNorm running statistics) and the head's
+  per-example diagnostics (`heads.probe_stats`; empty for models without a dressed head)."""
+  logits, captured = model.apply({"params": state.params, "batch_stats": state.batch_stats}, batch["image"],
+                                 train=False, mutable=["intermediates"], capture_intermediates=heads.capture_probed)
+  return logits.astype(jnp.float32), heads.probe_stats(captured.get("intermediates", {}))
 
 
 class Trainer:
@@ -152,6 +187,7 @@ class Trainer:
       train_labels = pipeline.gather(self.splits["train"], np.arange(len(self.splits["train"])))["label"]
       options["prior"] = heads.prior_logits(train_labels, dataset.task, dataset.num_outputs)
     self.model = get_model(config.model, dataset.num_outputs, **options)
+    self.has_circuit = False  # set by init_state: does the model train circuit parameters?
     self.input_shape = self._input_shape()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
     self.total_steps = self.steps_per_epoch * config.num_epochs
@@ -178,13 +214,15 @@ class Trainer:
       variables = pretrained.load_torchvision_resnet(self.config.pretrained, variables,
                                                      arch=self.config.get("pretrained_arch", "resnet50"))
     params = variables["params"]
+    self.has_circuit = count_params(params)[1] > 0
     state = TrainState.create(apply_fn=self.model.apply, params=params,
                               tx=create_optimizer(self.config, params, self.total_steps),
                               batch_stats=variables.get("batch_stats", {}), rng=state_rng)
     return parallel.put_replicated(state, self.mesh)
 
   def train_epoch(self, state: TrainState, epoch: int, log: reports.MetricsWriter, progress) -> tuple[TrainState, dict]:
-    """Runs one epoch; returns the new state and {"train_loss", "images_per_s", "epoch_time_s"}."""
+    """Runs one epoch; returns the new state and {"train_loss", "images_per_s", "epoch_time_s"} (and
+    the epoch's mean "grad_norm_quantum" / "grad_norm_classical" for models with a circuit)."""
     losses, start, timed_images, timed_start = [], time.time(), 0, None
 
     def rate() -> float:  # images/s since the first (compiling) step of the epoch
@@ -210,8 +248,13 @@ class Trainer:
                    "grad_norm": float(fetched["grad_norm"]), "images_per_s": rate()})
         progress(step, rate(), float(fetched["loss"]))
     self._check_finite(losses, (epoch + 1) * self.steps_per_epoch)
-    train_loss = float(np.mean([float(m["loss"]) for m in jax.device_get(losses)]))
-    return state, {"train_loss": train_loss, "images_per_s": rate(), "epoch_time_s": time.time() - start}
+    fetched = jax.device_get(losses)
+    epoch_metrics = {"train_loss": float(np.mean([float(m["loss"]) for m in fetched])), "images_per_s": rate(),
+                     "epoch_time_s": time.time() - start}
+    if self.has_circuit:
+      for key in ("grad_norm_quantum", "grad_norm_classical"):
+        epoch_metrics[key] = float(np.mean([float(m[key]) for m in fetched]))
+    return state, epoch_metrics
 
   @staticmethod
   def _check_finite(step_metrics: list, step: int) -> None:
@@ -223,16 +266,21 @@ class Trainer:
           f"checkpoint was kept. Lower the learning rate, set grad_clip_norm, or check the inputs.")
 
   def predict(self, state: TrainState, split: str) -> dict[str, np.ndarray]:
-    """Logits (N, K), labels (N, L) and official indices (N,) of every example of `split`."""
+    """Logits (N, K), labels (N, L), official indices (N,) of every example of `split`, and the
+    head's per-example diagnostics under "probe" (a dict, see `eval_step`)."""
     outputs = {"logits": [], "label": [], "index": []}
+    probes = []
     for batch in pipeline.eval_batches(self.splits[split], batch_size=self.config.eval_batch_size,
                                        prep=self.prep, num_threads=self.config.num_threads):
-      logits = self._eval_step(state, parallel.put_batch({"image": batch["image"]}, self.mesh))
+      logits, probe = jax.device_get(self._eval_step(state, parallel.put_batch({"image": batch["image"]}, self.mesh)))
       mask = batch["mask"]
-      outputs["logits"].append(np.asarray(jax.device_get(logits))[mask])
+      outputs["logits"].append(np.asarray(logits)[mask])
       outputs["label"].append(batch["label"][mask])
       outputs["index"].append(batch["index"][mask])
-    return {k: np.concatenate(v) for k, v in outputs.items()}
+      probes.append({k: np.asarray(v)[mask] for k, v in probe.items()})
+    out = {k: np.concatenate(v) for k, v in outputs.items()}
+    out["probe"] = {k: np.concatenate([p[k] for p in probes]) for k in probes[0]} if probes else {}
+    return out
 
   def evaluate(self, state: TrainState, split: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(classification report incl. MedMNIST `auc`/`acc` and mean `loss`, raw predictions)."""
@@ -335,6 +383,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   dataset = load_config_dataset(config)
   trainer = Trainer(config, dataset)
   state = trainer.init_state()
+  initial_angles = quantum_leaves(state.params)  # deterministic from the seed: also right on resume
   num_params, quantum_params = count_params(state.params)
   logging.info("%s on %s: %d parameters (%d quantum), %d train images, %d steps/epoch, %d devices",
                config.model, config.dataset, num_params, quantum_params, len(trainer.splits["train"]),
@@ -360,9 +409,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
         logging.info("epoch %d step %d/%d loss %.4f  %.1f images/s  ETA %.0f s", epoch + 1, step,
                      trainer.total_steps, loss, rate, eta)
       state, epoch_metrics = trainer.train_epoch(state, epoch, log, progress)
-      report, _ = trainer.evaluate(state, select)
+      report, out = trainer.evaluate(state, select)
       record = {"epoch": epoch, "step": (epoch + 1) * trainer.steps_per_epoch, **epoch_metrics,
-                f"{select}_loss": report["loss"], f"{select}_auc": report["auc"], f"{select}_acc": report["acc"]}
+                f"{select}_loss": report["loss"], f"{select}_auc": report["auc"], f"{select}_acc": report["acc"],
+                **summarize_probe(out["probe"]),
+                **angle_shift([a - b for a, b in zip(quantum_leaves(state.params), initial_angles)])}
       log.write(record)
       rates.append(epoch_metrics["images_per_s"])
       val_auc = report["auc"] if select == "val" else None

@@ -254,3 +254,12 @@ def test_model_without_batch_norm_trains(tmp_path, synthetic_breast):
   config.model_options = {"n_qubits": 4}
   summary = train.train_and_evaluate(config, str(tmp_path / "qcnn_run"))
   assert summary["quantum_params"] > 0 and 0.0 <= summary["test_auc"] <= 1.0
+
+
+def test_hybrid_epochs_record_whether_the_circuit_trains(finished_run):
+  _, workdir, _ = finished_run
+  for record in epoch_records(workdir):
+    assert 0.0 <= record["saturated"] <= 1.0
+    assert -1.0 - 1e-6 <= record["readout_min"] <= record["readout_max"] <= 1.0 + 1e-6
+    assert record["grad_norm_quantum"] > 0 and record["grad_norm_classical"] > 0
+    assert 0 < record["angle_shift_rms"] <= record["angle_shift_max"]

@@ -32,6 +32,8 @@ from qcnn_jax.models.quantum import qcnn as qcnn_lib
 from qcnn_jax.models.quantum.layer import PROBS_LOG_EPS, angle_initializer
 
 KINDS = ("linear", "quantum", "classical", "product")
+BLOCK_PREFIXES = ("qcnn_", "twin_", "product_")
+SATURATION = 0.99  # |tanh| above this counts as a saturated bottleneck unit
 # Head options of the end-to-end hybrids (resnet50_qcnn, resnet50_mlp) when not given.
 HEAD_DEFAULTS = {"norm": False, "angle_scale": math.pi / 2, "angle_init_std": None, "calibrate": False,
                  "residual": False}
@@ -51,6 +53,42 @@ def prior_logits(labels: np.ndarray, task: str, num_outputs: int) -> tuple[float
     return tuple(float(v) for v in np.log(p / (1 - p)))
   counts = np.bincount(labels[:, 0], minlength=num_outputs).astype(np.float64)
   return tuple(float(v) for v in np.log(np.maximum(counts / counts.sum(), 1e-4)))
+
+
+def is_probed(name: str | None) -> bool:
+  """Submodules whose outputs the diagnostics read: the bottleneck Dense and the blocks."""
+  return bool(name) and (name == "reduce" or name.startswith(BLOCK_PREFIXES))
+
+
+def capture_probed(module, method_name: str) -> bool:
+  """``capture_intermediates`` filter of ``apply``: the outputs of the probed submodules."""
+  return method_name == "__call__" and is_probed(module.name)
+
+
+def probe_stats(intermediates) -> dict:
+  """Per-example diagnostics from captured intermediates (any nesting, e.g. a hybrid's "head"):
+  "saturated" (B,) share of bottleneck units with |tanh| > SATURATION, "readout_min" and
+  "readout_max" (B,) range of the blocks' readout values. Empty for a model without such a head."""
+  found = {"reduce": [], "blocks": []}
+
+  def walk(tree):
+    for name, value in tree.items():
+      if name == "__call__":
+        continue
+      target = "reduce" if name == "reduce" else "blocks" if name.startswith(BLOCK_PREFIXES) else None
+      if target and "__call__" in value:
+        found[target].append(value["__call__"][0])
+      elif isinstance(value, dict) or hasattr(value, "items"):
+        walk(value)
+
+  walk(intermediates)
+  stats = {}
+  if found["reduce"]:
+    stats["saturated"] = jnp.mean(jnp.abs(jnp.tanh(found["reduce"][0])) > SATURATION, axis=-1)
+  if found["blocks"]:
+    values = jnp.concatenate(found["blocks"], axis=-1)
+    stats["readout_min"], stats["readout_max"] = values.min(axis=-1), values.max(axis=-1)
+  return stats
 
 
 def twin_width(target_params: int, n_in: int, n_out: int) -> int:
