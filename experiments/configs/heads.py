@@ -9,8 +9,10 @@ Designs (FeatureHead options; see qcnn_jax/models/heads.py):
   legacy            today's resnet50_qcnn head: Dense(2048 -> 8) -> tanh·π/2 -> QCNN, angles uniform in
                     [0, 2π), readout bias 0 (a = 3), probabilities as log p; circuit at the classical lr.
   legacy_qlr        the same with the circuit at the quantum learning rate (1e-2).
-  calibrated        LayerNorm before the bottleneck, tanh·π (whole Bloch circle), angles ~ N(0, 0.1²),
-                    readout bias at the prior's logits, learnt temperature for probabilities.
+  calibrated        LayerNorm before the bottleneck, tanh·π (whole Bloch circle), readout bias at the
+                    prior's logits, learnt temperature for probabilities (circuit angles uniform).
+  small_init        calibrated with circuit angles ~ N(0, 0.1²) (near the identity). Measured end to end
+                    (README command 1): the readout qubit then sees almost only its own input angle.
   expvals           calibrated, <Z> of 3 qubits read out (pooling stops at 3) -> Dense.
   blocks4           calibrated, 4 circuits on 4 chunks of the bottleneck (Dense(2048 -> 32)).
   reupload          calibrated, features re-uploaded before the second conv layer.
@@ -28,7 +30,7 @@ from ml_collections import config_dict
 
 from experiments.configs import medmnist
 
-CALIBRATED = {"norm": True, "angle_scale": math.pi, "angle_init_std": 0.1, "calibrate": True}
+CALIBRATED = {"norm": True, "angle_scale": math.pi, "calibrate": True}
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -50,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
       "legacy": {"overrides": {"quantum_learning_rate": None}},
       "legacy_qlr": {},
       "calibrated": {"head": CALIBRATED},
+      "small_init": {"head": {**CALIBRATED, "angle_init_std": 0.1}},
       "expvals": {"head": {**CALIBRATED, "readout": "expvals", "n_readout": 3}},
       "blocks4": {"head": {**CALIBRATED, "n_blocks": 4}},
       "reupload": {"head": {**CALIBRATED, "reuploading": 2}},
