@@ -64,8 +64,9 @@ def test_any_channel_count(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jitted_train_step(name):
-  """init, one real `train.train_step` (Adam, batch_stats, NaN guard) that moves every parameter
-  (non-zero gradients, quantum ones included), pure apply; one jitted function, one compilation.
+  """init, two real `train.train_step`s (Adam, batch_stats, NaN guard) that move every parameter
+  (non-zero gradients, quantum ones included: a residual head's gated path starts moving once its
+  gate has left 0 in step 1), pure apply; one jitted function, one compilation.
   """
   model = get_model(name, 5, **TINY[name])
   x, labels = images(), jnp.array([[0], [3]])
@@ -75,7 +76,9 @@ def test_jitted_train_step(name):
     variables = model.init(key, x, train=False)
     state = train.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adam(1e-2),
                                     batch_stats=variables.get("batch_stats", {}), rng=key)
-    new_state, metrics = train.train_step(state, {"image": x, "label": labels}, model=model, task="multi-class")
+    batch = {"image": x, "label": labels}
+    new_state, metrics = train.train_step(state, batch, model=model, task="multi-class")
+    new_state, metrics = train.train_step(new_state, batch, model=model, task="multi-class")
     logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
     new_variables = {"params": new_state.params, "batch_stats": new_state.batch_stats}
     return variables, new_variables, metrics, logits
@@ -83,7 +86,7 @@ def test_jitted_train_step(name):
   variables, new_variables, metrics, logits = run(jax.random.key(0))
   assert bool(metrics["finite"]) and np.isfinite(metrics["loss"]) and logits.shape == (2, 5)
   assert np.isfinite(metrics["grad_norm"]) and metrics["grad_norm"] > 0
-  # Adam moves a parameter iff its gradient is non-zero: every parameter, quantum ones included.
+  # Adam moves a parameter iff its gradient was non-zero: every parameter, quantum ones included.
   old_params = traverse_util.flatten_dict(variables["params"], sep="/")
   new_params = traverse_util.flatten_dict(new_variables["params"], sep="/")
   assert [path for path in old_params if np.allclose(old_params[path], new_params[path])] == []

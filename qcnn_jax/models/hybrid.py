@@ -109,11 +109,11 @@ class QCNNClassifier(nn.Module):
 class _DressedResNet50(nn.Module):
   """ResNet-50 pooled features -> ``heads.FeatureHead`` of kind ``KIND`` (see heads.py).
 
-  The head options are FeatureHead's: the defaults are the calibrated design chosen on frozen
-  features (README, "Does the quantum head help?"); ``norm=False, angle_scale=pi/2,
-  angle_init_std=None, calibrate=False`` give the original dressed head (Dense(F) -> tanh * pi/2
-  -> QCNN with uniform angles, readout bias 0). ``prior`` (the training prior's logits) is set by
-  the trainer.
+  The head options are FeatureHead's; the defaults (``heads.HEAD_DEFAULTS``) are the residual
+  calibrated design: logits = Dense(K)(features) + g * (LayerNorm -> Dense(F) -> tanh * pi -> QCNN
+  -> a<Z> + b), g from 0, b from the prior (README, "Does the quantum head help?").
+  ``heads.LEGACY_HEAD`` (norm=False, angle_scale=pi/2, calibrate=False, residual=False) gives the
+  original dressed head. ``prior`` (the training prior's logits) is set by the trainer.
   """
 
   KIND: ClassVar[str] = "quantum"
