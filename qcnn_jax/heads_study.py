@@ -119,22 +119,27 @@ def _row(dataset: str, design: str, spec: dict, runs: list[dict]) -> dict[str, A
   return row
 
 
-def _compare(a: list[dict], b: list[dict], labels: np.ndarray, task: str, bootstrap: dict) -> dict[str, Any]:
-  """Paired intervals of A − B in test AUC: over seeds (paired by seed) and over test examples."""
+def _compare(a: list[dict], b: list[dict], labels: np.ndarray, task: str, bootstrap: dict,
+             examples: bool) -> dict[str, Any]:
+  """Paired intervals of A − B in test AUC: over seeds (paired by seed) and, when `examples`, over
+  test examples."""
   seeds = sorted({r["seed"] for r in a} & {r["seed"] for r in b})
   pick = lambda runs: [next(r for r in runs if r["seed"] == s) for s in seeds]
   a, b = pick(a), pick(b)
   seed_auc = stats.seed_bootstrap([r["summary"]["test_auc"] for r in a], [r["summary"]["test_auc"] for r in b],
                                   **bootstrap)
-  examples = stats.example_bootstrap(labels, [r["test_scores"] for r in a], [r["test_scores"] for r in b], task,
-                                     **bootstrap)
-  return {"seeds": len(seeds), "seed_auc": seed_auc, "example_auc": examples["auc"], "example_acc": examples["acc"]}
+  if not examples:
+    return {"seeds": len(seeds), "seed_auc": seed_auc}
+  intervals = stats.example_bootstrap(labels, [r["test_scores"] for r in a], [r["test_scores"] for r in b], task,
+                                      **bootstrap)
+  return {"seeds": len(seeds), "seed_auc": seed_auc, "example_auc": intervals["auc"], "example_acc": intervals["acc"]}
 
 
 def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]:
   """Writes `{root}/results.csv` and `{root}/results.md`; returns their paths."""
   seeds, specs = [int(s) for s in study.seeds], designs(study)
   bootstrap = dict(study.get("bootstrap", {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}))
+  max_examples = bootstrap.pop("max_test_examples", None)
   rows, lines, answer = [], [], []
   for dataset, path in study.features.items():
     if not os.path.exists(path):
@@ -164,6 +169,9 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
                    f"({r['quantum_params']}) | {r['wall_time_s']:.1f} |")
     lines.append("\nPaired differences in test AUC (A − B), percentile intervals: seeds = bootstrap over the "
                  "paired seeds; examples = the same test-example resamples for A and B.\n")
+    examples = max_examples is None or len(labels) <= max_examples
+    if not examples:
+      lines.append(f"{len(labels)} test examples (over {max_examples}): only the seed bootstrap is computed.\n")
     lines.append("| A | B | seeds | ΔAUC (seeds) | ΔAUC (test examples) | ΔACC (test examples) |")
     lines.append("|---|---|---|---|---|---|")
     comparisons = [(d, d + TWIN_SUFFIX) for d in specs if d + TWIN_SUFFIX in specs]
@@ -172,9 +180,10 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
     found = {}
     for a, b in comparisons:
       if runs[a] and runs[b]:
-        found[(a, b)] = c = _compare(runs[a], runs[b], labels, task, bootstrap)
-        lines.append(f"| {a} | {b} | {c['seeds']} | {c['seed_auc'].format()} | {c['example_auc'].format()} | "
-                     f"{c['example_acc'].format()} |")
+        found[(a, b)] = c = _compare(runs[a], runs[b], labels, task, bootstrap, examples)
+        lines.append(f"| {a} | {b} | {c['seeds']} | {c['seed_auc'].format(4)} | "
+                     f"{c['example_auc'].format(4) if examples else '—'} | "
+                     f"{c['example_acc'].format(4) if examples else '—'} |")
     answer.append(_answer(dataset, dataset_rows, found))
   csv_text = io.StringIO()
   writer = csv.DictWriter(csv_text, fieldnames=CSV_COLUMNS, extrasaction="ignore")
@@ -201,6 +210,6 @@ def _answer(dataset: str, rows: list[dict], comparisons: dict) -> str:
   q = max(quantum, key=lambda r: r["val_auc_mean"])
   c = max(classical, key=lambda r: r["val_auc_mean"])
   twin = comparisons.get((q["model"], q["model"] + TWIN_SUFFIX))
-  delta = twin["seed_auc"].format() if twin else "—"
+  delta = twin["seed_auc"].format(4) if twin else "—"
   return (f"| {dataset} | {q['model']} | {q['test_auc_mean']:.4f} | {c['model']} | {c['test_auc_mean']:.4f} | "
           f"{delta} |")
