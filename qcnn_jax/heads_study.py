@@ -150,7 +150,8 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
     runs = {d: _load_runs(root, dataset, d, seeds) for d in specs}
     dataset_rows = [_row(dataset, d, specs[d], runs[d]) for d in specs]
     rows += dataset_rows
-    labels, task = feature_set.labels["test"], feature_set.task
+    # Predictions CSVs are sorted by official index: align the labels with them.
+    labels, task = feature_set.labels["test"][np.argsort(feature_set.index["test"])], feature_set.task
     lines.append(f"\n## {dataset}\n\nFeatures: `{os.path.basename(path)}` from {feature_set.meta['source_model']} "
                  f"seed {feature_set.meta['source_seed']} (epoch {feature_set.meta['source_epoch']}, val AUC "
                  f"{feature_set.meta['source_val_auc']:.4f}); {feature_set.features['train'].shape[0]} train, "

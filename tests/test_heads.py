@@ -32,7 +32,7 @@ def feature_set(task="binary-class", num_outputs=1, seed=0, sizes=(("train", 96)
           "num_outputs": num_outputs, "size": 28, "source_model": "resnet50", "source_seed": 0, "source_epoch": 1,
           "source_val_auc": 1.0}
   return features.FeatureSet({s: p[0] for s, p in parts.items()}, {s: p[1] for s, p in parts.items()},
-                             {s: np.arange(len(p[0])) for s, p in parts.items()}, meta)
+                             {s: rng.permutation(len(p[0])) for s, p in parts.items()}, meta)  # stored order != index
 
 
 def head_config(**head) -> ml_collections.ConfigDict:
@@ -153,5 +153,7 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   assert all(rows[m]["n_seeds"] == "3" for m in rows)
   text = open(md_path).read()
   assert "| calibrated | calibrated_twin | 3 |" in text and "Does the quantum head help?" in text
+  row = next(line for line in text.splitlines() if line.startswith("| calibrated | calibrated_twin |")).split("|")
+  assert row[4].split()[0] == row[5].split()[0]  # both bootstraps start from the same mean difference
   summary = heads_study.reports.read_json(f"{root}/breastmnist/calibrated/seed1/summary.json")
   assert summary["kind"] == "quantum" and summary["seed"] == 1 and summary["quantum_params"] > 0
