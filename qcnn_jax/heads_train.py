@@ -32,9 +32,8 @@ from qcnn_jax import metrics, reports
 from qcnn_jax.data import pipeline
 from qcnn_jax.features import FeatureSet
 from qcnn_jax.models import heads
-from qcnn_jax.train import (angle_shift, count_params, create_optimizer, grad_norms, is_quantum_path,
-                            per_example_loss, summarize_probe)
-
+from qcnn_jax.train import (angle_shift, class_names, count_params, create_optimizer, grad_norms, keep_if_finite,
+                            per_example_loss, quantum_leaves, summarize_probe)
 
 
 @dataclasses.dataclass
@@ -69,9 +68,8 @@ def _epoch_fn(head, tx, task: str):
     loss, grads = jax.value_and_grad(loss_fn)(params, x_all[idx], y_all[idx])
     updates, new_opt = tx.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)) & jnp.isfinite(optax.global_norm(new_params))
-    keep = lambda new, old: jnp.where(finite, new, old)  # NaN guard as in train.train_step
-    params, opt_state = jax.tree.map(keep, new_params, params), jax.tree.map(keep, new_opt, opt_state)
+    (params, opt_state), finite = keep_if_finite(loss, optax.global_norm(grads), new_params,
+                                                 (new_params, new_opt), (params, opt_state))
     return (params, opt_state, x_all, y_all), {"loss": loss, "finite": finite, **grad_norms(grads)}
 
   def epoch(params, opt_state, order, x, y):
@@ -83,22 +81,17 @@ def _epoch_fn(head, tx, task: str):
 
 def _forward_fn(head):
   """forward(params, x) -> (logits, per-example diagnostics `heads.probe_stats`)."""
-  def forward(params, x):
-    logits, state = head.apply({"params": params}, x, mutable=["intermediates"],
-                               capture_intermediates=heads.capture_probed)
-    return logits, heads.probe_stats(state.get("intermediates", {}))
-  return forward
+  return lambda params, x: heads.apply_probed(head, {"params": params}, x)
 
 
-def _diagnostics(probe: dict, params, init_params, quantum_labels) -> list[dict[str, float]]:
+def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
   """Per-seed validation diagnostics (`heads.probe_stats`, averaged or ranged over examples) and
-  circuit-angle shift from the initial values (host numpy)."""
+  circuit-angle shift from the initial values (host numpy), as `train.train_and_evaluate` records."""
   out = []
   for s in range(jax.tree.leaves(params)[0].shape[0]):
+    seed_leaves = lambda tree: quantum_leaves(jax.tree.map(lambda p: p[s], tree))
     record = summarize_probe({k: v[s] for k, v in probe.items()})
-    shifts = [np.ravel(p[s] - p0[s]) for p, p0, q in zip(jax.tree.leaves(params), jax.tree.leaves(init_params),
-                                                          jax.tree.leaves(quantum_labels)) if q]
-    record.update(angle_shift(shifts))
+    record.update(angle_shift([a - b for a, b in zip(seed_leaves(params), seed_leaves(init_params))]))
     out.append(record)
   return out
 
@@ -125,7 +118,6 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   params = jax.tree.map(lambda *p: jnp.stack(p), *[init(jax.random.PRNGKey(s)) for s in seeds])
   single = jax.tree.map(lambda p: p[0], params)
   tx = create_optimizer(config, single, total_steps)
-  quantum_labels = jax.tree_util.tree_map_with_path(lambda p, _: is_quantum_path(p), single)
   opt_state = jax.vmap(tx.init)(params)
   x_val, y_val = jnp.asarray(feature_set.features["val"]), feature_set.labels["val"]
   orders = lambda e: jnp.asarray(np.stack([
@@ -148,7 +140,7 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
                                "learning rate or set grad_clip_norm")
     logits, probe = jax.device_get(forward(params, x_val))
     host_params = jax.device_get(params)
-    diagnostics = _diagnostics(probe, host_params, init_params, quantum_labels)
+    diagnostics = _diagnostics(probe, host_params, init_params)
     for i, seed in enumerate(seeds):
       auc = metrics.auc(y_val, metrics.scores_from_logits(logits[i], task), task)
       acc = metrics.acc(y_val, metrics.scores_from_logits(logits[i], task), task)
@@ -173,9 +165,7 @@ def _results(head, feature_set: FeatureSet, seeds, best, records, timing: dict[s
   apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
   logits = {split: np.asarray(apply(best["params"], jnp.asarray(feature_set.features[split])))
             for split in ("val", "test")}
-  names = list(feature_set.meta["label_names"])
-  if feature_set.task == metrics.BINARY and len(names) != 2:
-    names = ["0", "1"]
+  names = class_names(feature_set.meta["label_names"], feature_set.task)
   results = []
   for i, seed in enumerate(seeds):
     one = jax.tree.map(lambda p: p[i], best["params"])

@@ -84,6 +84,18 @@ def quantum_leaves(params) -> list[np.ndarray]:
   return [np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params) if is_quantum_path(p)]
 
 
+def keep_if_finite(loss, grad_norm, new_params, new, old):
+  """NaN guard: `(new, finite)` when loss, gradient norm and new params are finite, else `(old, finite)`."""
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(new_params))
+  return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old), finite
+
+
+def class_names(label_names, task: str) -> list[str]:
+  """Class names for reports: the dataset's, or "0", "1" for a binary task named otherwise."""
+  names = list(label_names)
+  return names if task != metrics.BINARY or len(names) == 2 else ["0", "1"]
+
+
 def learning_rate_schedule(config: ml_collections.ConfigDict, base_lr: float, total_steps: int) -> optax.Schedule:
   """Learning rate per step: "constant", "multistep" (×decay at fractions of training) or
   "warmup_cosine" (linear warm-up over `warmup_epochs` then cosine decay to 0)."""
@@ -154,18 +166,17 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: s
   grad_norm = optax.global_norm(grads)
   norms = grad_norms(grads)
   new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(new_state.params))
   # NaN guard: keep the previous state when anything is non-finite; the host stops the run.
-  new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  new_state, finite = keep_if_finite(loss, grad_norm, new_state.params, new_state, state)
   return new_state, {"loss": loss, "finite": finite, "grad_norm": grad_norm, **norms}
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model) -> tuple[jax.Array, dict]:
   """(B, K) float32 logits in inference mode (BatchNorm running statistics) and the head's
   per-example diagnostics (`heads.probe_stats`; empty for models without a dressed head)."""
-  logits, captured = model.apply({"params": state.params, "batch_stats": state.batch_stats}, batch["image"],
-                                 train=False, mutable=["intermediates"], capture_intermediates=heads.capture_probed)
-  return logits.astype(jnp.float32), heads.probe_stats(captured.get("intermediates", {}))
+  logits, probe = heads.apply_probed(model, {"params": state.params, "batch_stats": state.batch_stats},
+                                     batch["image"], train=False)
+  return logits.astype(jnp.float32), probe
 
 
 class Trainer:
@@ -292,8 +303,7 @@ class Trainer:
     return report, out
 
   def class_names(self) -> list[str]:
-    names = list(self.dataset.label_names)
-    return names if self.dataset.task != metrics.BINARY or len(names) == 2 else ["0", "1"]
+    return class_names(self.dataset.label_names, self.dataset.task)
 
 
 def write_split_reports(trainer: Trainer, workdir: str, split: str, report: dict, out: dict, run: str) -> None:

@@ -68,6 +68,13 @@ def capture_probed(module, method_name: str) -> bool:
   return method_name == "__call__" and is_probed(module.name)
 
 
+def apply_probed(module: nn.Module, variables, *args, **kwargs):
+  """``module.apply(variables, *args, **kwargs)`` -> (output, ``probe_stats`` of its dressed head)."""
+  out, captured = module.apply(variables, *args, mutable=["intermediates"], capture_intermediates=capture_probed,
+                               **kwargs)
+  return out, probe_stats(captured.get("intermediates", {}))
+
+
 def probe_stats(intermediates) -> dict:
   """Per-example diagnostics from captured intermediates (any nesting, e.g. a hybrid's "head"):
   "saturated" (B,) share of bottleneck units with |tanh| > SATURATION, "readout_min" and
@@ -81,7 +88,7 @@ def probe_stats(intermediates) -> dict:
       target = "reduce" if name == "reduce" else "blocks" if name.startswith(BLOCK_PREFIXES) else None
       if target and "__call__" in value:
         found[target].append(value["__call__"][0])
-      elif isinstance(value, dict) or hasattr(value, "items"):
+      elif hasattr(value, "items"):
         walk(value)
 
   walk(intermediates)
