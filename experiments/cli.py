@@ -2,7 +2,8 @@
 
 `run(main)` is `absl.app.run(main)`, except that the errors a user can fix (a workdir holding
 another run, missing or corrupt data, a missing checkpoint or feature file, a non-finite loss)
-print `error: <message naming the fix>` and exit with status 2 (usage: the workdir conflict) or 1.
+print `error: <message naming the fix>` and exit with status 2 (usage: a workdir conflict, an invalid
+config value) or 1.
 `--verbose` shows the traceback instead.
 """
 
@@ -12,9 +13,10 @@ from absl import app, flags
 
 from qcnn_jax.checkpointing import WorkdirConflictError
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
+from qcnn_jax.train import ConfigError
 
 flags.DEFINE_bool("verbose", False, "Show the full traceback of a known error.")
-USAGE_ERRORS = (WorkdirConflictError,)
+USAGE_ERRORS = (WorkdirConflictError, ConfigError)
 KNOWN_ERRORS = USAGE_ERRORS + (DatasetNotFoundError, ChecksumError, FileNotFoundError, FloatingPointError)
 
 

@@ -183,6 +183,12 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any],
   return differences
 
 
+def has_checkpoint(workdir: str | os.PathLike) -> bool:
+  """Whether ``workdir`` holds a finished checkpoint (a run that can resume), not just its config."""
+  latest = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR, LATEST)
+  return os.path.isdir(latest) and any(name.isdigit() for name in os.listdir(latest))
+
+
 def _move_aside(workdir: str) -> str:
   """Renames ``workdir`` to a free ``{workdir}.old-YYYYmmdd-HHMMSS[-n]`` and returns that path."""
   base = f"{workdir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -201,6 +207,9 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
   * Missing or empty workdir: created, ``config.json`` written; returns False.
   * Workdir of a run with the same config (up to ``ignore_keys``): left as it is (its
     ``config.json`` included); returns True, and the caller resumes from its checkpoints.
+  * Workdir whose config differs but that holds no checkpoint (a start that failed or was stopped
+    before its first epoch ended): not a run yet, so it is replaced; anything besides its
+    ``config.json`` is moved aside first (nothing is deleted); returns False.
   * Any other non-empty workdir: raises ``WorkdirConflictError`` naming the differing keys, unless
     ``overwrite``; then the old workdir is renamed to ``{workdir}.old-<timestamp>`` (nothing is
     deleted) and a fresh one is started; returns False.
@@ -231,6 +240,13 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
       differences = config_differences(reports.read_json(config_path), config, ignore_keys)
       if not differences:
         return True
+      if not has_checkpoint(workdir):
+        if set(os.listdir(workdir)) != {CONFIG_FILENAME}:
+          logging.warning("moved the old contents of %s (a start without checkpoint) to %s", workdir,
+                          _move_aside(workdir))
+        os.makedirs(workdir, exist_ok=True)
+        reports.write_json_atomic(config_path, config)
+        return False
       listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in differences.items())
       raise WorkdirConflictError(
           f"workdir {workdir} holds a run with a different config (differing keys: {listed}). "

@@ -122,7 +122,7 @@ def extract(workdir: str, out: str) -> FeatureSet:
     restored = train.restore_selected(ckpts, trainer.init_state(), dataset)
   if restored is None:
     raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
-  state, meta = restored
+  state, meta, _ = restored
   variables, fc = backbone_variables(config.model, {"params": state.params, "batch_stats": state.batch_stats})
   apply = jax.jit(functools.partial(module.apply, train=False))
   features, labels, index = {}, {}, {}

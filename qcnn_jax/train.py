@@ -26,6 +26,11 @@ from qcnn_jax.data import pipeline
 from qcnn_jax.models import MODELS, get_model, heads
 
 QUANTUM_TAG = "quantum"
+
+
+class ConfigError(ValueError):
+  """A config value that cannot run (unknown dataset, model, unit, schedule, ...); found before the
+  workdir is touched."""
 # Config keys that do not change results (how a run is driven, where its files come from): a run
 # may resume with other values, and a grid record made with other values still counts.
 NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs",
@@ -333,8 +338,9 @@ def selection_split(dataset: data.Dataset) -> str:
 
 
 def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wall_time_s: float,
-               images_per_s: float) -> dict:
-  """Evaluates `state` (the selected checkpoint) on every split and writes all reports."""
+               images_per_s: float, selected: str) -> dict:
+  """Evaluates `state` (the checkpoint chosen as `selected`, see `restore_selected`) on every split
+  and writes all reports."""
   config, run = trainer.config, config_run_name(trainer.config)
   split_reports = {}
   for split in trainer.dataset.splits:
@@ -357,6 +363,7 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
       n_qubits=(getattr(trainer.model, "n_qubits", 4 if "quanv" in config.model else 0) if quantum_params else 0),
       wall_time_s=wall_time_s, images_per_s=images_per_s, dataset=config.dataset, model=config.model,
       seed=config.seed, num_epochs=config.num_epochs, selection_split=selection_split(trainer.dataset),
+      selected_checkpoint=selected,
       devices=jax.device_count(), platform=jax.default_backend(), **{f"test_{k}": v for k, v in extra.items()})
   return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
 
@@ -367,11 +374,37 @@ def config_run_name(config: ml_collections.ConfigDict) -> str:
 
 
 def restore_selected(ckpts: checkpointing.RunCheckpoints, target: TrainState, dataset: data.Dataset):
-  """(state, metadata) of the best-validation checkpoint, or of the latest one when the split
-  scheme has no validation split; None when the run has no checkpoint."""
+  """(state, metadata, how) of the checkpoint a run reports, or None when it has no checkpoint.
+
+  `how` is "best_val_auc" (the MedMNIST protocol), or "latest" when the split scheme has no
+  validation split, or when no epoch had a finite validation AUC (e.g. a validation split holding
+  one class), which is logged.
+  """
   if selection_split(dataset) == "val":
-    return ckpts.restore_best(target)
-  return ckpts.restore_latest(target)
+    restored = ckpts.restore_best(target)
+    if restored is not None:
+      return (*restored, "best_val_auc")
+    logging.warning("No epoch had a finite validation AUC (does the validation split hold a single class?): "
+                    "the latest checkpoint is reported instead of the best.")
+  restored = ckpts.restore_latest(target)
+  return None if restored is None else (*restored, "latest")
+
+
+def build_run(config: ml_collections.ConfigDict) -> tuple[data.Dataset, "Trainer", TrainState]:
+  """(dataset, trainer, fresh state) of `config`: checks the data files, model, circuit and optimizer.
+
+  Raises:
+    ConfigError: a config value that cannot run (the message names it and the choices).
+    DatasetNotFoundError, ChecksumError: missing or corrupt data files.
+  """
+  try:
+    dataset = load_config_dataset(config)
+    trainer = Trainer(config, dataset)
+    return dataset, trainer, trainer.init_state()
+  except (data.DatasetNotFoundError, data.ChecksumError):
+    raise
+  except (ValueError, KeyError, AttributeError) as e:
+    raise ConfigError(f"invalid config: {e}") from e
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False) -> dict:
@@ -387,12 +420,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   """
   if config.compilation_cache:
     runtime.enable_compilation_cache()
+  dataset, trainer, state = build_run(config)  # every config error surfaces before the workdir is touched
   if jax.process_index() == 0:  # Multi-host: one process owns the workdir's files.
     checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS)
   multihost_utils.sync_global_devices("workdir ready")
-  dataset = load_config_dataset(config)
-  trainer = Trainer(config, dataset)
-  state = trainer.init_state()
   initial_angles = quantum_leaves(state.params)  # deterministic from the seed: also right on resume
   num_params, quantum_params = count_params(state.params)
   logging.info("%s on %s: %d parameters (%d quantum), %d train images, %d steps/epoch, %d devices",
@@ -442,10 +473,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
                    config.num_epochs, epoch_metrics["train_loss"], select, report["auc"], report["acc"],
                    best["val_auc"], best["epoch"] + 1)
   wall_time_s = time.time() - run_start
-  best_state, _ = restore_selected(ckpts, state, trainer.dataset)
+  best_state, best_meta, selected = restore_selected(ckpts, state, trainer.dataset)
+  if selected == "latest":
+    best = {"val_auc": best["val_auc"] if select == "train" else float("nan"), "epoch": best_meta["epoch"]}
   finite_rates = [r for r in rates if r == r]
   summary = finish_run(trainer, parallel.put_replicated(best_state, trainer.mesh), workdir, best, wall_time_s,
-                       float(np.median(finite_rates)) if finite_rates else float("nan"))
+                       float(np.median(finite_rates)) if finite_rates else float("nan"), selected)
   ckpts.close()
   return summary
 
@@ -459,7 +492,7 @@ def evaluate_workdir(workdir: str, split: str | None = None) -> dict:
   restored = restore_selected(ckpts, trainer.init_state(), dataset)
   if restored is None:
     raise FileNotFoundError(f"{workdir} holds no checkpoint; train first with experiments.train.")
-  state, meta = restored
+  state, meta, _ = restored
   state = parallel.put_replicated(state, trainer.mesh)
   splits = [split] if split else list(dataset.splits)
   results = {}

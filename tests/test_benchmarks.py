@@ -71,6 +71,11 @@ def test_known_errors_end_in_one_message_and_a_status_not_a_traceback(tmp_path):
   assert result.returncode == 2 and "Traceback" not in result.stderr
   assert "error: workdir" in result.stderr and "--overwrite" in result.stderr
   assert (workdir / "notes.txt").read_text() == "a user's file"
+  typo = run_script("experiments.train", "--config=experiments/configs/quick.py", f"--workdir={tmp_path / 'typo'}",
+                    "--config.schedule=cosine")
+  assert typo.returncode == 2 and "Traceback" not in typo.stderr
+  assert "error: invalid config: Unknown schedule 'cosine'; choose constant" in typo.stderr
+  assert not (tmp_path / "typo").exists()  # nothing written: the corrected command starts cleanly
   missing = run_script("experiments.extract_features", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'f.npz'}")
   assert missing.returncode == 1 and "Traceback" not in missing.stderr and "error:" in missing.stderr
   verbose = run_script("experiments.extract_features", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'f.npz'}",

@@ -150,6 +150,7 @@ def test_prepare_workdir_different_config_raises_with_keys(tmp_path):
   workdir = tmp_path / "run"
   config = {"model": {"name": "qcnn", "depth": 2}, "lr": 0.01, "data": {"num_workers": 4}}
   checkpointing.prepare_workdir(workdir, config)
+  (workdir / "checkpoints" / "latest" / "0").mkdir(parents=True)  # a run that finished an epoch
   changed = {"model": {"name": "qcnn", "depth": 3}, "lr": 0.01, "seed": 1, "data": {"num_workers": 8}}
   with pytest.raises(checkpointing.WorkdirConflictError) as error:
     checkpointing.prepare_workdir(workdir, changed, ignore_keys={"data"})
@@ -159,6 +160,28 @@ def test_prepare_workdir_different_config_raises_with_keys(tmp_path):
   assert "--overwrite" in message and "--workdir" in message
   assert checkpointing.config_differences(config, changed, ignore_keys={"data.num_workers"}) == {
       "model.depth": (2, 3), "seed": (None, 1)}
+
+
+def test_prepare_workdir_without_checkpoint_is_not_a_run_yet(tmp_path):
+  """A start that failed before its first checkpoint does not lock the workdir to its config."""
+  workdir = tmp_path / "run"
+  checkpointing.prepare_workdir(workdir, {"lr": 0.1})
+  assert not checkpointing.has_checkpoint(workdir)
+  assert checkpointing.prepare_workdir(workdir, {"lr": 0.2}) is False
+  assert json.loads((workdir / "config.json").read_text()) == {"lr": 0.2}
+  assert [p.name for p in tmp_path.iterdir()] == ["run"]  # only a config.json was replaced
+
+  (workdir / "metrics.jsonl").write_text('{"step": 1, "loss": 9.0}\n')  # stopped mid-epoch: kept aside
+  (workdir / "checkpoints" / "latest" / "3.orbax-checkpoint-tmp-1").mkdir(parents=True)  # unfinished save
+  assert checkpointing.prepare_workdir(workdir, {"lr": 0.3}) is False
+  assert os.listdir(workdir) == ["config.json"]
+  (old,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
+  assert (old / "metrics.jsonl").read_text().startswith('{"step": 1')
+
+  (workdir / "checkpoints" / "latest" / "0").mkdir(parents=True)
+  assert checkpointing.has_checkpoint(workdir)
+  with pytest.raises(checkpointing.WorkdirConflictError, match="lr: 0.3 -> 0.4"):
+    checkpointing.prepare_workdir(workdir, {"lr": 0.4})
 
 
 def test_prepare_workdir_overwrite_moves_old_run_aside(tmp_path):

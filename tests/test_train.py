@@ -74,6 +74,7 @@ def test_two_epochs_improve_the_loss_and_write_every_report(finished_run, tmp_pa
               "wall_time_s", "images_per_s"):
     assert key in summary, key
   assert summary["n_qubits"] == 4 and 0 < summary["quantum_params"] < summary["num_params"]
+  assert summary["selected_checkpoint"] == "best_val_auc" and summary["selection_split"] == "val"
   assert summary["best_epoch"] in (1, 2) and 0.0 <= summary["test_acc"] <= 1.0
   assert json.loads((workdir / "config.json").read_text())["model"] == "resnet50_qcnn"
   names = sorted(p.name for p in (workdir / "predictions").iterdir())
@@ -133,6 +134,43 @@ def test_other_config_in_workdir_is_refused_unless_overwrite(finished_run, synth
   with pytest.raises(ValueError, match="learning_rate.*--overwrite"):
     train.train_and_evaluate(other, str(workdir))
   assert json.loads((workdir / "config.json").read_text())["learning_rate"] == config.learning_rate
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("dataset", "breastmnst", "Unknown dataset 'breastmnst'"),
+    ("dataset", "organmnist3d", "3D sets are not supported"),
+    ("model", "resnet51", "unknown model 'resnet51'"),
+    ("schedule", "cosine", "Unknown schedule 'cosine'"),
+    ("optimizer", "lamb", "Unknown optimizer 'lamb'"),
+    ("model_options", {"width": 4, "n_qubits": 4, "stem": "cifar", "conv_unit": "su5"}, "conv_unit 'su5'"),
+])
+def test_invalid_config_is_refused_before_the_workdir_is_touched(tmp_path, synthetic_breast, key, value, message):
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", **{key: value})
+  with pytest.raises(train.ConfigError, match=message):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_missing_data_is_refused_before_the_workdir_is_touched(tmp_path, synthetic_breast):
+  config = tiny_config(tmp_path / "empty", tmp_path / "tfds", dataset="pneumoniamnist")
+  with pytest.raises(data.DatasetNotFoundError):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_validation_auc_never_finite_reports_the_latest_checkpoint(tmp_path, synthetic_breast, monkeypatch):
+  """A validation split with one class has no AUC: the run ends on its latest checkpoint and says so."""
+  arrays = dict(np.load(synthetic_breast / "breastmnist.npz"))
+  arrays["val_labels"] = np.zeros_like(arrays["val_labels"])
+  folder = tmp_path / "one_class_val"
+  folder.mkdir()
+  np.savez(folder / "breastmnist.npz", **arrays)
+  monkeypatch.setitem(sources.INFO, "breastmnist",
+                      dict(sources.INFO["breastmnist"], MD5=sources.md5sum(folder / "breastmnist.npz")))
+  summary = train.train_and_evaluate(tiny_config(folder, tmp_path / "tfds"), str(tmp_path / "run"))
+  assert summary["selected_checkpoint"] == "latest" and summary["best_epoch"] == 2
+  assert summary["val_auc"] is None or summary["val_auc"] != summary["val_auc"]
+  assert 0.0 <= summary["test_auc"] <= 1.0
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_breast):

@@ -77,6 +77,9 @@ def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds
     info = sources.INFO[name]
     task = info["task"]
     labels = tuple(info["label"][str(i)] for i in range(len(info["label"])))
+  elif "mnist3d" in name:
+    raise ValueError(f"{name!r} is a 3D MedMNIST set: 3D sets are not supported (yet); choose one of "
+                     f"{', '.join(DATASETS)}.")
   else:
     raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
   builder.download_and_prepare()
