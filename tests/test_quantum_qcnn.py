@@ -11,6 +11,7 @@ import pytest
 from qcnn_jax.models.quantum import (CONV_UNITS, QCNN, Noise, QCNNHead, QCNNSpec, gradient_variance, head_readout,
                                      layer_args, layout, n_params, param_shapes, qcnn_apply, readout_wires, resources,
                                      sample_fn)
+from qcnn_jax.models.quantum.execution import QubitMemoryError, check_memory, memory_estimate
 from qcnn_jax.models.quantum.qcnn import circuit_depth
 
 # PennyLane builds its initial state as complex128; JAX truncates it to complex64 with a warning.
@@ -214,3 +215,24 @@ def test_gradient_variance_agrees_across_engines_and_is_not_barren_at_four_qubit
   for name in fused:
     np.testing.assert_allclose(fused[name], engine[name], rtol=1e-4, atol=1e-7)
   assert fused["conv"][0].mean() > 1e-3  # far from a plateau at 4 qubits
+
+
+@pytest.mark.parametrize("execution,noise,n", [("fused", None, 10), ("statevector", None, 10),
+                                               ("fused", Noise("depolarizing", 0.01), 5)])
+def test_memory_estimate_is_within_2x_of_xla_memory_analysis(execution, noise, n):
+  """The estimate that refuses oversized circuits tracks what XLA really allocates for fwd + grad."""
+  spec, batch = QCNNSpec(n), 16
+  loss = lambda params, x: qcnn_apply(spec, params, x, execution=execution, noise=noise).sum()
+  compiled = jax.jit(jax.grad(loss)).lower(random_params(spec), random_features(spec, batch)).compile()
+  measured = compiled.memory_analysis().temp_size_in_bytes
+  assert 0.5 < memory_estimate(spec, batch, execution, noise) / measured < 2.0
+
+
+def test_circuits_too_large_for_memory_are_refused_with_the_numbers_before_allocating():
+  features = jax.ShapeDtypeStruct((64, 24), jnp.float32)
+  with pytest.raises(QubitMemoryError, match=r"24-qubit QCNN on a batch of 64 needs about \d+\.\d GiB"):
+    jax.eval_shape(lambda x: QCNN(24).init(jax.random.PRNGKey(0), x), features)
+  spec = QCNNSpec(10)
+  check_memory(spec, 64, "fused", None, limit=2**30)  # 10 qubits: pure states fit in 1 GiB
+  with pytest.raises(QubitMemoryError, match="density matrices.*fewer qubits for noise"):
+    check_memory(spec, 64, "fused", Noise("depolarizing", 0.01), limit=2**30)
