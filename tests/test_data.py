@@ -182,6 +182,12 @@ def test_stratified_split_is_deterministic_and_stratified():
 PINNED_TEST_SPLIT_DIGEST = "bd8b3a97697c602d"
 
 
+@pytest.fixture
+def ten_per_class(monkeypatch):
+  """Synthetic Medical MNIST sets hold 10 images per class: that is their full set."""
+  monkeypatch.setattr(medical_mnist, "CLASS_COUNTS", (10,) * 6)
+
+
 def write_jpeg_tree(root: pathlib.Path, per_class: int = 10) -> tuple[np.ndarray, np.ndarray]:
   """Class-per-folder JPEG tree like the Kaggle download; returns the decoded pixels."""
   rng = np.random.default_rng(0)
@@ -192,7 +198,7 @@ def write_jpeg_tree(root: pathlib.Path, per_class: int = 10) -> tuple[np.ndarray
   return medical_mnist.read_jpeg_tree(root)
 
 
-def test_medical_mnist_reads_jpeg_tree_and_npz_alike(tmp_path):
+def test_medical_mnist_reads_jpeg_tree_and_npz_alike(tmp_path, ten_per_class):
   images, labels = write_jpeg_tree(tmp_path / "tree" / "resized")
   assert images.shape == (60, 64, 64) and images.dtype == np.uint8
   np.testing.assert_array_equal(labels, np.repeat(np.arange(6), 10))
@@ -212,7 +218,7 @@ def test_medical_mnist_reads_jpeg_tree_and_npz_alike(tmp_path):
       assert pixels == images[index].tobytes() and label == labels[index]
 
 
-def test_medical_mnist_paper_split_has_no_val(tmp_path):
+def test_medical_mnist_paper_split_has_no_val(tmp_path, ten_per_class):
   write_jpeg_tree(tmp_path / "tree")
   ds = data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"),
                          tfds_dir=str(tmp_path / "tfds"), split_scheme="80_20", split_seed=3)
@@ -225,6 +231,34 @@ def test_medical_mnist_missing_and_corrupt(tmp_path):
   (tmp_path / "medical_mnist_64.npz").write_bytes(b"PK\x03\x04 truncated")
   with pytest.raises(sources.ChecksumError, match="truncated or corrupt"):
     medical_mnist.load_arrays(tmp_path)
+
+
+def test_medical_mnist_partial_source_is_refused(tmp_path, ten_per_class):
+  write_jpeg_tree(tmp_path / "tree")
+  (tmp_path / "tree" / "Hand" / "000003.jpeg").unlink()  # a half-extracted archive
+  with pytest.raises(sources.ChecksumError, match=r"not the full Medical MNIST set .*Hand 9/10"):
+    data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"), tfds_dir=str(tmp_path / "tfds"))
+  assert not (tmp_path / "tfds").exists()  # nothing prepared, nothing cached
+
+
+def test_medical_mnist_changed_source_is_prepared_again(tmp_path, ten_per_class):
+  images, labels = write_jpeg_tree(tmp_path / "tree")
+  first = data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"), tfds_dir=str(tmp_path / "tfds"))
+  record = first.splits["train"][0]
+  path = tmp_path / "tree" / medical_mnist.CLASS_NAMES[int(record["label"][0])] / f"{int(record['index']) % 10:06d}.jpeg"
+  Image.fromarray(np.zeros((64, 64), np.uint8), "L").save(path)  # same counts, other pixels
+  again = data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"), tfds_dir=str(tmp_path / "tfds"))
+  assert again.splits["train"][0]["image"].max() == 0 and record["image"].max() > 0
+  reused = data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"), tfds_dir=str(tmp_path / "tfds"))
+  assert reused.splits["train"][0]["image"].max() == 0
+
+
+def test_medical_mnist_truncated_jpeg_names_its_path(tmp_path, ten_per_class):
+  write_jpeg_tree(tmp_path / "tree")
+  path = tmp_path / "tree" / "CXR" / "000004.jpeg"
+  path.write_bytes(path.read_bytes()[:200])
+  with pytest.raises(sources.ChecksumError, match=r"CXR/000004.jpeg cannot be decoded .*truncated or corrupt"):
+    data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"), tfds_dir=str(tmp_path / "tfds"))
 
 
 # --- Real files in ../shared/data (skipped when absent) -------------------------------------
@@ -249,7 +283,8 @@ def test_real_medical_mnist_counts_and_split(shared_data):
     pytest.skip("medical_mnist_64.npz absent")
   images, labels = medical_mnist.load_arrays(path)
   assert images.shape == (58_954, 64, 64)
-  assert tuple(np.bincount(labels)) == OFFICIAL_CLASS_COUNTS
+  assert tuple(np.bincount(labels)) == OFFICIAL_CLASS_COUNTS == medical_mnist.CLASS_COUNTS
+  assert medical_mnist.source_summary(path)["counts"] == list(OFFICIAL_CLASS_COUNTS)
   split = medical_mnist.stratified_split(labels, medical_mnist.SPLIT_SCHEMES["80_10_10"], 0)
   assert hashlib.sha256(split["test"].tobytes()).hexdigest()[:16] == PINNED_TEST_SPLIT_DIGEST
 

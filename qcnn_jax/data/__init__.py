@@ -68,12 +68,14 @@ def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds
     if config.name in medical_mnist.MedicalMnist.builder_configs:  # TFDS wants registered ones by name
       config = config.name
     builder = medical_mnist.MedicalMnist(config=config, source_dir=data_dir, data_dir=tfds_dir, file_format="array_record")
+    medical_mnist.prepare(builder)
     task, labels = "multi-class", medical_mnist.CLASS_NAMES
   elif name in medmnist.DATASETS_2D:
     if size not in medmnist.SIZES:
       raise ValueError(f"Unknown MedMNIST size {size}; choose one of {medmnist.SIZES}.")
     builder = medmnist.MedmnistV2(config=medmnist.config_name(name, size), source_dir=data_dir,
                                   allow_download=allow_download, data_dir=tfds_dir, file_format="array_record")
+    builder.download_and_prepare()
     info = sources.INFO[name]
     task = info["task"]
     labels = tuple(info["label"][str(i)] for i in range(len(info["label"])))
@@ -82,7 +84,6 @@ def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds
                      f"{', '.join(DATASETS)}.")
   else:
     raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
-  builder.download_and_prepare()
   features = builder.info.features
   return Dataset(name=name, task=task, label_names=labels,
                  num_outputs=num_outputs_for(task, len(labels)),

@@ -16,8 +16,11 @@ path order).
 
 import dataclasses
 import hashlib
+import json
+import logging
 import os
 import pathlib
+import shutil
 import zipfile
 
 import numpy as np
@@ -28,6 +31,8 @@ from qcnn_jax.data import sources
 
 CLASS_NAMES = ("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT")
 NUM_IMAGES = 58_954
+CLASS_COUNTS = (10_000, 8_954, 10_000, 10_000, 10_000, 10_000)  # images per class of the full set
+SOURCE_STAMP = "source.json"  # beside a prepared copy: the counts and digest of the source it came from
 IMAGE_SIZE = 64
 NPZ_NAME = "medical_mnist_64.npz"
 SPLIT_SCHEMES = {"80_10_10": {"train": 0.8, "val": 0.1, "test": 0.1},
@@ -94,13 +99,21 @@ def _class_tree(folder: pathlib.Path) -> pathlib.Path | None:
   return None
 
 
+def _jpeg_paths(root: pathlib.Path, name: str) -> list[pathlib.Path]:
+  return sorted(p for p in (root / name).iterdir() if p.suffix.lower() in (".jpeg", ".jpg"))
+
+
 def read_jpeg_tree(root: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
   """Decodes `root/<class>/*.jpeg` in path order: images (N, 64, 64) uint8, labels (N,) int64."""
   images, labels = [], []
   for label, name in enumerate(CLASS_NAMES):
-    for path in sorted(p for p in (root / name).iterdir() if p.suffix.lower() in (".jpeg", ".jpg")):
-      with Image.open(path) as img:
-        pixels = np.asarray(img.convert("L"))
+    for path in _jpeg_paths(root, name):
+      try:
+        with Image.open(path) as img:
+          pixels = np.asarray(img.convert("L"))
+      except OSError as e:  # PIL's truncated or unidentified image errors are OSErrors
+        raise sources.ChecksumError(f"{path} cannot be decoded ({e}): it is truncated or corrupt. Extract the "
+                                    f"Kaggle archive again.") from e
       if pixels.shape != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"{path} is {pixels.shape[::-1]} px; Medical MNIST images are 64x64.")
       images.append(pixels)
@@ -125,8 +138,8 @@ def read_npz(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
   return images, labels.astype(np.int64)
 
 
-def load_arrays(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """Finds and reads Medical MNIST: images (N, 64, 64) uint8, labels (N,) int64, path order.
+def find_source(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
+  """The Medical MNIST source to read: a `.npz` file or the root of the JPEG tree.
 
   Looks in `data_dir` (a `.npz` file, a folder with `medical_mnist_64.npz`, or the JPEG
   tree), then `$MEDICAL_MNIST_ROOT` or `~/.medical_mnist`.
@@ -134,18 +147,72 @@ def load_arrays(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, 
   folders = ([pathlib.Path(data_dir).expanduser()] if data_dir else []) + default_dirs()
   for folder in folders:
     if folder.is_file():
-      return read_npz(folder)
+      return folder
     if (folder / NPZ_NAME).is_file():
-      return read_npz(folder / NPZ_NAME)
+      return folder / NPZ_NAME
     tree = _class_tree(folder)
     if tree is not None:
-      return read_jpeg_tree(tree)
+      return tree
   raise sources.DatasetNotFoundError(
       f"Medical MNIST was not found in {', '.join(map(str, folders))}. It cannot be downloaded "
       f"automatically (Kaggle needs a login): download 'Medical MNIST' (andrewmvd) from "
       f"https://www.kaggle.com/datasets/andrewmvd/medical-mnist, unpack it so that the folders "
       f"{', '.join(CLASS_NAMES)} lie in one of those folders (or put {NPZ_NAME} there), or pass "
       f"--config.data_dir=DIR.")
+
+
+def load_arrays(data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Finds (`find_source`) and reads Medical MNIST: images (N, 64, 64) uint8, labels (N,) int64,
+  in path order."""
+  source = find_source(data_dir)
+  return read_npz(source) if source.is_file() else read_jpeg_tree(source)
+
+
+def source_summary(source: pathlib.Path) -> dict:
+  """{"counts": images per class, "digest": ...} of a source, without decoding images.
+
+  The digest is the MD5 of a `.npz`, or of the JPEG tree's (relative path, size) list.
+  """
+  if source.is_file():
+    try:
+      with np.load(source) as packed:
+        counts = np.bincount(packed["labels"].astype(np.int64), minlength=len(CLASS_NAMES))
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):
+      return {"counts": None, "digest": None}  # unreadable: read_npz says why when the builder reads it
+    return {"counts": [int(c) for c in counts], "digest": sources.md5sum(source)}
+  listing, counts = hashlib.md5(), []
+  for name in CLASS_NAMES:
+    paths = _jpeg_paths(source, name)
+    counts.append(len(paths))
+    for path in paths:
+      listing.update(f"{path.relative_to(source)}:{path.stat().st_size}\n".encode())
+  return {"counts": counts, "digest": listing.hexdigest()}
+
+
+def check_complete(source: pathlib.Path, counts: list[int] | None) -> None:
+  """Refuses (ChecksumError) a source whose images per class differ from the full set's."""
+  if counts is not None and tuple(counts) != tuple(CLASS_COUNTS):
+    found = ", ".join(f"{n} {c}/{e}" for n, c, e in zip(CLASS_NAMES, counts, CLASS_COUNTS))
+    raise sources.ChecksumError(
+        f"{source} is not the full Medical MNIST set (images per class found/expected: {found}): a partial or "
+        f"modified copy would be prepared and cached as the real one. Extract the Kaggle archive again, completely.")
+
+
+def prepare(builder: "MedicalMnist") -> None:
+  """Prepares `builder` from a complete source; a copy prepared from another source is rebuilt."""
+  source = find_source(builder.source_dir)
+  summary = source_summary(source)
+  check_complete(source, summary["counts"])
+  stamp = pathlib.Path(builder.data_dir) / SOURCE_STAMP
+  if builder.is_prepared():
+    made_from = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if made_from is not None and made_from["digest"] == summary["digest"]:
+      return
+    logging.warning("%s was prepared from %s; rebuilding it from %s.", builder.data_dir,
+                    "another source" if made_from else "an unrecorded source", source)
+    shutil.rmtree(builder.data_dir)
+  builder.download_and_prepare()
+  stamp.write_text(json.dumps(summary))
 
 
 class MedicalMnist(tfds.core.GeneratorBasedBuilder):
@@ -157,7 +224,7 @@ class MedicalMnist(tfds.core.GeneratorBasedBuilder):
 
   def __init__(self, *, source_dir: str | None = None, **kwargs):
     """Args: source_dir: `.npz` file, folder holding it, or JPEG tree; kwargs: for TFDS."""
-    self._source_dir = source_dir
+    self.source_dir = source_dir
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -176,7 +243,7 @@ class MedicalMnist(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    images, labels = load_arrays(self._source_dir)
+    images, labels = load_arrays(self.source_dir)
     config = self.builder_config
     splits = stratified_split(labels, SPLIT_SCHEMES[config.scheme], config.seed)
     return {name: self._generate_examples(images, labels, idx) for name, idx in splits.items()}
