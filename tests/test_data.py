@@ -2,6 +2,7 @@
 
 import hashlib
 import pathlib
+import tracemalloc
 import shutil
 
 import numpy as np
@@ -52,6 +53,8 @@ def write_synthetic_medmnist(folder: pathlib.Path, flag: str, size: int, monkeyp
     ("dermamnist", 28, "multi-class", 7),
     ("retinamnist", 64, "ordinal-regression", 5),
     ("chestmnist", 28, "multi-label, binary-class", 14),
+    ("pneumoniamnist", 128, "binary-class", 1),
+    ("pathmnist", 224, "multi-class", 9),
 ])
 def test_medmnist_builder_on_synthetic_files(tmp_path, monkeypatch, flag, size, task, num_outputs):
   expected = write_synthetic_medmnist(tmp_path / "src", flag, size, monkeypatch)
@@ -71,6 +74,21 @@ def test_medmnist_builder_on_synthetic_files(tmp_path, monkeypatch, flag, size, 
       assert r["label"].dtype == np.int64 and r["label"].shape == (labels.shape[1],)
       np.testing.assert_array_equal(r["image"].reshape(images.shape[1:]), images[r["index"]])
       np.testing.assert_array_equal(r["label"], labels[r["index"]])
+
+
+def test_medmnist_builder_holds_one_split_in_memory_at_a_time(tmp_path, monkeypatch):
+  """Preparing a 224 px set streams each split's images from the file: the peak memory does not grow
+  with the other splits (before: all three splits' arrays were loaded first)."""
+  peaks = {}
+  for sizes in ((40, 4, 4), (40, 40, 40)):
+    expected = write_synthetic_medmnist(tmp_path / f"src{sizes[1]}", "pathmnist", 224, monkeypatch, sizes=sizes)
+    tracemalloc.start()
+    data.load_dataset("pathmnist", size=224, data_dir=str(tmp_path / f"src{sizes[1]}"),
+                      tfds_dir=str(tmp_path / f"tfds{sizes[1]}"), allow_download=False)
+    peaks[sizes[1]] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+  split_bytes = expected["train"][0].nbytes  # 6 MB per split of 40 images
+  assert peaks[40] - peaks[4] < 0.5 * split_bytes, (peaks, split_bytes)
 
 
 def test_every_medmnist_2d_config_is_registered():

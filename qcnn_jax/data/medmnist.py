@@ -50,17 +50,44 @@ def num_labels(flag: str) -> int:
   return len(sources.INFO[flag]["label"]) if task_of(flag).startswith("multi-label") else 1
 
 
-def load_npz_split(path: os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """Images (N, H, W, C) uint8 and labels (N, L) of one split of a MedMNIST `.npz`."""
+def _read_error(path: os.PathLike, e: Exception) -> sources.ChecksumError:
+  return sources.ChecksumError(f"{path} could not be read as a MedMNIST file ({e}); delete it and download it again.")
+
+
+def npz_split_shape(path: os.PathLike, split: str) -> tuple[int, ...]:
+  """Shape of the `{split}_images` array of a MedMNIST `.npz`, read from its header only."""
   try:
-    with np.load(path) as data:
-      images, labels = data[f"{split}_images"], data[f"{split}_labels"]
+    with zipfile.ZipFile(path) as archive, archive.open(f"{split}_images.npy") as f:
+      return _npy_header(f)[0]
   except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-    raise sources.ChecksumError(f"{path} could not be read as a MedMNIST file ({e}); "
-                                f"delete it and download it again.") from e
-  if images.ndim == 3:
-    images = images[..., None]
-  return images, labels.reshape(len(labels), -1)
+    raise _read_error(path, e) from e
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype]:
+  version = np.lib.format.read_magic(f)
+  read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+  shape, fortran_order, dtype = read(f)
+  if fortran_order:
+    raise ValueError("Fortran-ordered arrays are not MedMNIST's layout")
+  return shape, dtype
+
+
+def iter_npz_split(path: os.PathLike, split: str, chunk: int = 1024):
+  """Yields (images (n, H, W, C) uint8, labels (n, L)) blocks of `chunk` rows of one split of a
+  MedMNIST `.npz`, streamed from the archive: memory O(chunk), not O(split)."""
+  try:
+    with np.load(path) as packed:
+      labels = packed[f"{split}_labels"]
+    labels = labels.reshape(len(labels), -1)
+    with zipfile.ZipFile(path) as archive, archive.open(f"{split}_images.npy") as f:
+      shape, dtype = _npy_header(f)
+      row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+      for start in range(0, shape[0], chunk):
+        rows = min(chunk, shape[0] - start)
+        block = np.frombuffer(f.read(rows * row_bytes), dtype).reshape((rows,) + tuple(shape[1:]))
+        yield (block if block.ndim == 4 else block[..., None]), labels[start:start + rows]
+  except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    raise _read_error(path, e) from e
 
 
 class MedmnistV2(tfds.core.GeneratorBasedBuilder):
@@ -102,19 +129,22 @@ class MedmnistV2(tfds.core.GeneratorBasedBuilder):
     flag, size = self.builder_config.flag, self.builder_config.size
     path = sources.locate_medmnist(flag, size, self._source_dir, self._allow_download)
     expected = sources.INFO[flag]["n_samples"]
-    splits = {}
     for split in SPLITS:
-      images, labels = load_npz_split(path, split)
-      if len(images) != expected[split] or images.shape[1:3] != (size, size):
+      shape = npz_split_shape(path, split)
+      if shape[0] != expected[split] or tuple(shape[1:3]) != (size, size):
         raise sources.ChecksumError(
-            f"{path} {split} split holds {images.shape} images; the official release has "
+            f"{path} {split} split holds {shape} images; the official release has "
             f"{expected[split]} of {size}x{size}. Delete the file and download it again.")
-      splits[split] = self._generate_examples(images, labels)
-    return splits
+    # Images stream from the archive as TFDS writes them: preparing 224 px PathMNIST (16.3 GB of
+    # images) holds a few blocks of rows plus TFDS's shuffle buffer (at most 1 GB), not the splits.
+    return {split: self._generate_examples(path, split) for split in SPLITS}
 
-  def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
-    for i, (image, label) in enumerate(zip(images, labels)):
-      yield i, {"image": image, "label": label.astype(np.int64), "index": i}
+  def _generate_examples(self, path, split: str):
+    i = 0
+    for images, labels in iter_npz_split(path, split):
+      for image, label in zip(images, labels):
+        yield i, {"image": image, "label": label.astype(np.int64), "index": i}
+        i += 1
 
 
 CITATION = """@article{medmnistv2,
