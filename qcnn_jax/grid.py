@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 
 from qcnn_jax import checkpointing, metrics, published, reports, stats, train
-from qcnn_jax.data import pipeline
+from qcnn_jax.data import pipeline, sources
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -237,6 +237,16 @@ def cached_test_labels(cache: dict, run: GridRun) -> tuple[str, np.ndarray, np.n
   return cache[run.dataset]
 
 
+class PredictionsMismatchError(ValueError):
+  """A run's test predictions do not cover the test split's indices."""
+
+
+# What may keep a report from ensembles and example-level intervals (it then says why): missing
+# predictions or test labels, a corrupt data file, predictions of another test split. Anything else
+# is a bug and propagates.
+REPORT_GAPS = (FileNotFoundError, sources.ChecksumError, PredictionsMismatchError)
+
+
 def test_predictions(run: GridRun) -> tuple[np.ndarray, np.ndarray]:
   """(index (N,), scores (N, K)) of the run's newest test predictions CSV (ascending index)."""
   folder = run.finished_dir() or run.workdir
@@ -251,7 +261,7 @@ def _aligned_scores(runs: list[GridRun], index: np.ndarray) -> list[np.ndarray]:
   for run in runs:
     run_index, run_scores = test_predictions(run)
     if not np.array_equal(run_index, index):
-      raise ValueError(f"test predictions of {run.workdir} do not cover the test split's indices")
+      raise PredictionsMismatchError(f"test predictions of {run.workdir} do not cover the test split's indices")
     scores.append(run_scores)
   return scores
 
@@ -272,7 +282,7 @@ def ensembles(runs: list[GridRun], labels_cache: dict | None = None) -> dict[tup
     try:
       task, index, labels = cached_test_labels(labels_cache, group[0])
       scores = np.mean(_aligned_scores(group, index), axis=0)
-    except (FileNotFoundError, ValueError) as e:
+    except REPORT_GAPS as e:
       logging.warning("no seed ensemble for %s %s: %s", dataset, model, e)
       continue
     results[(dataset, model)] = {"ensemble_test_auc": metrics.auc(labels, scores, task),
@@ -321,7 +331,7 @@ def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_interv
         intervals = stats.example_bootstrap(labels, _aligned_scores(run_a, index), _aligned_scores(run_b, index),
                                             task, **options)
         result.update({f"example_{k}": v for k, v in intervals.items()})
-      except (FileNotFoundError, ValueError) as e:
+      except REPORT_GAPS as e:
         result["example_note"] = str(e)
       results.append(result)
   return results

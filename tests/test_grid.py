@@ -1,6 +1,7 @@
 """The grid runner and its report, with a fake train function (no model is trained here)."""
 
 import csv
+import glob
 import os
 
 from absl import flags
@@ -189,6 +190,28 @@ def test_comparisons_pair_seeds_and_bootstrap_over_test_examples(tmp_path, fake_
   assert [result] == grid.compare(config, grid.expand(config, str(tmp_path)))  # seeded
   (quick,) = grid.compare(config, grid.expand(config, str(tmp_path)), example_intervals=False)
   assert "example_auc" not in quick and quick["seed_auc"] == result["seed_auc"]
+
+
+def test_report_tolerates_missing_predictions_but_not_a_bug(tmp_path, fake_train, monkeypatch, caplog):
+  config = make_grid(datasets=("breastmnist",), seeds=(0, 1))
+  runs = grid.expand(config, str(tmp_path))
+  grid.train_runs(config, str(tmp_path), runs)
+
+  def broken_bootstrap(*args, **kwargs):
+    raise ValueError("a bug in the bootstrap")
+
+  with monkeypatch.context() as patch:
+    patch.setattr(grid.stats, "example_bootstrap", broken_bootstrap)
+    with pytest.raises(ValueError, match="a bug in the bootstrap"):  # not a note in the report
+      grid.compare(config, runs)
+
+  (victim,) = [r for r in runs if (r.model, r.seed) == ("resnet50_mlp", 1)]
+  for path in glob.glob(os.path.join(victim.workdir, "predictions", "*")):
+    os.remove(path)
+  assert set(grid.ensembles(runs)) == {("breastmnist", "resnet50_qcnn")}
+  assert "no seed ensemble for breastmnist resnet50_mlp: no test predictions CSV" in caplog.text
+  (result,) = grid.compare(config, runs)
+  assert result["example_note"].startswith("no test predictions CSV") and "seed_auc" in result
 
 
 def test_cli_only_report_rebuilds_results_without_training(tmp_path, fake_train, monkeypatch):
