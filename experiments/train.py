@@ -34,7 +34,7 @@ def main(argv):
   summary = train.train_and_evaluate(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
   logging.info("summary: %s", summary)
   print(f"test AUC {summary['test_auc']:.4f}  test ACC {summary['test_acc']:.4f}  "
-        f"(best val AUC {summary['val_auc']:.4f} at epoch {summary['best_epoch']}; {FLAGS.workdir})")
+        f"({train.describe_selection(summary)}; {FLAGS.workdir})")
 
 
 if __name__ == "__main__":

@@ -357,8 +357,10 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
   num_params, quantum_params = count_params(state.params)
   test = split_reports.get("test", {})
   extra = {k: test.get(k) for k in ("precision_macro", "recall_macro", "f1_macro", "balanced_accuracy")}
+  no_val = selection_split(trainer.dataset) == "train"
   reports.write_summary(
-      workdir, test_auc=test.get("auc"), test_acc=test.get("acc"), val_auc=best["val_auc"],
+      workdir, test_auc=test.get("auc"), test_acc=test.get("acc"), val_auc=None if no_val else best["val_auc"],
+      train_auc_selected=best["val_auc"] if no_val else None,
       best_epoch=best["epoch"] + 1, num_params=num_params, quantum_params=quantum_params,
       n_qubits=(getattr(trainer.model, "n_qubits", 4 if "quanv" in config.model else 0) if quantum_params else 0),
       wall_time_s=wall_time_s, images_per_s=images_per_s, dataset=config.dataset, model=config.model,
@@ -366,6 +368,15 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
       selected_checkpoint=selected,
       devices=jax.device_count(), platform=jax.default_backend(), **{f"test_{k}": v for k, v in extra.items()})
   return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
+
+
+def describe_selection(summary: dict) -> str:
+  """How the reported checkpoint was chosen, for one line of output."""
+  if summary.get("selected_checkpoint", "best_val_auc") == "best_val_auc":
+    return f"best val AUC {summary['val_auc']:.4f} at epoch {summary['best_epoch']}"
+  if summary.get("selection_split") == "train":
+    return f"no validation split: last epoch {summary['best_epoch']}, train AUC {summary['train_auc_selected']:.4f}"
+  return f"validation AUC never finite: latest epoch {summary['best_epoch']}"
 
 
 def config_run_name(config: ml_collections.ConfigDict) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.configs import medmnist as medmnist_config
 from qcnn_jax import checkpointing, data, parallel, reports, train
-from qcnn_jax.data import sources
+from qcnn_jax.data import medical_mnist, sources
 
 SPLITS = {"train": 128, "val": 32, "test": 48}
 
@@ -171,6 +171,31 @@ def test_validation_auc_never_finite_reports_the_latest_checkpoint(tmp_path, syn
   assert summary["selected_checkpoint"] == "latest" and summary["best_epoch"] == 2
   assert summary["val_auc"] is None or summary["val_auc"] != summary["val_auc"]
   assert 0.0 <= summary["test_auc"] <= 1.0
+  assert train.describe_selection(summary) == "validation AUC never finite: latest epoch 2"
+
+
+def test_split_without_validation_reports_its_last_epoch_not_a_val_auc(tmp_path, monkeypatch):
+  """Hassan et al.'s 80/20 Medical MNIST split has no validation split: nothing is called val AUC."""
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(6), 10)
+  images = np.clip(labels[:, None, None] * 40 + rng.normal(0, 10, (60, 64, 64)), 0, 255).astype(np.uint8)
+  np.savez(tmp_path / "medical_mnist_64.npz", images=images, labels=labels,
+           class_names=np.array(medical_mnist.CLASS_NAMES))
+  monkeypatch.setattr(medical_mnist, "CLASS_COUNTS", (10,) * 6)
+  config = tiny_config(tmp_path, tmp_path / "tfds", dataset="medical_mnist", size=64, split_scheme="80_20",
+                       model="qcnn", model_options={"n_qubits": 4})
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert (summary["selection_split"], summary["selected_checkpoint"], summary["best_epoch"]) == ("train", "latest", 2)
+  assert summary["val_auc"] is None and 0.0 <= summary["train_auc_selected"] <= 1.0
+  assert train.describe_selection(summary).startswith("no validation split: last epoch 2, train AUC")
+
+
+def test_selection_is_described_as_it_was_made():
+  assert train.describe_selection({"selected_checkpoint": "best_val_auc", "val_auc": 0.91234, "best_epoch": 7}) == (
+      "best val AUC 0.9123 at epoch 7")
+  no_val = {"selected_checkpoint": "latest", "selection_split": "train", "val_auc": None,
+            "train_auc_selected": 0.99, "best_epoch": 2}  # Hassan et al.'s 80/20 split
+  assert train.describe_selection(no_val) == "no validation split: last epoch 2, train AUC 0.9900"
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_breast):
