@@ -36,7 +36,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from qcnn_jax import checkpointing, metrics, published, reports, stats, train
+from qcnn_jax import checkpointing, metrics, published, reports, runtime, stats, train
 from qcnn_jax.data import pipeline, sources
 
 RESULTS_CSV = "results.csv"
@@ -170,20 +170,23 @@ def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun],
     failed run → error message (empty when all finished).
   """
   failures = {}
-  for i, run in enumerate(runs, start=1):
-    label = f"[{i}/{len(runs)}] {run.dataset} {run.model} seed {run.seed}"
-    if run.status() == FINISHED:
-      logging.info("%s: finished, skipped", label)
-      continue
-    logging.info("%s: %s in %s", label, "resuming" if run.status() == STARTED else "training", run.workdir)
-    try:
-      train.train_and_evaluate(run.config, run.workdir)
-      if run.record_dir:
-        logging.info("%s: recorded in %s", label, record_run(run))
-    except Exception as e:  # pylint: disable=broad-except  # one failed run must not stop the grid
-      logging.exception("%s failed", label)
-      failures[run] = f"{type(e).__name__}: {e}"
-    write_report(grid, root, failures=failures, example_intervals=False, records=records)
+  todo = [run for run in runs if run.status() != FINISHED]
+  logging.info("%d runs: %d finished, %d to train", len(runs), len(runs) - len(todo), len(todo))
+  with runtime.progress_bar(len(todo), unit="run", desc=grid.get("name", "grid"),
+                            enabled=grid.base.get("progress", True)) as bar:
+    for i, run in enumerate(todo, start=1):
+      label = f"[{i}/{len(todo)}] {run.dataset} {run.model} seed {run.seed}"
+      logging.info("%s: %s in %s", label, "resuming" if run.status() == STARTED else "training", run.workdir)
+      bar.set_postfix_str(f"{run.dataset} {run.model} seed {run.seed}")
+      try:
+        train.train_and_evaluate(run.config, run.workdir)
+        if run.record_dir:
+          logging.info("%s: recorded in %s", label, record_run(run))
+      except Exception as e:  # pylint: disable=broad-except  # one failed run must not stop the grid
+        logging.exception("%s failed", label)
+        failures[run] = f"{type(e).__name__}: {e}"
+      write_report(grid, root, failures=failures, example_intervals=False, records=records)
+      bar.update()
   return failures
 
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import csv
 import json
 import logging
+import math
+import numbers
 import os
 import tempfile
 from typing import Any
@@ -18,6 +20,7 @@ from matplotlib import figure as mpl_figure
 from matplotlib import ticker as mpl_ticker
 import numpy as np
 from sklearn import metrics as sklearn_metrics
+import tensorboardX
 
 from qcnn_jax import metrics
 
@@ -40,31 +43,46 @@ def to_jsonable(obj: Any) -> Any:
 
 
 class MetricsWriter:
-  """Appends metric records to a JSON-lines file, one flushed line per record.
+  """Appends metric records to a JSON-lines file, one flushed line per record, and streams their
+  scalars to TensorBoard event files.
 
   Reopening the file after a crash appends; a last line cut by a kill is closed with a newline so
   it stays a single unreadable line that ``read_metrics`` skips.
   """
 
-  def __init__(self, path: str | os.PathLike):
-    """Opens ``path`` (created with its parent directory if needed) for appending."""
+  def __init__(self, path: str | os.PathLike, tensorboard_dir: str | os.PathLike | None = None):
+    """Opens ``path`` (created with its parent directory if needed) for appending; with
+    ``tensorboard_dir``, also writes TensorBoard events there (tensorboardX, no TensorFlow)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     self._file = open(path, "a+b")
     if self._file.tell() > 0:
       self._file.seek(-1, os.SEEK_END)
       if self._file.read(1) != b"\n":
         self._file.write(b"\n")
+    self._events = tensorboardX.SummaryWriter(str(tensorboard_dir)) if tensorboard_dir else None
 
-  def write(self, record: Mapping[str, Any]) -> None:
-    """Appends one record (needs a ``step`` or ``epoch`` key) and flushes it to the OS."""
+  def write(self, record: Mapping[str, Any], group: str = "metrics") -> None:
+    """Appends one record (needs a ``step`` or ``epoch`` key) and flushes it to the OS.
+
+    TensorBoard gets each finite number of the record as ``{group}/{key}`` at its ``step``
+    (else its ``epoch``).
+    """
     if "step" not in record and "epoch" not in record:
       raise ValueError(f"metric records need a 'step' or 'epoch' key, got keys {sorted(record)}")
     self._file.write(json.dumps(dict(record), default=_json_default).encode() + b"\n")
     self._file.flush()
+    if self._events is not None:
+      step = int(record["step"] if "step" in record else record["epoch"])
+      for key, value in record.items():
+        if key not in ("step", "epoch") and isinstance(value, numbers.Real) and math.isfinite(value):
+          self._events.add_scalar(f"{group}/{key}", float(value), global_step=step)
+      self._events.flush()
 
   def close(self) -> None:
-    """Closes the file."""
+    """Closes the file (and the event file)."""
     self._file.close()
+    if self._events is not None:
+      self._events.close()
 
   def __enter__(self) -> "MetricsWriter":
     return self

@@ -2,8 +2,10 @@
 
 import logging
 import os
+import sys
 
 import jax
+import tqdm
 
 DEFAULT_CACHE_DIR = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "qcnn_jax", "jax_compilation_cache"
@@ -45,3 +47,13 @@ def quiet_library_logs(libraries: tuple[str, ...] = ("orbax", "tensorflow_datase
   so that a training log shows the run's own progress lines."""
   for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_LibraryInfoFilter(libraries))
+
+
+def progress_bar(total: int, *, enabled: bool = True, **kwargs) -> tqdm.tqdm:
+  """A tqdm bar on stderr, shown only when `enabled` and stderr is a terminal (logs stay as they are).
+
+  Its ETA is the remaining work at the average pace since the bar started (smoothing 0), so time
+  spent between updates (evaluation, checkpoints, reports) counts in it.
+  """
+  return tqdm.tqdm(total=total, disable=not (enabled and sys.stderr.isatty()), smoothing=0.0, dynamic_ncols=True,
+                   **kwargs)

@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 # Config keys that do not change results (how a run is driven, where its files come from): a run
 # may resume with other values, and a grid record made with other values still counts.
 NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs",
-                   "data_dir", "tfds_dir", "allow_download")
+                   "data_dir", "tfds_dir", "allow_download", "progress")
 
 
 class TrainState(train_state.TrainState):
@@ -115,6 +115,11 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, base_lr: float, to
   raise ValueError(f"Unknown schedule {config.schedule!r}; choose constant, multistep or warmup_cosine.")
 
 
+def quantum_base_rate(config: ml_collections.ConfigDict) -> float:
+  """The circuit's base learning rate: `quantum_learning_rate`, or `learning_rate` when None (0 freezes it)."""
+  return config.learning_rate if config.quantum_learning_rate is None else config.quantum_learning_rate
+
+
 def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int) -> optax.GradientTransformation:
   """optax optimizer with separate learning rates for quantum and classical parameters.
 
@@ -132,9 +137,9 @@ def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int
       return optax.sgd(schedule, momentum=config.momentum, nesterov=config.get("nesterov", False))
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adam, adamw or sgd.")
 
-  quantum_lr = config.learning_rate if config.quantum_learning_rate is None else config.quantum_learning_rate
   labels = jax.tree_util.tree_map_with_path(lambda p, _: "quantum" if is_quantum_path(p) else "classical", params)
-  tx = optax.multi_transform({"classical": make(config.learning_rate), "quantum": make(quantum_lr)}, labels)
+  tx = optax.multi_transform({"classical": make(config.learning_rate), "quantum": make(quantum_base_rate(config))},
+                             labels)
   if config.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
   return tx
@@ -207,6 +212,7 @@ class Trainer:
     self.input_shape = self._input_shape()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
     self.total_steps = self.steps_per_epoch * config.num_epochs
+    self.schedules = {"learning_rate": learning_rate_schedule(config, config.learning_rate, self.total_steps)}
     replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
     self._train_step = jax.jit(functools.partial(train_step, model=self.model, task=dataset.task),
                                in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
@@ -231,6 +237,9 @@ class Trainer:
                                                      arch=self.config.get("pretrained_arch", "resnet50"))
     params = variables["params"]
     self.has_circuit = count_params(params)[1] > 0
+    if self.has_circuit:
+      self.schedules["quantum_learning_rate"] = learning_rate_schedule(self.config, quantum_base_rate(self.config),
+                                                                       self.total_steps)
     state = TrainState.create(apply_fn=self.model.apply, params=params,
                               tx=create_optimizer(self.config, params, self.total_steps),
                               batch_stats=variables.get("batch_stats", {}), rng=state_rng)
@@ -261,7 +270,8 @@ class Trainer:
         fetched = jax.device_get(losses[-1])
         self._check_finite(losses, step)
         log.write({"step": step, "epoch": epoch, "loss": float(fetched["loss"]),
-                   "grad_norm": float(fetched["grad_norm"]), "images_per_s": rate()})
+                   "grad_norm": float(fetched["grad_norm"]), "images_per_s": rate(),
+                   **{name: float(schedule(step - 1)) for name, schedule in self.schedules.items()}}, group="train")
         progress(step, rate(), float(fetched["loss"]))
     self._check_finite(losses, (epoch + 1) * self.steps_per_epoch)
     fetched = jax.device_get(losses)
@@ -454,19 +464,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   metrics_path = f"{workdir}/metrics.jsonl" if jax.process_index() == 0 else os.devnull
   if jax.process_index() == 0:
     reports.drop_metrics_after(metrics_path, start_epoch - 1)  # epochs about to be redone
-  with reports.MetricsWriter(metrics_path) as log:
+  events_dir = f"{workdir}/tensorboard" if jax.process_index() == 0 else None
+  bar = runtime.progress_bar(trainer.total_steps, initial=start_epoch * trainer.steps_per_epoch, unit="step",
+                             desc=f"{config.model} {config.dataset}", enabled=config.get("progress", True))
+  with reports.MetricsWriter(metrics_path, events_dir) as log, bar:
     for epoch in range(start_epoch, config.num_epochs):
       def progress(step, rate, loss):
         eta = (trainer.total_steps - step) * config.batch_size / rate if rate == rate and rate > 0 else float("nan")
         logging.info("epoch %d step %d/%d loss %.4f  %.1f images/s  ETA %.0f s", epoch + 1, step,
                      trainer.total_steps, loss, rate, eta)
+        bar.update(step - bar.n)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}", images_per_s=f"{rate:.1f}", refresh=False)
       state, epoch_metrics = trainer.train_epoch(state, epoch, log, progress)
       report, out = trainer.evaluate(state, select)
       record = {"epoch": epoch, "step": (epoch + 1) * trainer.steps_per_epoch, **epoch_metrics,
                 f"{select}_loss": report["loss"], f"{select}_auc": report["auc"], f"{select}_acc": report["acc"],
                 **summarize_probe(out["probe"]),
                 **angle_shift([a - b for a, b in zip(quantum_leaves(state.params), initial_angles)])}
-      log.write(record)
+      log.write(record, group="epoch")
       rates.append(epoch_metrics["images_per_s"])
       val_auc = report["auc"] if select == "val" else None
       improved = report["auc"] > best["val_auc"] or select == "train"  # without val: the last epoch

@@ -1,7 +1,9 @@
 """Training loop end to end on synthetic BreastMNIST-shaped data: reports, resume, guards, sharding."""
 
+import io
 import json
 import pathlib
+import sys
 
 import jax
 import numpy as np
@@ -88,6 +90,52 @@ def test_two_epochs_improve_the_loss_and_write_every_report(finished_run, tmp_pa
   again = train.evaluate_workdir(str(workdir), "test")
   assert again["test"]["auc"] == pytest.approx(summary["test_auc"], abs=1e-6)
   assert again["test"]["acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
+
+
+def read_event_scalars(folder: pathlib.Path) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value)]} of TensorBoard event files, parsed from their record framing (uint64
+  length, CRC, Event proto, CRC) independently of the writer."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  scalars = {}
+  for path in sorted(folder.glob("events.out.tfevents.*")):
+    data, offset = path.read_bytes(), 0
+    while offset < len(data):
+      length = int.from_bytes(data[offset:offset + 8], "little")
+      event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+      offset += 12 + length + 4
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return scalars
+
+
+def test_runs_stream_their_scalars_to_tensorboard(finished_run):
+  config, workdir, _ = finished_run
+  scalars = read_event_scalars(workdir / "tensorboard")
+  steps = [r for r in reports.read_metrics(workdir / "metrics.jsonl") if "loss" in r]
+  assert [step for step, _ in scalars["train/loss"]] == [r["step"] for r in steps]
+  np.testing.assert_allclose([v for _, v in scalars["train/loss"]], [r["loss"] for r in steps], rtol=1e-6)
+  assert scalars["train/learning_rate"][0][1] == pytest.approx(config.learning_rate)
+  assert "train/quantum_learning_rate" in scalars and "train/images_per_s" in scalars
+  epochs = epoch_records(workdir)
+  assert [step for step, _ in scalars["epoch/val_auc"]] == [r["step"] for r in epochs]
+  np.testing.assert_allclose([v for _, v in scalars["epoch/val_auc"]], [r["val_auc"] for r in epochs], rtol=1e-6)
+  for tag in ("epoch/grad_norm_quantum", "epoch/saturated", "epoch/train_loss"):
+    assert len(scalars[tag]) == 2, tag
+
+
+class FakeTerminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_bar_on_a_terminal_only_when_asked(tmp_path, synthetic_breast, monkeypatch, progress):
+  terminal = FakeTerminal()
+  monkeypatch.setattr(sys, "stderr", terminal)
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", num_epochs=1, progress=progress)
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  shown = terminal.getvalue()
+  assert ("resnet50_qcnn breastmnist" in shown and "8/8" in shown) is progress  # 128 images / batch 16
 
 
 def run_killed_in_epoch(config, workdir: pathlib.Path, kill_epoch: int, monkeypatch) -> None:

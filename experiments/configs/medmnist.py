@@ -72,6 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
   # Running (not part of the result: a run may resume with other values).
   c.log_every_steps = 10
+  c.progress = True  # progress bar with ETA on a terminal (never in logs); --config.progress=False hides it
   # Save the latest checkpoint every N epochs (and the last); a best-validation epoch in between is
   # kept on the device and saved with the next checkpoint. A kill loses at most N - 1 epochs. Raise it
   # on accelerators, where saving ResNet-50's state (~0.3 GB) takes longer than a small epoch.
