@@ -28,7 +28,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from qcnn_jax import features, heads_train, reports, stats
+from qcnn_jax import features, heads_train, reports, runtime, stats
 
 TWIN_SUFFIX = "_twin"
 CSV_COLUMNS = ("dataset", "model", "kind", "twin_of", "n_seeds", "test_auc_mean", "test_auc_std", "test_acc_mean",
@@ -76,20 +76,23 @@ def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, s
   for dataset in datasets:
     if dataset not in study.features:
       raise ValueError(f"dataset {dataset!r} has no feature file in the study; it has {list(study.features)}")
+  for dataset in datasets:
     feature_set = features.load(study.features[dataset])
-    for design in selected or list(designs(study)):
-      todo = [s for s in seeds if not finished(root, dataset, design, s)]
-      if not todo:
-        continue
-      config = run_config(study, dataset, design)
-      start = time.time()
-      results = heads_train.train_seeds(config, feature_set, todo)
-      wall = time.time() - start
-      for result in results:
-        heads_train.write_run(result, run_dir(root, dataset, design, result.seed), config, feature_set, wall)
-      logging.info("%s %s: %d seeds in %.1f s, test AUC %.4f ± %.4f", dataset, design, len(todo), wall,
-                   np.mean([r.reports["test"]["auc"] for r in results]),
-                   np.std([r.reports["test"]["auc"] for r in results]))
+    todo = {design: [s for s in seeds if not finished(root, dataset, design, s)] for design in selected or designs(study)}
+    todo = {design: left for design, left in todo.items() if left}
+    with runtime.progress_bar(len(todo), unit="design", desc=f"heads {dataset}", enabled=study.get("progress", True)) as bar:
+      for design, left in todo.items():
+        bar.set_postfix_str(f"{design}, {len(left)} seeds")
+        config = run_config(study, dataset, design)
+        start = time.time()
+        results = heads_train.train_seeds(config, feature_set, left)
+        wall = time.time() - start
+        for result in results:
+          heads_train.write_run(result, run_dir(root, dataset, design, result.seed), config, feature_set, wall)
+        logging.info("%s %s: %d seeds in %.1f s, test AUC %.4f ± %.4f", dataset, design, len(left), wall,
+                     np.mean([r.reports["test"]["auc"] for r in results]),
+                     np.std([r.reports["test"]["auc"] for r in results]))
+        bar.update()
 
 
 def _load_runs(root: str, dataset: str, design: str, seeds: list[int]) -> list[dict]:

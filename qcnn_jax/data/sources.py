@@ -15,6 +15,8 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from qcnn_jax import runtime
+
 with contextlib.redirect_stdout(io.StringIO()):  # medmnist prints a torch hint on import
   from medmnist.info import INFO  # pylint: disable=g-import-not-at-top
 
@@ -98,10 +100,13 @@ def download(source: SourceFile, target_dir: pathlib.Path, searched: list[pathli
   tmp = pathlib.Path(tmp_name)
   try:
     digest = hashlib.md5()
-    with os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+    with (os.fdopen(fd, "wb") as out, urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+          runtime.progress_bar(int(response.headers.get("Content-Length") or 0) or None, unit="B", unit_scale=True,
+                               desc=source.filename) as bar):
       for chunk in iter(lambda: response.read(1 << 20), b""):
         digest.update(chunk)
         out.write(chunk)
+        bar.update(len(chunk))
     if digest.hexdigest() != source.md5:
       raise ChecksumError(
           f"The download of {source.filename} from {source.url} has MD5 {digest.hexdigest()}, "
