@@ -45,7 +45,7 @@ def tiny_config(src: pathlib.Path, tfds_dir: pathlib.Path, **overrides):
   config.num_epochs = 2
   config.batch_size = 16
   config.eval_batch_size = 16
-  config.learning_rate = 3e-3
+  config.learning_rate = 1e-2
   config.log_every_steps = 4
   config.num_threads = 0
   config.compilation_cache = False  # conftest already enabled it
@@ -77,7 +77,7 @@ def test_two_epochs_improve_the_loss_and_write_every_report(finished_run, tmp_pa
     assert key in summary, key
   assert summary["n_qubits"] == 4 and 0 < summary["quantum_params"] < summary["num_params"]
   assert summary["selected_checkpoint"] == "best_val_auc" and summary["selection_split"] == "val"
-  assert summary["best_epoch"] in (1, 2) and 0.0 <= summary["test_acc"] <= 1.0
+  assert summary["best_epoch"] in (1, 2) and summary["test_auc"] > 0.9, summary  # the classes are separable
   assert json.loads((workdir / "config.json").read_text())["model"] == "resnet50_qcnn"
   names = sorted(p.name for p in (workdir / "predictions").iterdir())
   assert [n.split("_[AUC]")[0] for n in names] == ["breastmnist_test", "breastmnist_train", "breastmnist_val"]
@@ -178,7 +178,7 @@ def test_resumed_run_keeps_one_record_per_epoch(tmp_path, synthetic_breast, monk
 
 def test_other_config_in_workdir_is_refused_unless_overwrite(finished_run, synthetic_breast):
   config, workdir, _ = finished_run
-  other = tiny_config(synthetic_breast, pathlib.Path(config.tfds_dir), learning_rate=1e-2)
+  other = tiny_config(synthetic_breast, pathlib.Path(config.tfds_dir), learning_rate=3e-3)
   with pytest.raises(ValueError, match="learning_rate.*--overwrite"):
     train.train_and_evaluate(other, str(workdir))
   assert json.loads((workdir / "config.json").read_text())["learning_rate"] == config.learning_rate
