@@ -21,7 +21,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 from flax.training import train_state
 
-from qcnn_jax import checkpointing, data, metrics, parallel, reports, runtime
+from qcnn_jax import checkpointing, data, features, metrics, parallel, reports, runtime
 from qcnn_jax.data import pipeline
 from qcnn_jax.models import MODELS, get_model, heads
 
@@ -235,6 +235,9 @@ class Trainer:
       from qcnn_jax.models import pretrained  # pylint: disable=g-import-not-at-top
       variables = pretrained.load_torchvision_resnet(self.config.pretrained, variables,
                                                      arch=self.config.get("pretrained_arch", "resnet50"))
+    if self.config.get("init_from"):
+      variables, copied = features.warm_start(variables, self.config.model, self.config.init_from)
+      logging.info("Initialised %s from %s", " and ".join(copied), self.config.init_from)
     params = variables["params"]
     self.has_circuit = count_params(params)[1] > 0
     if self.has_circuit:

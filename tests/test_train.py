@@ -246,6 +246,27 @@ def test_selection_is_described_as_it_was_made():
   assert train.describe_selection(no_val) == "no validation split: last epoch 2, train AUC 0.9900"
 
 
+def test_hybrid_fine_tuned_from_a_classical_run_starts_as_that_run(tmp_path, synthetic_breast):
+  """--config.init_from: the residual hybrid (g = 0) gets the run's backbone and final layer, so its
+  first predictions are the classical run's; a backbone of another width is refused."""
+  classical = tiny_config(synthetic_breast, tmp_path / "tfds", model="resnet50", num_epochs=1,
+                          model_options={"width": 4, "stem": "cifar"})
+  train.train_and_evaluate(classical, str(tmp_path / "resnet50"))
+  source = train.Trainer(classical, train.load_config_dataset(classical))
+  with checkpointing.RunCheckpoints(str(tmp_path / "resnet50")) as ckpts:
+    source_state, _ = ckpts.restore_best(source.init_state())
+  hybrid = tiny_config(synthetic_breast, tmp_path / "tfds", init_from=str(tmp_path / "resnet50"), num_epochs=1)
+  _, trainer, state = train.build_run(hybrid)
+  np.testing.assert_allclose(trainer.predict(state, "test")["logits"], source.predict(source_state, "test")["logits"],
+                             atol=1e-5)
+  train.train_and_evaluate(hybrid, str(tmp_path / "hybrid"))  # and it trains end to end from there
+  assert json.loads((tmp_path / "hybrid" / "config.json").read_text())["init_from"] == str(tmp_path / "resnet50")
+  wider = tiny_config(synthetic_breast, tmp_path / "tfds", init_from=str(tmp_path / "resnet50"),
+                      model_options={"width": 8, "n_qubits": 4, "stem": "cifar"})
+  with pytest.raises(train.ConfigError, match="backbone does not fit"):
+    train.build_run(wider)
+
+
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_breast):
   config = tiny_config(synthetic_breast, tmp_path / "tfds", learning_rate=float("nan"), num_epochs=1)
   with pytest.raises(FloatingPointError, match="Non-finite loss or gradient at step 1"):

@@ -55,6 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
       "reuploading": config_dict.placeholder(int),   # encodings before the first k conv layers
   })
   c.pretrained = ""                # optional torchvision/timm ResNet-50 .safetensors
+  # optional workdir of a finished run: its backbone (and linear head) initialise this run's model, e.g. a
+  # residual resnet50_qcnn fine-tuned end to end from a resnet50 run (starts as that run's model)
+  c.init_from = config_dict.placeholder(str)
   # Optimisation.
   c.optimizer = "adam"             # adam | adamw | sgd
   c.learning_rate = 1e-3
