@@ -24,6 +24,7 @@ from flax.training import train_state
 from qcnn_jax import checkpointing, data, features, metrics, parallel, reports, runtime
 from qcnn_jax.data import pipeline
 from qcnn_jax.models import MODELS, get_model, heads
+from qcnn_jax.models.quantum import export
 
 QUANTUM_TAG = "quantum"
 
@@ -323,6 +324,18 @@ class Trainer:
   def class_names(self) -> list[str]:
     return class_names(self.dataset.label_names, self.dataset.task)
 
+  def circuits(self, variables: dict, images: np.ndarray) -> list:
+    """(circuit spec, trained angles, encoding inputs (B, F)) of every QCNN the model runs on stored
+    images (B, H, W, C) uint8 (see `export.capture_circuits`); empty for a classical model."""
+    inputs = jnp.asarray(pipeline.preprocess(images, self.prep))
+    return export.capture_circuits(self.model.apply, variables, inputs, train=False)
+
+  def circuit_resources(self, state: TrainState) -> list[dict]:
+    """`export.resources` of each circuit the model runs (what a device needs)."""
+    variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+    image = pipeline.gather(self.splits["train"], np.arange(1))["image"]
+    return [export.resources(spec) for spec, _, _ in self.circuits(variables, image)]
+
 
 def write_split_reports(trainer: Trainer, workdir: str, split: str, report: dict, out: dict, run: str) -> None:
   """Predictions CSV (MedMNIST naming), ROC curves and confusion matrix of one split."""
@@ -379,7 +392,8 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
       wall_time_s=wall_time_s, images_per_s=images_per_s, dataset=config.dataset, model=config.model,
       seed=config.seed, num_epochs=config.num_epochs, selection_split=selection_split(trainer.dataset),
       selected_checkpoint=selected,
-      devices=jax.device_count(), platform=jax.default_backend(), **{f"test_{k}": v for k, v in extra.items()})
+      devices=jax.device_count(), platform=jax.default_backend(), circuits=trainer.circuit_resources(state),
+      **{f"test_{k}": v for k, v in extra.items()})
   return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
 
 

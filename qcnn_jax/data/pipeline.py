@@ -130,11 +130,20 @@ def gather(source: Sequence, indices: np.ndarray) -> dict[str, np.ndarray]:
   return {k: np.stack([np.asarray(r[k]) for r in records]) for k in ("image", "label", "index")}
 
 
+def _resized(images: np.ndarray, prep: Preprocess) -> np.ndarray:
+  if not prep.resize:
+    return images
+  return np.stack([resize_image(im, prep.resize, prep.resize_method) for im in images])
+
+
+def preprocess(images: np.ndarray, prep: Preprocess) -> np.ndarray:
+  """Model inputs (B, H', W', C') float32 of stored images (B, H, W, C) uint8, as evaluation sees them."""
+  return normalise(_resized(images, prep), prep)
+
+
 def _prepare(raw: dict[str, np.ndarray], prep: Preprocess, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
   """Resize, augment (when `rng` is given) and normalise a raw batch; adds an all-True mask."""
-  images = raw["image"]
-  if prep.resize:
-    images = np.stack([resize_image(im, prep.resize, prep.resize_method) for im in images])
+  images = _resized(raw["image"], prep)
   if rng is not None:
     images = np.stack([augment_image(im, rng) for im in images])
   return {"image": normalise(images, prep), "label": raw["label"].astype(np.int64),
