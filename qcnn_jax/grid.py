@@ -26,6 +26,7 @@ and the paired comparisons (`qcnn_jax.stats`).
 
 import csv
 import dataclasses
+import functools
 import glob
 import io
 import logging
@@ -344,9 +345,9 @@ def _number(value, digits: int = 3) -> str:
   return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _mean_pm_std(row: dict, key: str) -> str:
+def _mean_pm_std(row: dict, key: str, digits: int = 3) -> str:
   mean, std = row[f"{key}_mean"], row.get(f"{key}_std")
-  return _number(mean) if std is None or mean is None else f"{mean:.3f} ± {std:.3f}"
+  return _number(mean, digits) if std is None or mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -357,6 +358,8 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
                     comparisons: list[dict], failures: dict[GridRun, str]) -> str:
   """results.md: per dataset our mean ± std next to the published numbers, the paired
   comparisons, every run with its status and wall time, and the citations."""
+  digits = grid.get("digits", 3)  # metric decimals: 4 where models differ by a few test errors (Medical MNIST)
+  num = functools.partial(_number, digits=digits)
   counts = {status: sum(r.status() == status for r in runs) for status in (FINISHED, STARTED, PENDING)}
   lines = [f"# Results: {grid.get('name', 'grid')}", "",
            f"{len(runs)} runs: {counts[FINISHED]} finished, {counts[STARTED]} started (partial), "
@@ -368,17 +371,17 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
     lines += [f"## {dataset}", ""]
     lines += _table(["model", "seeds done", "test AUC", "test ACC", "precision (macro)", "recall (macro)",
                      "F1 (macro)", "seed ensemble AUC / ACC", "wall time / run (s)"],
-                    [[row["model"], f"{row['n_seeds']}/{row['n_runs']}", _mean_pm_std(row, "test_auc"),
-                      _mean_pm_std(row, "test_acc"), _number(row["test_precision_macro_mean"]),
-                      _number(row["test_recall_macro_mean"]), _number(row["test_f1_macro_mean"]),
-                      f"{_number(row['ensemble_test_auc'])} / {_number(row['ensemble_test_acc'])}",
+                    [[row["model"], f"{row['n_seeds']}/{row['n_runs']}", _mean_pm_std(row, "test_auc", digits),
+                      _mean_pm_std(row, "test_acc", digits), num(row["test_precision_macro_mean"]),
+                      num(row["test_recall_macro_mean"]), num(row["test_f1_macro_mean"]),
+                      f"{num(row['ensemble_test_auc'])} / {num(row['ensemble_test_acc'])}",
                       _number(row["wall_time_s"], 0)] for row in rows if row["dataset"] == dataset])
     reference = published.published(dataset)
     if reference:
       cited.update(r.source for r in reference)
       lines += ["", "Published (— = not reported or not verified):", ""]
       lines += _table(["published method", "test AUC", "test ACC", "source"],
-                      [[r.method, _number(r.test_auc), _number(r.test_acc), f"[{r.source}]"] for r in reference])
+                      [[r.method, num(r.test_auc), num(r.test_acc), f"[{r.source}]"] for r in reference])
     lines.append("")
   if comparisons:
     lines += ["## Paired comparisons (A − B)", "",
@@ -390,17 +393,17 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
     lines += _table(["dataset", "A", "B", "seeds", "ΔAUC seeds", "ΔACC seeds", "ΔAUC test examples",
                      "ΔACC test examples"],
                     [[c["dataset"], c["model_a"], c["model_b"], " ".join(map(str, c["seeds"])),
-                      c["seed_auc"].format(), c["seed_acc"].format(),
-                      c["example_auc"].format() if "example_auc" in c else f"— ({c['example_note']})",
-                      c["example_acc"].format() if "example_acc" in c else "—"] for c in comparisons])
+                      c["seed_auc"].format(digits), c["seed_acc"].format(digits),
+                      c["example_auc"].format(digits) if "example_auc" in c else f"— ({c['example_note']})",
+                      c["example_acc"].format(digits) if "example_acc" in c else "—"] for c in comparisons])
     lines.append("")
   lines += ["## Runs", ""]
   run_rows = []
   for run in runs:
     summary = run.summary() or {}
     status = f"failed: {failures[run]}" if run in failures else run.status()
-    run_rows.append([run.dataset, run.model, str(run.seed), status, _number(summary.get("test_auc")),
-                     _number(summary.get("test_acc")), _number(summary.get("wall_time_s"), 0),
+    run_rows.append([run.dataset, run.model, str(run.seed), status, num(summary.get("test_auc")),
+                     num(summary.get("test_acc")), _number(summary.get("wall_time_s"), 0),
                      os.path.relpath(run.finished_dir() or run.workdir, root)])
   lines += _table(["dataset", "model", "seed", "status", "test AUC", "test ACC", "wall time (s)", "workdir"],
                   run_rows)

@@ -176,6 +176,9 @@ def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_publish
   assert "10.1038/s41597-022-01721-8" in md
   comparison = next(line for line in md.splitlines() if line.startswith("| breastmnist | resnet50_qcnn | resnet50_mlp"))
   assert "| 0 1 |" in comparison and comparison.count("[") == 4  # seeds both finished; 4 intervals
+  config.digits = 4  # Medical MNIST grids: differences of a few test errors
+  _, md_path = grid.write_report(config, str(tmp_path), failures=failures)
+  assert f"{np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f}" in open(md_path).read()
 
 
 def test_comparisons_pair_seeds_and_bootstrap_over_test_examples(tmp_path, fake_train):

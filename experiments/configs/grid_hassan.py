@@ -18,6 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.name = "Medical MNIST (Hassan et al. 2024 setting)"
   c.base = hassan.get_config()
   c.datasets = ("medical_mnist",)
+  c.digits = 4  # accuracies near 0.999: one test error of 5,896 is 0.0002
   c.models = ml_collections.ConfigDict({
       "resnet50_qcnn": {"stem": "imagenet"},
       "resnet50_mlp": {"stem": "imagenet"},
