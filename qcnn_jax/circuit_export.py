@@ -33,7 +33,7 @@ def export_run(workdir: str, split: str = "test", index: int = 0, out: str = "ci
     raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
   state, meta, selected = restored
   source = trainer.splits[split]
-  positions = np.flatnonzero(pipeline.gather(source, np.arange(len(source)))["index"] == index)
+  positions = np.flatnonzero(pipeline.column(source, "index") == index)
   if not len(positions):
     raise train.ConfigError(f"{split} has no example with index {index} (it has {len(source)} examples, 0..{len(source) - 1})")
   record = pipeline.gather(source, positions[:1])

@@ -206,7 +206,7 @@ class Trainer:
     if dataset.task == metrics.MULTI_LABEL:
       options.setdefault("multi_label", True)
     if "prior" in MODELS.get(config.model, (None, ()))[1]:  # heads that start at the training prior (heads.prior_logits)
-      train_labels = pipeline.gather(self.splits["train"], np.arange(len(self.splits["train"])))["label"]
+      train_labels = pipeline.column(self.splits["train"], "label")
       options["prior"] = heads.prior_logits(train_labels, dataset.task, dataset.num_outputs)
     self.model = get_model(config.model, dataset.num_outputs, **options)
     self.has_circuit = False  # set by init_state: does the model train circuit parameters?

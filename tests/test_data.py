@@ -383,3 +383,9 @@ def test_in_memory_split_gives_the_same_batches_as_records():
       for key in ("image", "label", "index", "mask"):
         np.testing.assert_array_equal(a[key], b[key])
   assert pipeline.materialise(source, max_bytes=1000) is source  # too big: stays record-wise
+  for split in (source, arrays):
+    np.testing.assert_array_equal(pipeline.column(split, "label"), np.arange(37)[:, None] % 2)
+    np.testing.assert_array_equal(pipeline.column(split, "index"), np.arange(37))
+  np.testing.assert_array_equal(pipeline.preprocess(arrays.image[:2], pipeline.Preprocess(resize=32)),
+                                next(iter(pipeline.eval_batches(arrays, batch_size=2,
+                                                                prep=pipeline.Preprocess(resize=32))))["image"])

@@ -122,6 +122,13 @@ def materialise(source: Sequence, max_bytes: int = 4 << 30) -> Sequence:
   return ArraySplit.from_source(source)
 
 
+def column(source: Sequence, key: str) -> np.ndarray:
+  """One field ("label" (N, L) or "index" (N,)) of every record, without gathering the images."""
+  if isinstance(source, ArraySplit):
+    return getattr(source, key)
+  return np.stack([np.asarray(r[key]) for r in _read(source, np.arange(len(source)))])
+
+
 def gather(source: Sequence, indices: np.ndarray) -> dict[str, np.ndarray]:
   """Raw batch {"image" uint8, "label", "index"} of the records at `indices`."""
   if isinstance(source, ArraySplit):
