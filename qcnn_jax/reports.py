@@ -245,7 +245,8 @@ def write_summary(workdir: str | os.PathLike, *, test_auc: float, test_acc: floa
   return path
 
 
-def _save(fig: mpl_figure.Figure, path: str | os.PathLike) -> str:
+def save_figure(fig: mpl_figure.Figure, path: str | os.PathLike) -> str:
+  """Writes `fig` as a 120-dpi PNG at `path` (parent folders created); returns the path."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=120, format="png")
   return str(path)
@@ -282,7 +283,7 @@ def plot_learning_curves(records: Iterable[Mapping[str, Any]], path: str | os.Pa
     ax.grid(alpha=0.3)
     if ax.has_data():
       ax.legend()
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_roc_curves(labels, scores, task: str, path: str | os.PathLike,
@@ -315,7 +316,7 @@ def plot_roc_curves(labels, scores, task: str, path: str | os.PathLike,
   ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
   ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
   ax.legend(fontsize="small", loc="lower right")
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_confusion_matrix(matrix, class_names: Sequence[str], path: str | os.PathLike,
@@ -341,4 +342,4 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str], path: str | os.Pat
     ax.text(col, row, f"{count}\n{fractions[row, col]:.0%}", ha="center", va="center", fontsize="small",
             color="white" if fractions[row, col] > 0.5 else "black")
   ax.set(xlabel="predicted", ylabel="true", title=title)
-  return _save(fig, path)
+  return save_figure(fig, path)

@@ -24,3 +24,20 @@ def shared_data() -> pathlib.Path:
   if not SHARED_DATA.is_dir():
     pytest.skip(f"shared data folder {SHARED_DATA} is absent")
   return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+  """(workdir, summary) of a tiny run of README command 1's config: the embedded BreastMNIST, the
+  residual hybrid head on 4 qubits, a width-4 ResNet-50, 1 epoch (shared by export and robustness)."""
+  from experiments.configs import quick  # pylint: disable=g-import-not-at-top
+  from qcnn_jax import train  # pylint: disable=g-import-not-at-top
+  tmp = tmp_path_factory.mktemp("quick_run")
+  config = quick.get_config()
+  config.model_options.width = 4
+  config.model_options.n_qubits = 4
+  config.num_epochs = 1
+  config.tfds_dir = str(tmp / "tfds")
+  config.progress = False
+  summary = train.train_and_evaluate(config, str(tmp / "run"))
+  return tmp / "run", summary

@@ -11,8 +11,7 @@ import pytest
 from qiskit import qasm2, qasm3
 from qiskit.quantum_info import Statevector
 
-from experiments.configs import quick
-from qcnn_jax import circuit_export, train
+from qcnn_jax import circuit_export
 from qcnn_jax.models.quantum import QCNNSpec, export, param_shapes, qcnn_apply
 
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
@@ -59,20 +58,6 @@ def test_resources_per_unit_family_count_native_cnots():
   assert su4["native"]["gates_2q"] >= su4["as_built"]["gates_2q"]
   # SO(4) units are built from CNOTs; only the 7 pools' 14 controlled rotations take 2 CNOTs each.
   assert so4["native"]["gates_2q"] - so4["as_built"]["gates_2q"] == 14
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-  """A tiny run of README command 1's config (embedded BreastMNIST, 1 epoch, 4 qubits)."""
-  tmp = tmp_path_factory.mktemp("export")
-  config = quick.get_config()
-  config.model_options.width = 4
-  config.model_options.n_qubits = 4
-  config.num_epochs = 1
-  config.tfds_dir = str(tmp / "tfds")
-  config.progress = False
-  summary = train.train_and_evaluate(config, str(tmp / "run"))
-  return tmp / "run", summary
 
 
 def test_export_command_writes_the_runs_circuit_for_one_test_image(quick_run, tmp_path):

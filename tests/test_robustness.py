@@ -1,0 +1,56 @@
+"""Evaluation of a trained run under shots, noise and readout error (experiments.robustness)."""
+
+import csv
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from qcnn_jax import robustness
+from qcnn_jax.models.quantum import QCNNSpec
+
+pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
+
+
+def test_readout_flip_matches_a_kronecker_reference():
+  eps, rng = 0.07, np.random.default_rng(0)
+  probs = rng.dirichlet(np.ones(8), size=5)  # 3 readout qubits, big-endian
+  flip = np.array([[1 - eps, eps], [eps, 1 - eps]])
+  expected = probs @ np.kron(np.kron(flip, flip), flip).T
+  got = robustness.flip_readout(jnp.asarray(probs), QCNNSpec(8, readout="probs", n_readout=3), eps)
+  np.testing.assert_allclose(np.asarray(got), expected, atol=1e-6)  # float32
+  z = jnp.asarray(rng.uniform(-1, 1, (5, 2)))
+  np.testing.assert_allclose(np.asarray(robustness.flip_readout(z, QCNNSpec(8, readout="expvals", n_readout=2), eps)),
+                             (1 - 2 * eps) * np.asarray(z))
+
+
+def test_settings_of_a_trained_run(quick_run):
+  workdir, summary = quick_run
+  trainer, state = robustness.load_run(str(workdir))
+  exact = robustness.evaluate(trainer, state, robustness.Setting("exact"))
+  assert exact["auc"] == pytest.approx(summary["test_auc"], abs=1e-6)  # the run's own test metrics
+  assert exact["acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
+  no_flip = robustness.evaluate(trainer, state, robustness.Setting("readout_error", 0.0))
+  assert no_flip["auc"] == pytest.approx(exact["auc"], abs=1e-6)
+  silent = robustness.evaluate(trainer, state, robustness.Setting("depolarizing", 0.0))
+  assert silent["auc"] == pytest.approx(exact["auc"], abs=2e-3)
+  first, second = (robustness.evaluate(trainer, state, robustness.Setting("shots", 10, seed)) for seed in (0, 1))
+  again = robustness.evaluate(trainer, state, robustness.Setting("shots", 10, 0))
+  assert first["auc"] == again["auc"] and first["loss"] != second["loss"]  # seeded, and fresh samples per seed
+
+
+def test_robustness_command_writes_csv_and_plot(quick_run):
+  workdir, summary = quick_run
+  result = subprocess.run([sys.executable, "-m", "experiments.robustness", f"--workdir={workdir}", "--shots=20",
+                           "--shot_seeds=2", "--noise_p=0.05", "--readout_eps=0.2"],
+                          capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(workdir / "robustness.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert [(r["kind"], r["setting"], r["n_seeds"]) for r in rows] == [
+      ("exact", "", "1"), ("shots", "20", "2"), ("depolarizing", "0.05", "1"), ("amplitude_damping", "0.05", "1"),
+      ("readout_error", "0.2", "1")]
+  assert float(rows[0]["test_auc"]) == pytest.approx(summary["test_auc"], abs=1e-6)
+  assert float(rows[1]["test_auc_std"]) >= 0 and (workdir / "plots" / "robustness.png").stat().st_size > 1000
