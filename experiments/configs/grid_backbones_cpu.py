@@ -6,7 +6,7 @@ but fewer epochs than its 100: PneumoniaMNIST 20 (4,708 training images, 740 ste
 
   python -m experiments.grid --config=experiments/configs/grid_backbones_cpu.py \
       --workdir=runs/grid_backbones_cpu --records=results/grid_backbones_cpu/runs
-  python -m experiments.extract_features --workdir=runs/grid_backbones_cpu/pneumoniamnist/resnet50/seed_0 \
+  python -m experiments.extract_features --workdir=runs/grid_backbones_cpu/pneumoniamnist/resnet50/seed0 \
       --out=features/pneumoniamnist.npz
 """
 
