@@ -24,7 +24,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   runtime.quiet_library_logs()
-  trainer, state = robustness.load_run(FLAGS.workdir)
+  trainer, state, _, _ = train.load_run(FLAGS.workdir)
   if not trainer.has_circuit:
     raise train.ConfigError(f"{FLAGS.workdir} is a {trainer.config.model} run: it has no circuit")
   settings = robustness.default_settings([int(n) for n in FLAGS.shots], FLAGS.shot_seeds,

@@ -6,14 +6,12 @@ writes `out` (OpenQASM 2.0, or 3 with version="qasm3") and `out + ".json"` (read
 and values in float64, resources, and which run, checkpoint, split, example and circuit it is).
 """
 
-import json
 import os
 
 import jax
-import ml_collections
 import numpy as np
 
-from qcnn_jax import checkpointing, reports, train
+from qcnn_jax import reports, train
 from qcnn_jax.data import pipeline
 from qcnn_jax.models.quantum import export
 
@@ -22,16 +20,10 @@ def export_run(workdir: str, split: str = "test", index: int = 0, out: str = "ci
                version: str = "qasm2", block: int = 0) -> dict:
   """Exports circuit `block` of the run's reported checkpoint for the example with official `index`
   of `split`; returns the description written beside it."""
-  config = ml_collections.ConfigDict(reports.read_json(os.path.join(workdir, checkpointing.CONFIG_FILENAME)))
-  dataset = train.load_config_dataset(config)
-  if split not in dataset.splits:
-    raise train.ConfigError(f"split {split!r} not in {sorted(dataset.splits)}")
-  trainer = train.Trainer(config, dataset)
-  with checkpointing.RunCheckpoints(workdir) as ckpts:
-    restored = train.restore_selected(ckpts, trainer.init_state(), dataset)
-  if restored is None:
-    raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
-  state, meta, selected = restored
+  trainer, state, meta, selected = train.load_run(workdir)
+  config = trainer.config
+  if split not in trainer.dataset.splits:
+    raise train.ConfigError(f"split {split!r} not in {sorted(trainer.dataset.splits)}")
   source = trainer.splits[split]
   positions = np.flatnonzero(pipeline.column(source, "index") == index)
   if not len(positions):

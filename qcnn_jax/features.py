@@ -166,15 +166,9 @@ def extract(workdir: str, out: str) -> FeatureSet:
   """
   from qcnn_jax import train  # pylint: disable=g-import-not-at-top  # train imports this module's users
 
-  config = ml_collections.ConfigDict(reports.read_json(os.path.join(workdir, checkpointing.CONFIG_FILENAME)))
+  trainer, state, meta, _ = train.load_run(workdir)
+  config, dataset = trainer.config, trainer.dataset
   module = backbone_module(config)
-  dataset = train.load_config_dataset(config)
-  trainer = train.Trainer(config, dataset)
-  with checkpointing.RunCheckpoints(workdir) as ckpts:
-    restored = train.restore_selected(ckpts, trainer.init_state(), dataset)
-  if restored is None:
-    raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
-  state, meta, _ = restored
   variables, fc = backbone_variables(config.model, {"params": state.params, "batch_stats": state.batch_stats})
   apply = jax.jit(functools.partial(module.apply, train=False))
   features, labels, index = {}, {}, {}

@@ -19,16 +19,16 @@ the "exact" setting reproduces the run's `summary.json` test metrics.
 import csv
 import dataclasses
 import functools
+import itertools
 import os
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from matplotlib import figure as mpl_figure
 
-from qcnn_jax import checkpointing, reports, train
+from qcnn_jax import reports, train
 from qcnn_jax.models import heads
 from qcnn_jax.models.quantum import execution as execution_lib
 from qcnn_jax.models.quantum import layer, qcnn
@@ -65,7 +65,7 @@ def flip_readout(values, spec: qcnn.QCNNSpec, eps: float):
 
 def circuit_interceptor(setting: Setting, key):
   """A `nn.intercept_methods` interceptor running every QCNN call under `setting` (`key`: shots)."""
-  calls = iter(range(1 << 30))
+  calls = itertools.count()
 
   def interceptor(next_fun, args, kwargs, context):
     module = context.module
@@ -112,17 +112,6 @@ def default_settings(shots=(100, 1_000, 10_000), shot_seeds: int = 3, noise_p=(1
   settings += [Setting(kind, p) for kind in ("depolarizing", "amplitude_damping") for p in noise_p]
   settings += [Setting("readout_error", eps) for eps in readout_eps]
   return settings
-
-
-def load_run(workdir: str):
-  """(trainer, reported state) of a finished run."""
-  config = ml_collections.ConfigDict(reports.read_json(os.path.join(workdir, checkpointing.CONFIG_FILENAME)))
-  trainer = train.Trainer(config, train.load_config_dataset(config))
-  with checkpointing.RunCheckpoints(workdir) as ckpts:
-    restored = train.restore_selected(ckpts, trainer.init_state(), trainer.dataset)
-  if restored is None:
-    raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
-  return trainer, restored[0]
 
 
 def aggregate(results: list[tuple[Setting, dict, float]]) -> list[dict]:

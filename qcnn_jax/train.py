@@ -27,15 +27,15 @@ from qcnn_jax.models import MODELS, get_model, heads
 from qcnn_jax.models.quantum import export
 
 QUANTUM_TAG = "quantum"
+# Config keys that do not change results (how a run is driven, where its files come from): a run
+# may resume with other values, and a grid record made with other values still counts.
+NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs",
+                   "data_dir", "tfds_dir", "allow_download", "progress")
 
 
 class ConfigError(ValueError):
   """A config value that cannot run (unknown dataset, model, unit, schedule, ...); found before the
   workdir is touched."""
-# Config keys that do not change results (how a run is driven, where its files come from): a run
-# may resume with other values, and a grid record made with other values still counts.
-NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs",
-                   "data_dir", "tfds_dir", "allow_download", "progress")
 
 
 class TrainState(train_state.TrainState):
@@ -213,7 +213,9 @@ class Trainer:
     self.input_shape = self._input_shape()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
     self.total_steps = self.steps_per_epoch * config.num_epochs
-    self.schedules = {"learning_rate": learning_rate_schedule(config, config.learning_rate, self.total_steps)}
+    self._schedules = {"learning_rate": learning_rate_schedule(config, config.learning_rate, self.total_steps),
+                       "quantum_learning_rate": learning_rate_schedule(config, quantum_base_rate(config),
+                                                                       self.total_steps)}
     replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
     self._train_step = jax.jit(functools.partial(train_step, model=self.model, task=dataset.task),
                                in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
@@ -241,9 +243,6 @@ class Trainer:
       logging.info("Initialised %s from %s", " and ".join(copied), self.config.init_from)
     params = variables["params"]
     self.has_circuit = count_params(params)[1] > 0
-    if self.has_circuit:
-      self.schedules["quantum_learning_rate"] = learning_rate_schedule(self.config, quantum_base_rate(self.config),
-                                                                       self.total_steps)
     state = TrainState.create(apply_fn=self.model.apply, params=params,
                               tx=create_optimizer(self.config, params, self.total_steps),
                               batch_stats=variables.get("batch_stats", {}), rng=state_rng)
@@ -275,7 +274,7 @@ class Trainer:
         self._check_finite(losses, step)
         log.write({"step": step, "epoch": epoch, "loss": float(fetched["loss"]),
                    "grad_norm": float(fetched["grad_norm"]), "images_per_s": rate(),
-                   **{name: float(schedule(step - 1)) for name, schedule in self.schedules.items()}}, group="train")
+                   **self.learning_rates(step)}, group="train")
         progress(step, rate(), float(fetched["loss"]))
     self._check_finite(losses, (epoch + 1) * self.steps_per_epoch)
     fetched = jax.device_get(losses)
@@ -285,6 +284,11 @@ class Trainer:
       for key in ("grad_norm_quantum", "grad_norm_classical"):
         epoch_metrics[key] = float(np.mean([float(m[key]) for m in fetched]))
     return state, epoch_metrics
+
+  def learning_rates(self, step: int) -> dict[str, float]:
+    """Learning rates of the update that made `step` (1-based); the circuit's only for a model with one."""
+    names = ("learning_rate", "quantum_learning_rate") if self.has_circuit else ("learning_rate",)
+    return {name: float(self._schedules[name](step - 1)) for name in names}
 
   @staticmethod
   def _check_finite(step_metrics: list, step: int) -> None:
@@ -337,6 +341,8 @@ class Trainer:
 
   def circuit_resources(self, state: TrainState) -> list[dict]:
     """`export.resources` of each circuit the model runs (what a device needs)."""
+    if not self.has_circuit:
+      return []
     variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
     image = pipeline.gather(self.splits["train"], np.arange(1))["image"]
     return [export.resources(spec) for spec, _, _ in self.circuits(variables, image)]
@@ -531,23 +537,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   return summary
 
 
+def load_run(workdir: str) -> tuple[Trainer, TrainState, dict, str]:
+  """(trainer, state, metadata, how it was selected) of the checkpoint a finished or partial run
+  reports (`restore_selected`), for evaluating, exporting or extracting from it.
+
+  Raises:
+    FileNotFoundError: `workdir` holds no run or no checkpoint.
+  """
+  config_path = os.path.join(workdir, checkpointing.CONFIG_FILENAME)
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{workdir} holds no run ({checkpointing.CONFIG_FILENAME} missing).")
+  config = ml_collections.ConfigDict(reports.read_json(config_path))
+  trainer = Trainer(config, load_config_dataset(config))
+  with checkpointing.RunCheckpoints(workdir) as ckpts:
+    restored = restore_selected(ckpts, trainer.init_state(), trainer.dataset)
+  if restored is None:
+    raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
+  state, meta, selected = restored
+  return trainer, parallel.put_replicated(state, trainer.mesh), meta, selected
+
+
 def evaluate_workdir(workdir: str, split: str | None = None) -> dict:
   """Re-evaluates the best checkpoint of a finished or partial run and rewrites its reports."""
-  config = ml_collections.ConfigDict(reports.read_json(f"{workdir}/config.json"))
-  dataset = load_config_dataset(config)
-  trainer = Trainer(config, dataset)
-  ckpts = checkpointing.RunCheckpoints(workdir)
-  restored = restore_selected(ckpts, trainer.init_state(), dataset)
-  if restored is None:
-    raise FileNotFoundError(f"{workdir} holds no checkpoint; train first with experiments.train.")
-  state, meta, _ = restored
-  state = parallel.put_replicated(state, trainer.mesh)
-  splits = [split] if split else list(dataset.splits)
+  trainer, state, meta, _ = load_run(workdir)
+  splits = [split] if split else list(trainer.dataset.splits)
   results = {}
   for name in splits:
     report, out = trainer.evaluate(state, name)
-    write_split_reports(trainer, workdir, name, report, out, config_run_name(config))
+    write_split_reports(trainer, workdir, name, report, out, config_run_name(trainer.config))
     results[name] = report
   reports.write_json_atomic(f"{workdir}/metrics_eval.json", {"epoch": meta["epoch"], **results})
-  ckpts.close()
   return results

@@ -2,8 +2,8 @@
 
 import hashlib
 import pathlib
-import tracemalloc
 import shutil
+import tracemalloc
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qcnn_jax import robustness
+from qcnn_jax import robustness, train
 from qcnn_jax.models.quantum import QCNNSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
@@ -28,7 +28,7 @@ def test_readout_flip_matches_a_kronecker_reference():
 
 def test_settings_of_a_trained_run(quick_run):
   workdir, summary = quick_run
-  trainer, state = robustness.load_run(str(workdir))
+  trainer, state, _, _ = train.load_run(str(workdir))
   exact = robustness.evaluate(trainer, state, robustness.Setting("exact"))
   assert exact["auc"] == pytest.approx(summary["test_auc"], abs=1e-6)  # the run's own test metrics
   assert exact["acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
