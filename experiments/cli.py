@@ -3,7 +3,7 @@
 `run(main)` is `absl.app.run(main)`, except that the errors a user can fix (a workdir holding
 another run, missing or corrupt data, a missing checkpoint or feature file, a non-finite loss)
 print `error: <message naming the fix>` and exit with status 2 (usage: a workdir conflict, an invalid
-config value) or 1.
+config value) or 1 (e.g. a missing optional package).
 `--verbose` shows the traceback instead.
 """
 
@@ -12,12 +12,14 @@ import sys
 from absl import app, flags
 
 from qcnn_jax.checkpointing import WorkdirConflictError
+from qcnn_jax.corruptions import CorruptionsUnavailable
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
 from qcnn_jax.train import ConfigError
 
 flags.DEFINE_bool("verbose", False, "Show the full traceback of a known error.")
 USAGE_ERRORS = (WorkdirConflictError, ConfigError)
-KNOWN_ERRORS = USAGE_ERRORS + (DatasetNotFoundError, ChecksumError, FileNotFoundError, FloatingPointError)
+KNOWN_ERRORS = USAGE_ERRORS + (DatasetNotFoundError, ChecksumError, FileNotFoundError, FloatingPointError,
+                               CorruptionsUnavailable)
 
 
 def run(main) -> None:

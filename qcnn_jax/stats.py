@@ -16,7 +16,7 @@ Both use the percentile method on a `numpy.random.default_rng(seed)` stream, so 
 and seed give the same interval.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import dataclasses
 
 import numpy as np
@@ -142,6 +142,42 @@ def _bootstrap_weights(num_examples: int, num_resamples: int, rng: np.random.Gen
     yield np.bincount(picks.ravel(), minlength=size * num_examples).reshape(size, num_examples).astype(np.float64)
 
 
+def paired_bootstrap(labels, scores: Sequence[np.ndarray], statistic: Callable[[np.ndarray], np.ndarray], task: str, *,
+                     num_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> dict[str, Interval]:
+  """Paired bootstrap over test examples of a statistic of several runs' metrics.
+
+  Every run is scored on the same resample of the test examples, so differences between runs keep
+  their pairing (e.g. a model's drop under corruptions against another model's).
+
+  Args:
+    labels: (N, 1) or (N, L) test labels, rows aligned with every score matrix.
+    scores: R score matrices (N, K), one per run (or per evaluation condition).
+    statistic: maps the runs' metric values (R, B) on B resamples to the statistic (B,).
+    task: MedMNIST task string.
+    num_resamples: bootstrap resamples of the N examples.
+    confidence: nominal coverage in (0, 1).
+    seed: seed of the resampling.
+
+  Returns:
+    {"auc": Interval, "acc": Interval}.
+  """
+  labels = np.asarray(labels)
+  num_examples = labels.shape[0]
+  if not scores:
+    raise ValueError("need at least one score matrix")
+  if any(np.shape(s)[0] != num_examples for s in scores):
+    raise ValueError(f"every score matrix needs {num_examples} rows, aligned with labels")
+
+  def on(weights: np.ndarray) -> dict[str, np.ndarray]:
+    per_run = [weighted_metrics(labels, s, task, weights) for s in scores]
+    return {k: statistic(np.stack([m[k] for m in per_run])) for k in ("auc", "acc")}
+
+  estimate = on(np.ones((1, num_examples)))
+  chunks = [on(w) for w in _bootstrap_weights(num_examples, num_resamples, np.random.default_rng(seed))]
+  return {k: _interval(estimate[k][0], np.concatenate([c[k] for c in chunks]), confidence)
+          for k in ("auc", "acc")}
+
+
 def example_bootstrap(labels, scores_a: Sequence[np.ndarray], scores_b: Sequence[np.ndarray], task: str, *,
                       num_resamples: int = 10_000, confidence: float = 0.95,
                       seed: int = 0) -> dict[str, Interval]:
@@ -160,22 +196,8 @@ def example_bootstrap(labels, scores_a: Sequence[np.ndarray], scores_b: Sequence
   Returns:
     {"auc": Interval, "acc": Interval}.
   """
-  labels = np.asarray(labels)
-  num_examples = labels.shape[0]
   if not scores_a or not scores_b:
     raise ValueError("need at least one score matrix per model")
-  if any(np.shape(s)[0] != num_examples for s in (*scores_a, *scores_b)):
-    raise ValueError(f"every score matrix needs {num_examples} rows, aligned with labels")
-
-  def seed_mean_difference(weights: np.ndarray) -> dict[str, np.ndarray]:
-    def mean_over_seeds(runs):
-      per_run = [weighted_metrics(labels, s, task, weights) for s in runs]
-      return {k: np.mean([m[k] for m in per_run], axis=0) for k in ("auc", "acc")}
-    a, b = mean_over_seeds(scores_a), mean_over_seeds(scores_b)
-    return {k: a[k] - b[k] for k in a}
-
-  estimate = seed_mean_difference(np.ones((1, num_examples)))
-  chunks = [seed_mean_difference(w) for w in
-            _bootstrap_weights(num_examples, num_resamples, np.random.default_rng(seed))]
-  return {k: _interval(estimate[k][0], np.concatenate([c[k] for c in chunks]), confidence)
-          for k in ("auc", "acc")}
+  split = len(scores_a)
+  return paired_bootstrap(labels, [*scores_a, *scores_b], lambda m: m[:split].mean(0) - m[split:].mean(0), task,
+                          num_resamples=num_resamples, confidence=confidence, seed=seed)

@@ -299,15 +299,17 @@ class Trainer:
           f"Non-finite loss or gradient at step {first_bad}: training stopped and the last good "
           f"checkpoint was kept. Lower the learning rate, set grad_clip_norm, or check the inputs.")
 
-  def predict(self, state: TrainState, split: str, step=None) -> dict[str, np.ndarray]:
-    """Logits (N, K), labels (N, L), official indices (N,) of every example of `split`, and the
-    head's per-example diagnostics under "probe" (a dict, see `eval_step`).
+  def predict(self, state: TrainState, split, step=None) -> dict[str, np.ndarray]:
+    """Logits (N, K), labels (N, L), official indices (N,) of every example of `split` (a split name,
+    or a source of raw records such as a corrupted `pipeline.ArraySplit`), and the head's
+    per-example diagnostics under "probe" (a dict, see `eval_step`).
 
     `step(state, batch, batch_number) -> (logits, probe)` replaces the compiled `eval_step` (e.g. to
     evaluate the circuits under shots or noise, `qcnn_jax.robustness`)."""
     outputs = {"logits": [], "label": [], "index": []}
     probes = []
-    for number, batch in enumerate(pipeline.eval_batches(self.splits[split], batch_size=self.config.eval_batch_size,
+    source = self.splits[split] if isinstance(split, str) else split
+    for number, batch in enumerate(pipeline.eval_batches(source, batch_size=self.config.eval_batch_size,
                                                          prep=self.prep, num_threads=self.config.num_threads)):
       inputs = parallel.put_batch({"image": batch["image"]}, self.mesh)
       logits, probe = jax.device_get(self._eval_step(state, inputs) if step is None else step(state, inputs, number))
@@ -320,7 +322,7 @@ class Trainer:
     out["probe"] = {k: np.concatenate([p[k] for p in probes]) for k in probes[0]} if probes else {}
     return out
 
-  def evaluate(self, state: TrainState, split: str, step=None) -> tuple[dict, dict[str, np.ndarray]]:
+  def evaluate(self, state: TrainState, split, step=None) -> tuple[dict, dict[str, np.ndarray]]:
     """(classification report incl. MedMNIST `auc`/`acc` and mean `loss`, raw predictions); `step`
     as in `predict`."""
     out = self.predict(state, split, step)

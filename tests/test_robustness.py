@@ -1,4 +1,5 @@
-"""Evaluation of a trained run under shots, noise and readout error (experiments.robustness)."""
+"""Evaluation of a trained run under shots, noise, readout error and image corruptions
+(experiments.robustness, experiments.robustness_compare)."""
 
 import csv
 import subprocess
@@ -29,15 +30,16 @@ def test_readout_flip_matches_a_kronecker_reference():
 def test_settings_of_a_trained_run(quick_run):
   workdir, summary = quick_run
   trainer, state, _, _ = train.load_run(str(workdir))
-  exact = robustness.evaluate(trainer, state, robustness.Setting("exact"))
+  evaluate = lambda setting: robustness.evaluate(trainer, state, setting)[0]
+  exact = evaluate(robustness.Setting("exact"))
   assert exact["auc"] == pytest.approx(summary["test_auc"], abs=1e-6)  # the run's own test metrics
   assert exact["acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
-  no_flip = robustness.evaluate(trainer, state, robustness.Setting("readout_error", 0.0))
+  no_flip = evaluate(robustness.Setting("readout_error", 0.0))
   assert no_flip["auc"] == pytest.approx(exact["auc"], abs=1e-6)
-  silent = robustness.evaluate(trainer, state, robustness.Setting("depolarizing", 0.0))
+  silent = evaluate(robustness.Setting("depolarizing", 0.0))
   assert silent["auc"] == pytest.approx(exact["auc"], abs=2e-3)
-  first, second = (robustness.evaluate(trainer, state, robustness.Setting("shots", 10, seed)) for seed in (0, 1))
-  again = robustness.evaluate(trainer, state, robustness.Setting("shots", 10, 0))
+  first, second = (evaluate(robustness.Setting("shots", 10, seed)) for seed in (0, 1))
+  again = evaluate(robustness.Setting("shots", 10, 0))
   assert first["auc"] == again["auc"] and first["loss"] != second["loss"]  # seeded, and fresh samples per seed
 
 
@@ -54,3 +56,40 @@ def test_robustness_command_writes_csv_and_plot(quick_run):
       ("readout_error", "0.2", "1")]
   assert float(rows[0]["test_auc"]) == pytest.approx(summary["test_auc"], abs=1e-6)
   assert float(rows[1]["test_auc_std"]) >= 0 and (workdir / "plots" / "robustness.png").stat().st_size > 1000
+
+
+def test_corruption_settings_change_only_the_images(quick_run):
+  pytest.importorskip("medmnistc")
+  workdir, summary = quick_run
+  trainer, state, _, _ = train.load_run(str(workdir))
+  untouched, out = robustness.evaluate(trainer, state, robustness.Setting("corruption", None, 0, robustness.RESAMPLED),
+                                       corruption_size=None)  # no corruption, no resizing: the clean images
+  assert untouched["auc"] == pytest.approx(summary["test_auc"], abs=1e-6)
+  faded, faded_out = robustness.evaluate(trainer, state, robustness.Setting("corruption", 5, 0, "contrast_down"))
+  assert np.array_equal(faded_out["index"], out["index"])
+  assert np.abs(faded_out["logits"] - out["logits"]).max() > 1e-3  # the model saw other images
+
+
+def test_corruption_command_and_comparison(quick_run, tmp_path):
+  pytest.importorskip("medmnistc")
+  workdir, summary = quick_run
+  result = subprocess.run([sys.executable, "-m", "experiments.robustness", f"--workdir={workdir}", "--nocircuit",
+                           "--corruptions=contrast_down,pixelate", "--severities=1,5"],
+                          capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(workdir / "robustness.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert [(r["kind"], r["setting"]) for r in rows] == [
+      ("exact", ""), ("corruption", "resampled"), ("corruption", "pixelate/1"), ("corruption", "pixelate/5"),
+      ("corruption", "contrast_down/1"), ("corruption", "contrast_down/5")]
+  assert float(rows[0]["test_auc"]) == pytest.approx(summary["test_auc"], abs=1e-6)
+  assert float(rows[-1]["auc_drop"]) == pytest.approx(float(rows[0]["test_auc"]) - float(rows[-1]["test_auc"]))
+  assert (workdir / "plots" / "corruptions.png").stat().st_size > 1000
+  # The same run under two names: every resample scores both identically, so the difference is exactly 0.
+  result = subprocess.run([sys.executable, "-m", "experiments.robustness_compare", f"--runs=a={workdir},b={workdir}",
+                           "--pairs=a:b", f"--out={tmp_path}/cmp", "--num_resamples=200"],
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  report = (tmp_path / "cmp.md").read_text()
+  assert "| a | b | +0.0000 [+0.0000, +0.0000] | +0.0000 [+0.0000, +0.0000] |" in report
+  assert "| contrast_down/5 |" in report

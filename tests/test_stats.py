@@ -98,3 +98,22 @@ def test_published_table_has_every_2d_dataset_and_the_anchor_values():
     assert all(v is None or 0 < v <= 1 for v in (row.test_auc, row.test_acc))
   medmnist_cells = [(r.test_auc, r.test_acc) for r in rows.values() if r.source == "medmnist_v2"]
   assert len(medmnist_cells) == 84 and None not in {v for cell in medmnist_cells for v in cell}  # Table 3 is complete
+
+
+def test_paired_bootstrap_of_a_difference_of_differences():
+  rng = np.random.default_rng(3)
+  labels = rng.integers(0, 2, (300, 1))
+  clean_a, *corrupted_a = binary_runs(rng, labels, 1.5, seeds=3)
+  clean_b, *corrupted_b = binary_runs(rng, labels, 1.0, seeds=3)
+  drop = lambda m: m[0] - m[1:].mean(0)
+  got = stats.paired_bootstrap(labels, [clean_a, *corrupted_a, clean_b, *corrupted_b],
+                               lambda m: drop(m[:3]) - drop(m[3:]), metrics.BINARY, num_resamples=500, seed=4)
+  auc = lambda s: metrics.auc(labels, s, metrics.BINARY)
+  expected = (auc(clean_a) - np.mean([auc(s) for s in corrupted_a])) - (auc(clean_b) - np.mean([auc(s) for s in corrupted_b]))
+  assert got["auc"].estimate == pytest.approx(expected, abs=1e-12)
+  assert got["auc"].low < got["auc"].estimate < got["auc"].high
+  # Two runs reduce to example_bootstrap with one seed each (the same resamples for the same seed).
+  pair = stats.paired_bootstrap(labels, [clean_a, clean_b], lambda m: m[0] - m[1], metrics.BINARY, num_resamples=500,
+                                seed=4)
+  single = stats.example_bootstrap(labels, [clean_a], [clean_b], metrics.BINARY, num_resamples=500, seed=4)
+  assert (pair["auc"].low, pair["auc"].high) == (single["auc"].low, single["auc"].high)
