@@ -11,7 +11,7 @@ import pytest
 from qcnn_jax.models.quantum import (CONV_UNITS, QCNN, Noise, QCNNHead, QCNNSpec, gradient_variance, head_readout,
                                      layer_args, layout, n_params, param_shapes, qcnn_apply, readout_wires, resources,
                                      sample_fn)
-from qcnn_jax.models.quantum.execution import QubitMemoryError, check_memory, memory_estimate
+from qcnn_jax.models.quantum.execution import QubitMemoryError, check_memory, memory_estimate, resolve
 from qcnn_jax.models.quantum.qcnn import circuit_depth
 
 # PennyLane builds its initial state as complex128; JAX truncates it to complex64 with a warning.
@@ -236,3 +236,14 @@ def test_circuits_too_large_for_memory_are_refused_with_the_numbers_before_alloc
   check_memory(spec, 64, "fused", None, limit=2**30)  # 10 qubits: pure states fit in 1 GiB
   with pytest.raises(QubitMemoryError, match="density matrices.*fewer qubits for noise"):
     check_memory(spec, 64, "fused", Noise("depolarizing", 0.01), limit=2**30)
+
+
+def test_auto_execution_picks_statevector_for_exact_circuits_of_ten_qubits_or_more():
+  assert resolve("auto", QCNNSpec(8)) == "fused"
+  assert resolve("auto", QCNNSpec(10)) == "statevector"
+  assert resolve("auto", QCNNSpec(12), shots=100) == "fused"  # the engine is exact only
+  assert resolve("auto", QCNNSpec(10), noise=Noise("depolarizing", 0.01)) == "fused"
+  assert resolve("gates", QCNNSpec(12)) == "gates"
+  with pytest.raises(ValueError, match="not in"):
+    resolve("fast", QCNNSpec(8))
+  assert memory_estimate(QCNNSpec(12), 32, "auto") == memory_estimate(QCNNSpec(12), 32, "statevector")

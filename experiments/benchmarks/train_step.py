@@ -39,7 +39,7 @@ flags.DEFINE_integer("steps", 5, "Timed steps after the first (compiling) one.")
 flags.DEFINE_string("width", None, "Optional ResNet base width override.")
 flags.DEFINE_string("dtype", None, "Compute dtype of the ResNet (e.g. bfloat16); default float32.")
 flags.DEFINE_integer("n_qubits", None, "Qubits of the quantum models' circuit; default the model's (8).")
-flags.DEFINE_string("execution", None, "QCNN execution (fused, statevector, gates); default fused.")
+flags.DEFINE_string("execution", None, "QCNN execution (auto, fused, statevector, gates); default: the model's (auto).")
 flags.DEFINE_string("out", None, "JSON-lines output file.")
 FLAGS = flags.FLAGS
 

@@ -166,7 +166,7 @@ class FeatureHead(nn.Module):
   readout: str = "auto"
   n_readout: int | None = None
   reuploading: int = 1
-  execution: str = "fused"
+  execution: str = "auto"
   n_blocks: int = 1
   norm: bool = False
   angle_scale: float = math.pi / 2

@@ -71,7 +71,7 @@ class QCNNClassifier(nn.Module):
   conv_unit: str = "su4"
   encoding: str | None = None
   readout: str = "auto"
-  execution: str = "fused"
+  execution: str = "auto"
   multi_label: bool = False
   input_range: tuple[float, float] = (-1.0, 1.0)
 
@@ -125,7 +125,7 @@ class _DressedResNet50(nn.Module):
   conv_unit: str = "su4"
   encoding: str = "angle_y"
   readout: str = "auto"
-  execution: str = "fused"
+  execution: str = "auto"
   multi_label: bool = False
   norm: bool = HEAD_DEFAULTS["norm"]
   angle_scale: float = HEAD_DEFAULTS["angle_scale"]

@@ -51,7 +51,7 @@ class QCNN(nn.Module):
   n_readout: int = 1
   n_outcomes: int | None = None
   reuploading: int = 1
-  execution: str = "fused"
+  execution: str = "auto"
   shots: int | None = None
   noise: execution_lib.Noise | None = None
   angle_init_std: float | None = None
@@ -112,7 +112,7 @@ class QCNNHead(nn.Module):
   encoding: str = "angle_y"
   readout: str = "auto"
   reuploading: int = 1
-  execution: str = "fused"
+  execution: str = "auto"
   shots: int | None = None
   noise: execution_lib.Noise | None = None
   logit_scale_init: float = 3.0
