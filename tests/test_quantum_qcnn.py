@@ -238,12 +238,12 @@ def test_circuits_too_large_for_memory_are_refused_with_the_numbers_before_alloc
     check_memory(spec, 64, "fused", Noise("depolarizing", 0.01), limit=2**30)
 
 
-def test_auto_execution_picks_statevector_for_exact_circuits_of_ten_qubits_or_more():
-  assert resolve("auto", QCNNSpec(8)) == "fused"
-  assert resolve("auto", QCNNSpec(10)) == "statevector"
-  assert resolve("auto", QCNNSpec(12), shots=100) == "fused"  # the engine is exact only
-  assert resolve("auto", QCNNSpec(10), noise=Noise("depolarizing", 0.01)) == "fused"
-  assert resolve("gates", QCNNSpec(12)) == "gates"
+def test_auto_execution_is_the_statevector_engine_for_exact_circuits():
+  assert resolve("auto") == "statevector"
+  assert resolve("auto", shots=100) == "fused"  # the engine computes exact expectations only
+  assert resolve("auto", noise=Noise("depolarizing", 0.01)) == "fused"
+  assert resolve("gates") == "gates"
   with pytest.raises(ValueError, match="not in"):
-    resolve("fast", QCNNSpec(8))
+    resolve("fast")
   assert memory_estimate(QCNNSpec(12), 32, "auto") == memory_estimate(QCNNSpec(12), 32, "statevector")
+  assert QCNNHead(1, 4).execution == "auto"

@@ -12,8 +12,8 @@ whole circuit traces into XLA inside a jitted step and is vmapped over the batch
 * ``"statevector"``: the "fused" circuit's tape, applied by ``statevector.py`` to a batched state
   without a PennyLane device, differentiated with the adjoint method (memory independent of
   depth). Same outputs again, several times faster; exact expectations only (no shots, no noise).
-* ``"auto"`` (the models' default): ``statevector`` for exact circuits of 10 qubits or more, where
-  its faster steps repay its slower compile within a run, ``fused`` otherwise (``resolve``).
+* ``"auto"`` (the models' default): ``statevector`` for exact circuits, ``fused`` with shots or
+  noise (``resolve``).
 
 Finite shots sample each readout with a per-sample PRNG key (use for evaluation/robustness; the
 backprop gradient of a sampled estimate is not meaningful). Noise applies a depolarizing or
@@ -37,11 +37,9 @@ from qcnn_jax.models.quantum.pooling import POOL_UNIT
 from qcnn_jax.models.quantum.units import CONV_UNITS
 
 EXECUTIONS = ("auto", "fused", "gates", "statevector")
-# "auto" runs exact circuits of this many qubits or more on the statevector engine, the rest fused.
-# Measured (2-core CPU, QCNN alone, batch 64, fwd+grad train step, README "Performance"): the engine
-# steps 1.9x faster than fused at 10 qubits and repays its slower compile (+23 s) within ~1,600 steps;
-# at 8 qubits it steps only 1.3x faster and needs ~13,000 steps to repay +16 s.
-AUTO_STATEVECTOR_QUBITS = 10
+# "auto" runs exact circuits on the statevector engine and circuits with shots or noise fused.
+# Measured side by side (2-core CPU, n=8, batch 128, experiments.benchmarks.qcnn): fwd+grad 17.7x
+# plain PennyLane against fused's 5.9x, cold compile 10.7 s against 10.1 s (README "Performance").
 NOISE_CHANNELS = {"depolarizing": qml.DepolarizingChannel, "amplitude_damping": qml.AmplitudeDamping}
 
 
@@ -61,15 +59,14 @@ class Noise:
       NOISE_CHANNELS[self.channel](self.p, wires=wire)
 
 
-def resolve(execution: str, spec: qcnn.QCNNSpec, shots: int | None = None, noise: "Noise | None" = None) -> str:
+def resolve(execution: str, shots: int | None = None, noise: "Noise | None" = None) -> str:
   """The engine that runs: `execution` itself, or for "auto" statevector when the circuit is exact
-  (no shots, no noise) and has at least AUTO_STATEVECTOR_QUBITS qubits, else fused."""
+  (no shots, no noise), else fused."""
   if execution not in EXECUTIONS:
     raise ValueError(f"execution {execution!r} not in {EXECUTIONS}")
   if execution != "auto":
     return execution
-  exact = shots is None and noise is None
-  return "statevector" if exact and spec.n_qubits >= AUTO_STATEVECTOR_QUBITS else "fused"
+  return "statevector" if shots is None and noise is None else "fused"
 
 
 class QubitMemoryError(ValueError):
@@ -84,7 +81,7 @@ def memory_estimate(spec: qcnn.QCNNSpec, batch: int, execution: str = "fused", n
   of the jitted gradient (batch 32, CPU, su4 units): 23, 31, 36 at n = 8, 10, 12 for "fused"
   (taken as 3n + 4), 19, 33 at n = 4, 6 with noise (5n + 4), 8.6, 8.6, 6.7 for "statevector" (10).
   """
-  execution = resolve(execution, spec, None, noise)
+  execution = resolve(execution, None, noise)
   entries = (4 if noise is not None else 2) ** spec.n_qubits
   entry_bytes = 16 if jax.config.jax_enable_x64 else 8
   if execution == "statevector":
@@ -198,7 +195,7 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
     QubitMemoryError: the batch's simulation would not fit in the device's memory (checked while
       tracing, before anything is allocated).
   """
-  execution = resolve(execution, spec, shots, noise)
+  execution = resolve(execution, shots, noise)
   check_memory(spec, features.shape[0], execution, noise)
   conv_args, pool_args = layer_args(spec, params, execution)
   if execution == "statevector":

@@ -249,14 +249,25 @@ def apply_dense(state, matrix, wires: Sequence[int]):
   return jnp.moveaxis(tensor, range(-k, 0), [1 + w for w in wires]).reshape(batch, dim)
 
 
+def _embed(matrix, positions: Sequence[int], k: int):
+  """(2**k, 2**k) matrix of a gate ``matrix`` acting on ``positions`` of k qubits (position 0 most
+  significant), identity on the others: a Kronecker product with the identity, axes permuted."""
+  g = len(positions)
+  full = jnp.kron(matrix, jnp.eye(2 ** (k - g), dtype=matrix.dtype)).reshape((2,) * (2 * k))
+  order = list(positions) + [q for q in range(k) if q not in positions]  # qubit of each axis now
+  perm = [order.index(q) for q in range(k)]
+  return jnp.transpose(full, perm + [k + p for p in perm]).reshape(2**k, 2**k)
+
+
 def block_matrix(matrices, gate_wires, wires: Sequence[int], dtype):
   """(2**k, 2**k) matrix of ``matrices[i]`` applied on ``gate_wires[i]`` in order, on the k
-  ascending ``wires`` (the columns are the block applied to each basis state)."""
+  ascending ``wires``: the product of the gates embedded in k qubits (a few ops per gate, so its
+  gradient compiles quickly)."""
   local = {w: i for i, w in enumerate(wires)}
-  basis = jnp.eye(2 ** len(wires), dtype=dtype)
+  block = jnp.eye(2 ** len(wires), dtype=dtype)
   for matrix, gw in zip(matrices, gate_wires):
-    basis = apply_matrix(basis, matrix, [local[w] for w in gw])
-  return basis.T
+    block = _embed(matrix.astype(dtype), [local[w] for w in gw], len(wires)) @ block
+  return block
 
 
 def _adjoint(matrix):
