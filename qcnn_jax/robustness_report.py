@@ -83,8 +83,9 @@ def summary_rows(detail: list[dict]) -> list[dict]:
 def compare(loaded: dict[str, robustness.Predictions], a: str, b: str, *, num_resamples: int = 2_000,
             confidence: float = 0.95, seed: int = 0) -> dict[str, stats.Interval]:
   """Mean drop of `a` minus mean drop of `b` (AUC and ACC) with its paired example-bootstrap interval."""
-  if {s.label for s in loaded[a].settings} != {s.label for s in loaded[b].settings}:
-    raise ValueError(f"{a} and {b} were evaluated under different settings")
+  corrupted = lambda name: {(s.label, s.seed) for s in loaded[name].settings if s.kind == "corruption"}
+  if corrupted(a) != corrupted(b):
+    raise ValueError(f"{a} and {b} were evaluated under different corruptions")
   scores_a, scores_b = _drop_scores(loaded[a]), _drop_scores(loaded[b])
   split = len(scores_a)
   mean_drop = lambda m: m[0] - m[1:].mean(0)  # (R, B) metrics: exact first, then the corruptions
@@ -110,9 +111,10 @@ def markdown(title: str, detail: list[dict], summary: list[dict], pairs: dict[tu
               "Paired bootstrap over test examples, 95% percentile interval.", "",
               "| A | B | Δ AUC drop | Δ ACC drop |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {iv['auc'].format(4)} | {iv['acc'].format(4)} |" for (a, b), iv in pairs.items()]
-  lines += ["", "## Every setting: test AUC (drop)", "", "| setting | " + " | ".join(models) + " |",
-            "|---|" + "---|" * len(models)]
-  settings = list(dict.fromkeys((r["kind"], r["setting"]) for r in detail))
+  lines += ["", "## Every corruption: test AUC (drop)", "",
+            "Circuit settings (shots, noise) are in each run's `robustness.csv` and in the CSV beside this file.", "",
+            "| setting | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+  settings = list(dict.fromkeys((r["kind"], r["setting"]) for r in detail if r["kind"] in ("exact", "corruption")))
   cell = {(r["model"], r["kind"], r["setting"]): r for r in detail}
   for kind, setting in settings:
     values = [cell.get((m, kind, setting)) for m in models]
