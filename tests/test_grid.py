@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import importlib
 import os
 
 from absl import flags
@@ -12,6 +13,8 @@ import pytest
 from experiments import grid as grid_cli
 from experiments.configs import grid_smoke, medmnist
 from qcnn_jax import grid, metrics, reports, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NUM_TEST = 80
 LABELS = np.random.default_rng(0).integers(0, 2, (NUM_TEST, 1))
@@ -260,3 +263,16 @@ def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monke
   # A record made with another config (here: another learning rate) does not count.
   grid_config.base.learning_rate = 0.5
   assert grid.expand(grid_config, str(tmp_path / "machine_c"), records=records)[0].status() == grid.PENDING
+
+
+@pytest.mark.parametrize("name", ["grid_backbones_cpu", "grid_breast16", "grid_hassan_cpu", "grid_heads"])
+def test_committed_records_count_as_finished_for_their_grid(name, tmp_path):
+  """Every committed record under results/<grid>/runs matches its grid's run config, so a fresh
+  clone continues the grid instead of retraining (a changed default would silently orphan them)."""
+  records = os.path.join(REPO, "results", name, "runs")
+  if not os.path.isdir(records):
+    pytest.skip(f"no records of {name}")
+  grid_config = importlib.import_module(f"experiments.configs.{name}").get_config()
+  runs = [r for r in grid.expand(grid_config, str(tmp_path), records=records) if os.path.isdir(r.record_dir)]
+  assert runs
+  assert [r.status() for r in runs] == [grid.FINISHED] * len(runs), [r.record_dir for r in runs]
