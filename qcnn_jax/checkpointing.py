@@ -164,14 +164,16 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
-def config_differences(old: Mapping[str, Any], new: Mapping[str, Any],
-                       ignore_keys: Collection[str] = ()) -> dict[str, tuple[Any, Any]]:
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore_keys: Collection[str] = (),
+                       later_keys: Collection[str] = ()) -> dict[str, tuple[Any, Any]]:
   """Differing entries of two (nested) configs: ``{"a.b": (old, new)}``.
 
   A missing key equals None (an unset placeholder), so adding an option that defaults to None
   keeps earlier runs resumable and their records valid. ``ignore_keys`` are dotted names whose value (or whole sub-config) does not affect results,
-  e.g. ``"log_every_steps"`` or ``"data.num_workers"``.
+  e.g. ``"log_every_steps"`` or ``"data.num_workers"``. ``later_keys`` are top-level keys added to
+  configs after ``old`` may have been written: compared only when ``old`` has them.
   """
+  ignore_keys = tuple(ignore_keys) + tuple(k for k in later_keys if k not in old)
   old, new = _flatten(old), _flatten(new)
   differences = {}
   for key in sorted(old.keys() | new.keys()):
@@ -201,7 +203,7 @@ def _move_aside(workdir: str) -> str:
 
 
 def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overwrite: bool = False,
-                    ignore_keys: Collection[str] = ()) -> bool:
+                    ignore_keys: Collection[str] = (), later_keys: Collection[str] = ()) -> bool:
   """Makes ``workdir`` ready for a run of ``config`` and tells whether to resume.
 
   * Missing or empty workdir: created, ``config.json`` written; returns False.
@@ -221,6 +223,7 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
     config: the resolved config as a nested dict (e.g. ``ConfigDict.to_dict()``); JSON-serialisable.
     overwrite: move a conflicting (or any non-empty) workdir aside and start afresh.
     ignore_keys: dotted config keys that do not affect results (see ``config_differences``).
+    later_keys: keys an older run's config may lack (see ``config_differences``).
 
   Returns:
     True when an existing run with the same config is continued, False for a fresh start.
@@ -237,7 +240,7 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
           f"(found: {', '.join(sorted(os.listdir(workdir))[:5])}). Pass --overwrite to move it aside and start "
           "fresh, or use a new --workdir.")
     else:
-      differences = config_differences(reports.read_json(config_path), config, ignore_keys)
+      differences = config_differences(reports.read_json(config_path), config, ignore_keys, later_keys)
       if not differences:
         return True
       if not has_checkpoint(workdir):

@@ -73,20 +73,29 @@ class GridRun:
   def summary_path(self) -> str:
     return os.path.join(self.workdir, reports.SUMMARY_FILENAME)
 
-  def has_record(self) -> bool:
-    """True when a committed record of this run exists and was made with this run's config."""
-    if not self.record_dir or not os.path.exists(os.path.join(self.record_dir, reports.SUMMARY_FILENAME)):
+  def _finished_here(self, folder: str | None) -> bool:
+    """True when `folder` holds a finished run (summary.json) made with this run's config."""
+    if not folder or not os.path.exists(os.path.join(folder, reports.SUMMARY_FILENAME)):
       return False
-    recorded = reports.read_json(os.path.join(self.record_dir, "config.json"))
+    config_path = os.path.join(folder, checkpointing.CONFIG_FILENAME)
+    if not os.path.exists(config_path):
+      logging.warning("%s ignored: no %s to tell which config made it", folder, checkpointing.CONFIG_FILENAME)
+      return False
+    recorded = reports.read_json(config_path)
     differences = checkpointing.config_differences(recorded, reports.to_jsonable(self.config.to_dict()),
-                                                   train.NON_RESULT_KEYS)
+                                                   train.NON_RESULT_KEYS, train.LATER_KEYS)
     if differences:
-      logging.warning("record %s ignored: made with another config (%s)", self.record_dir, sorted(differences))
+      logging.warning("%s ignored: made with another config (%s)", folder, sorted(differences))
     return not differences
 
+  def has_record(self) -> bool:
+    """True when a committed record of this run exists and was made with this run's config."""
+    return self._finished_here(self.record_dir)
+
   def finished_dir(self) -> str | None:
-    """The folder holding this run's finished files: the workdir, else its record, else None."""
-    if os.path.exists(self.summary_path):
+    """The folder holding this run's finished files, made with this run's config: the workdir,
+    else its record, else None."""
+    if self._finished_here(self.workdir):
       return self.workdir
     return self.record_dir if self.has_record() else None
 
@@ -130,7 +139,7 @@ def run_config(grid: ml_collections.ConfigDict, dataset: str, model: str, seed: 
   if overrides:
     config.update(overrides.to_dict())
   config.update(row_overrides)
-  return config
+  return train.with_resolved_model(config)
 
 
 def expand(grid: ml_collections.ConfigDict, root: str, *, datasets=None, models=None, seeds=None,

@@ -23,7 +23,7 @@ from flax.training import train_state
 
 from qcnn_jax import checkpointing, data, features, metrics, parallel, reports, runtime
 from qcnn_jax.data import pipeline
-from qcnn_jax.models import MODELS, get_model, heads
+from qcnn_jax.models import MODELS, get_model, heads, resolved_options
 from qcnn_jax.models.quantum import export
 
 QUANTUM_TAG = "quantum"
@@ -31,6 +31,11 @@ QUANTUM_TAG = "quantum"
 # may resume with other values, and a grid record made with other values still counts.
 NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs",
                    "data_dir", "tfds_dir", "allow_download", "progress")
+# Every option of the run's model with the value it used (unset ones at the model's defaults then):
+# written into config.json, so a run made before a default changed never passes for a new one.
+RESOLVED_MODEL_KEY = "model_resolved"
+# Keys that configs written by earlier versions lack: compared only when the older config has them.
+LATER_KEYS = (RESOLVED_MODEL_KEY,)
 
 
 class ConfigError(ValueError):
@@ -202,7 +207,9 @@ class Trainer:
     parallel.check_batch_size(config.eval_batch_size, self.mesh)
     self.prep = pipeline.Preprocess(**config.preprocess)
     self.splits = {name: pipeline.materialise(source) for name, source in dataset.splits.items()}
-    options = {k: v for k, v in dict(config.model_options).items() if v is not None}
+    # A run's own record of its model options (written with its config.json) rebuilds it exactly.
+    given = config.get(RESOLVED_MODEL_KEY) or config.model_options
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(given).items() if v is not None}
     if dataset.task == metrics.MULTI_LABEL:
       options.setdefault("multi_label", True)
     if "prior" in MODELS.get(config.model, (None, ()))[1]:  # heads that start at the training prior (heads.prior_logits)
@@ -458,6 +465,14 @@ def build_run(config: ml_collections.ConfigDict) -> tuple[data.Dataset, "Trainer
     raise ConfigError(f"invalid config: {e}") from e
 
 
+def with_resolved_model(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` with `model_resolved` = models.resolved_options(model, **model_options)."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config[RESOLVED_MODEL_KEY] = resolved_options(config.model, **config.model_options)
+  return config
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False) -> dict:
   """Trains (or resumes) a run in `workdir`, then evaluates the best-validation checkpoint.
 
@@ -472,8 +487,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   if config.compilation_cache:
     runtime.enable_compilation_cache()
   dataset, trainer, state = build_run(config)  # every config error surfaces before the workdir is touched
+  config = with_resolved_model(config)
   if jax.process_index() == 0:  # Multi-host: one process owns the workdir's files.
-    checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS)
+    checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS,
+                                  later_keys=LATER_KEYS)
   multihost_utils.sync_global_devices("workdir ready")
   initial_angles = quantum_leaves(state.params)  # deterministic from the seed: also right on resume
   num_params, quantum_params = count_params(state.params)

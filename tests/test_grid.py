@@ -54,11 +54,13 @@ class FakeTrain:
       raise KeyboardInterrupt  # like a killed process: not caught by the grid
     if key in self.fail_on:
       raise FloatingPointError("Non-finite loss")
-    write_finished_run(workdir, *key)
+    write_finished_run(workdir, *key, config=config)
     return reports.read_json(os.path.join(workdir, reports.SUMMARY_FILENAME))
 
 
-def write_finished_run(workdir: str, dataset: str, model: str, seed: int) -> None:
+def write_finished_run(workdir: str, dataset: str, model: str, seed: int, config: ml_collections.ConfigDict) -> None:
+  """What train.train_and_evaluate leaves: config.json, test predictions and summary.json."""
+  reports.write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
   rng = np.random.default_rng(seed)
   logits = rng.normal(size=(NUM_TEST, 1)) + QUALITY[model] * (2 * LABELS - 1)
   scores = metrics.scores_from_logits(logits, metrics.BINARY)
@@ -120,7 +122,7 @@ def test_train_runs_skips_finished_runs_and_resumes_a_killed_grid_in_order(tmp_p
   config = make_grid(datasets=("breastmnist",))
   runs = grid.expand(config, str(tmp_path))
   order = [(r.dataset, r.model, r.seed) for r in runs]
-  write_finished_run(runs[1].workdir, *order[1])  # finished earlier: skipped
+  write_finished_run(runs[1].workdir, *order[1], config=runs[1].config)  # finished earlier: skipped
   fake_train.kill_on = order[3]
   with pytest.raises(KeyboardInterrupt):
     grid.train_runs(config, str(tmp_path), runs)
@@ -223,7 +225,7 @@ def test_report_tolerates_missing_predictions_but_not_a_bug(tmp_path, fake_train
 def test_cli_only_report_rebuilds_results_without_training(tmp_path, fake_train, monkeypatch):
   root = tmp_path / "smoke"
   run = grid.expand(grid_smoke.get_config(), str(root))[0]
-  write_finished_run(run.workdir, run.dataset, run.model, run.seed)
+  write_finished_run(run.workdir, run.dataset, run.model, run.seed, config=run.config)
   monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("--only_report trained"))
   argv = ["grid", "--config=experiments/configs/grid_smoke.py", f"--workdir={root}", "--only_report"]
   flags.FLAGS(argv)
@@ -260,9 +262,22 @@ def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monke
   rows = {r["model"]: r for r in csv.DictReader(open(csv_path))}
   assert rows["resnet50_qcnn"]["n_seeds"] == "2" and rows["resnet50_mlp"]["n_seeds"] == "2"
   assert "comparisons" in open(md_path).read().lower()
-  # A record made with another config (here: another learning rate) does not count.
+  # A record made with another config (here: another learning rate) does not count ...
   grid_config.base.learning_rate = 0.5
   assert grid.expand(grid_config, str(tmp_path / "machine_c"), records=records)[0].status() == grid.PENDING
+  # ... nor one whose model ran with another default (its config stores the options the model used),
+  # while a record from before configs stored them still counts.
+  grid_config.base.learning_rate = medmnist.get_config().learning_rate
+  run = grid.expand(grid_config, str(tmp_path / "machine_c"), records=records)[0]
+  path = os.path.join(run.record_dir, "config.json")
+  recorded = reports.read_json(path)
+  assert run.status() == grid.FINISHED and recorded["model_resolved"]["residual"] is True
+  recorded["model_resolved"]["residual"] = False
+  reports.write_json_atomic(path, recorded)
+  assert run.status() == grid.PENDING
+  del recorded["model_resolved"]
+  reports.write_json_atomic(path, recorded)
+  assert run.status() == grid.FINISHED
 
 
 @pytest.mark.parametrize("name", ["grid_backbones_cpu", "grid_breast16", "grid_hassan_cpu", "grid_heads"])

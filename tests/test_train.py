@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import medmnist as medmnist_config
-from qcnn_jax import checkpointing, data, parallel, reports, train
+from qcnn_jax import checkpointing, data, models, parallel, reports, train
 from qcnn_jax.data import medical_mnist, sources
 
 SPLITS = {"train": 128, "val": 32, "test": 48}
@@ -182,6 +182,24 @@ def test_other_config_in_workdir_is_refused_unless_overwrite(finished_run, synth
   with pytest.raises(ValueError, match="learning_rate.*--overwrite"):
     train.train_and_evaluate(other, str(workdir))
   assert json.loads((workdir / "config.json").read_text())["learning_rate"] == config.learning_rate
+
+
+def test_a_run_stores_its_model_options_so_a_changed_default_is_not_taken_for_it(finished_run):
+  config, workdir, _ = finished_run
+  path = workdir / "config.json"
+  written = path.read_text()
+  resolved = json.loads(written)["model_resolved"]
+  assert resolved == models.resolved_options("resnet50_qcnn", width=4, n_qubits=4, stem="cifar")
+  assert resolved["width"] == 4 and resolved["residual"] is True and resolved["conv_unit"] == "su4"
+  # The same config resumes (a finished run: nothing to do) ...
+  assert train.train_and_evaluate(config, str(workdir))["test_auc"] is not None
+  # ... but not a workdir whose model then ran with another default (here: the legacy head scale).
+  path.write_text(json.dumps(dict(json.loads(written), model_resolved=dict(resolved, angle_scale=1.5708))))
+  try:
+    with pytest.raises(ValueError, match="model_resolved.angle_scale.*--overwrite"):
+      train.train_and_evaluate(config, str(workdir))
+  finally:
+    path.write_text(written)
 
 
 @pytest.mark.parametrize("key,value,message", [

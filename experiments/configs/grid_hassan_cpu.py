@@ -32,4 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.models["qcnn10_e10_lr1e-2"] = {"model": "qcnn", "n_qubits": 10, "overrides": longer}
   c.models["qcnn10_expvals_e10_lr1e-2"] = {"model": "qcnn", "n_qubits": 10, "readout": "expvals",
                                            "overrides": longer}
+  # Hassan et al.'s 80/20 train/test split (split seed 0: 47,163 / 11,791 images), no validation
+  # split, so the last epoch is kept (never a test-set choice).
+  for name in ("resnet50", "resnet50_qcnn"):
+    c.models[f"{name}_80_20"] = {"model": name, "stem": "imagenet", "overrides": {"split_scheme": "80_20"}}
+  c.comparisons += (("resnet50_qcnn_80_20", "resnet50_80_20"),)
   return c

@@ -78,4 +78,31 @@ def get_model(name: str, num_classes: int, **options) -> nn.Module:
   return build(num_classes, **options)
 
 
-__all__ = ["MODELS", "get_model"]
+# Options the trainer derives from the data (not part of a model's configuration).
+DATA_OPTIONS = ("multi_label", "prior")
+
+
+def resolved_options(name: str, **options) -> dict:
+  """Every configurable option of model ``name`` with the value the model uses: the given
+  ``options`` (None = unset) and the model's defaults for the rest, as JSON-ready values
+  (dtype names, lists for tuples). ``DATA_OPTIONS`` are left out. Raises like ``get_model``.
+
+  A run stores this with its config, so a later change of a default cannot make an old run pass
+  for a run of the new defaults.
+  """
+  given = {k: v for k, v in options.items() if v is not None}
+  module = get_model(name, 1, **given)
+  resolved = {}
+  for option in MODELS[name][1]:
+    if option in DATA_OPTIONS or not hasattr(module, option):
+      continue
+    value = getattr(module, option)
+    if isinstance(value, tuple):
+      value = list(value)
+    elif option == "dtype":
+      value = None if value is None else jnp.dtype(value).name
+    resolved[option] = value
+  return resolved
+
+
+__all__ = ["DATA_OPTIONS", "MODELS", "get_model", "resolved_options"]
