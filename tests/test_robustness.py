@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qcnn_jax import robustness, train
+from qcnn_jax import metrics, robustness, robustness_report, train
 from qcnn_jax.models.quantum import QCNNSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype")
@@ -25,6 +25,37 @@ def test_readout_flip_matches_a_kronecker_reference():
   z = jnp.asarray(rng.uniform(-1, 1, (5, 2)))
   np.testing.assert_allclose(np.asarray(robustness.flip_readout(z, QCNNSpec(8, readout="expvals", n_readout=2), eps)),
                              (1 - 2 * eps) * np.asarray(z))
+
+
+def fake_predictions(rng, labels, corruptions=("pixelate", "contrast_down")) -> robustness.Predictions:
+  """A run's robustness predictions: exact, then 2 severities of each corruption (noisier logits)."""
+  settings = [robustness.Setting("exact")] + [robustness.Setting("corruption", v, 0, c) for c in corruptions
+                                              for v in (1, 5)]
+  logits = np.stack([(2 * labels - 1) + rng.normal(0, 1 + i, labels.shape) for i in range(len(settings))])
+  return robustness.Predictions(settings, labels, np.arange(len(labels)), logits.astype(np.float32), metrics.BINARY)
+
+
+def test_pooled_runs_average_each_runs_mean_drop_and_pair_runs_by_seed():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 2, (60, 1))
+  runs = {"a": [fake_predictions(rng, labels) for _ in range(3)], "b": [fake_predictions(rng, labels) for _ in range(3)]}
+  drops = robustness_report.run_drops(runs)
+  for name in runs:  # each run's mean drop, computed from its scores alone
+    for p, drop in zip(runs[name], drops[name]["auc"]):
+      aucs = [metrics.auc(labels, metrics.scores_from_logits(x, p.task), p.task) for x in p.logits]
+      assert drop == pytest.approx(aucs[0] - np.mean(aucs[1:]))
+  summary = robustness_report.summary_rows(robustness_report.detail_rows(runs), drops)
+  assert [r["n_runs"] for r in summary] == [3, 3]
+  assert summary[0]["auc_drop"] == pytest.approx(np.mean(drops["a"]["auc"]))
+  assert summary[0]["auc_drop_std"] == pytest.approx(np.std(drops["a"]["auc"], ddof=1))
+  iv = robustness_report.compare(runs, "a", "b", num_resamples=200)
+  expected = np.mean(drops["a"]["auc"]) - np.mean(drops["b"]["auc"])
+  assert iv["auc"].estimate == pytest.approx(expected) and iv["seed_auc"].estimate == pytest.approx(expected)
+  same = robustness_report.compare({"a": runs["a"], "b": runs["a"]}, "a", "b", num_resamples=200)
+  assert (same["auc"].low, same["auc"].high, same["seed_auc"].low, same["seed_auc"].high) == (0, 0, 0, 0)
+  other = {"a": runs["a"][:2] + [fake_predictions(rng, labels, ("pixelate",))]}
+  with pytest.raises(ValueError, match="different corruptions"):
+    robustness_report.detail_rows(other)
 
 
 def test_settings_of_a_trained_run(quick_run):
