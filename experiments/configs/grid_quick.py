@@ -1,0 +1,23 @@
+"""README command 1 (quick.py: 15 epochs, width-16 ResNet-50, BreastMNIST, about 3 minutes a run on
+2 cores) over 5 seeds: what a new user gets from the first command, run to run, for the hybrid and
+its parameter-matched classical twin.
+
+  python -m experiments.grid --config=experiments/configs/grid_quick.py --workdir=runs/grid_quick \
+      --records=results/grid_quick/runs
+"""
+
+import ml_collections
+
+from experiments.configs import quick
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "README command 1 (quick.py) over seeds: BreastMNIST, width-16 ResNet-50, 15 epochs"
+  c.base = quick.get_config()
+  c.base.progress = False
+  c.datasets = ("breastmnist",)
+  c.models = ml_collections.ConfigDict({"resnet50_qcnn": {"width": 16}, "resnet50_mlp": {"width": 16}})
+  c.seeds = (0, 1, 2, 3, 4)
+  c.comparisons = (("resnet50_qcnn", "resnet50_mlp"),)
+  return c
