@@ -32,6 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.models["qcnn10_e10_lr1e-2"] = {"model": "qcnn", "n_qubits": 10, "overrides": longer}
   c.models["qcnn10_expvals_e10_lr1e-2"] = {"model": "qcnn", "n_qubits": 10, "readout": "expvals",
                                            "overrides": longer}
+  # quanv_resnet50 keeps grid_hassan.py's auto stem (3x3 stride 1 on the quanvolution's 32 px maps:
+  # 4x the ResNet FLOPs of the other rows, ~6 images/s here, 2+ h a run); this row gives its
+  # ResNet-50 the ImageNet stem like the other rows (8 x 8 maps after stem and max-pool; ~9x faster).
+  c.models["quanv_resnet50_stem_imagenet"] = {"model": "quanv_resnet50", "stem": "imagenet"}
   # Hassan et al.'s 80/20 train/test split (split seed 0: 47,163 / 11,791 images), no validation
   # split, so the last epoch is kept (never a test-set choice).
   for name in ("resnet50", "resnet50_qcnn"):
