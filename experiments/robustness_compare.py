@@ -43,9 +43,10 @@ def main(argv):
     raise train.ConfigError(f"--pairs names {unknown} that --runs does not define ({sorted(runs)})")
   try:
     loaded = robustness_report.load(runs)
-    detail = robustness_report.detail_rows(loaded)
-    summary = robustness_report.summary_rows(detail, robustness_report.run_drops(loaded))
-    intervals = {(a, b): robustness_report.compare(loaded, a, b, num_resamples=FLAGS.num_resamples)
+    rows = robustness_report.run_rows(loaded)
+    detail, drops = robustness_report.detail_rows(rows), robustness_report.run_drops(rows)
+    summary = robustness_report.summary_rows(detail, drops)
+    intervals = {(a, b): robustness_report.compare(loaded, drops, a, b, num_resamples=FLAGS.num_resamples)
                  for a, b in pairs}
   except ValueError as e:
     raise train.ConfigError(str(e)) from e

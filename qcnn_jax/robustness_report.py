@@ -52,7 +52,7 @@ def _drop_scores(p: robustness.Predictions) -> list[np.ndarray]:
   return [metrics.scores_from_logits(p.logits[i], p.task) for i in exact[:1] + corrupted]
 
 
-def _run_rows(p: robustness.Predictions) -> dict[tuple[str, str], dict]:
+def _score_run(p: robustness.Predictions) -> dict[tuple[str, str], dict]:
   """One run: {(kind, label): test AUC/ACC averaged over sampling seeds, drop from exact, n_seeds}."""
   by_label: dict[tuple, list[dict]] = {}
   for s, logits in zip(p.settings, p.logits):
@@ -68,32 +68,40 @@ def _run_rows(p: robustness.Predictions) -> dict[tuple[str, str], dict]:
   return rows
 
 
-def detail_rows(loaded: dict[str, list[robustness.Predictions]]) -> list[dict]:
+RunRows = dict[str, list[dict[tuple[str, str], dict]]]
+
+
+def run_rows(loaded: dict[str, list[robustness.Predictions]]) -> RunRows:
+  """{model: [each run's {(kind, label): test AUC/ACC, drop from exact, n_seeds}]}: every setting of
+  every run scored once, for `detail_rows` and `run_drops`."""
+  return {name: [_score_run(p) for p in runs_of] for name, runs_of in loaded.items()}
+
+
+def detail_rows(rows: RunRows) -> list[dict]:
   """One row per model and setting, averaged over the model's runs that evaluated it (`n_runs`; e.g.
   circuit settings evaluated on one seed only) and their sampling seeds (`n_seeds` per run): test
   AUC/ACC and the drop from exact. Every run of a model must share its corruption settings."""
-  rows = []
-  for name, runs_of in loaded.items():
-    per_run = [_run_rows(p) for p in runs_of]
+  out = []
+  for name, per_run in rows.items():
     for key in dict.fromkeys(k for r in per_run for k in r):
       values = [r[key] for r in per_run if key in r]
       if key[0] in ("exact", "corruption") and len(values) < len(per_run):
         raise ValueError(f"the runs of {name} were evaluated under different corruptions ({key[1] or key[0]})")
-      rows.append({"model": name, "kind": key[0], "setting": key[1], "n_runs": len(values),
-                   "n_seeds": values[0]["n_seeds"],
-                   **{k: float(np.mean([v[k] for v in values])) for k in ("test_auc", "test_acc", "auc_drop", "acc_drop")}})
-  return rows
+      out.append({"model": name, "kind": key[0], "setting": key[1], "n_runs": len(values),
+                  "n_seeds": values[0]["n_seeds"],
+                  **{k: float(np.mean([v[k] for v in values])) for k in ("test_auc", "test_acc", "auc_drop", "acc_drop")}})
+  return out
 
 
-def run_drops(loaded: dict[str, list[robustness.Predictions]]) -> dict[str, dict[str, list[float]]]:
+def run_drops(rows: RunRows) -> dict[str, dict[str, list[float]]]:
   """{model: {"auc": [mean AUC drop of each run], "acc": [...]}} over every corruption x severity."""
   out = {}
-  for name, runs_of in loaded.items():
+  for name, per_run in rows.items():
     drops = {"auc": [], "acc": []}
-    for p in runs_of:
-      rows = [r for (kind, label), r in _run_rows(p).items() if kind == "corruption" and label != robustness.RESAMPLED]
+    for r in per_run:
+      corrupted = [v for (kind, label), v in r.items() if kind == "corruption" and label != robustness.RESAMPLED]
       for key in drops:
-        drops[key].append(float(np.mean([r[f"{key}_drop"] for r in rows])))
+        drops[key].append(float(np.mean([v[f"{key}_drop"] for v in corrupted])))
     out[name] = drops
   return out
 
@@ -120,11 +128,12 @@ def summary_rows(detail: list[dict], drops: dict[str, dict[str, list[float]]] | 
   return out
 
 
-def compare(loaded: dict[str, list[robustness.Predictions]], a: str, b: str, *, num_resamples: int = 2_000,
-            confidence: float = 0.95, seed: int = 0) -> dict[str, stats.Interval]:
+def compare(loaded: dict[str, list[robustness.Predictions]], drops: dict[str, dict[str, list[float]]], a: str,
+            b: str, *, num_resamples: int = 2_000, confidence: float = 0.95, seed: int = 0) -> dict[str, stats.Interval]:
   """Mean drop of `a` minus mean drop of `b` (AUC and ACC, each averaged over the model's runs) with
   its paired test-example bootstrap interval ("auc", "acc") and, when both have the same number
-  (> 1) of runs, the bootstrap over runs paired in order ("seed_auc", "seed_acc")."""
+  (> 1) of runs, the bootstrap over runs paired in order ("seed_auc", "seed_acc") of their `drops`
+  (`run_drops`)."""
   corrupted = lambda p: {(s.label, s.seed) for s in p.settings if s.kind == "corruption"}
   if len({frozenset(corrupted(p)) for p in loaded[a] + loaded[b]}) != 1:
     raise ValueError(f"{a} and {b} were evaluated under different corruptions")
@@ -139,7 +148,6 @@ def compare(loaded: dict[str, list[robustness.Predictions]], a: str, b: str, *, 
   intervals = stats.paired_bootstrap(loaded[a][0].labels, [x for run in scores for x in run], difference,
                                      loaded[a][0].task, num_resamples=num_resamples, confidence=confidence, seed=seed)
   if n_a == len(loaded[b]) > 1:
-    drops = run_drops({a: loaded[a], b: loaded[b]})
     for key in ("auc", "acc"):
       intervals[f"seed_{key}"] = stats.seed_bootstrap(drops[a][key], drops[b][key], num_resamples=10_000,
                                                       confidence=confidence, seed=seed)

@@ -39,23 +39,26 @@ def test_pooled_runs_average_each_runs_mean_drop_and_pair_runs_by_seed():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 2, (60, 1))
   runs = {"a": [fake_predictions(rng, labels) for _ in range(3)], "b": [fake_predictions(rng, labels) for _ in range(3)]}
-  drops = robustness_report.run_drops(runs)
+  rows = robustness_report.run_rows(runs)
+  drops = robustness_report.run_drops(rows)
   for name in runs:  # each run's mean drop, computed from its scores alone
     for p, drop in zip(runs[name], drops[name]["auc"]):
       aucs = [metrics.auc(labels, metrics.scores_from_logits(x, p.task), p.task) for x in p.logits]
       assert drop == pytest.approx(aucs[0] - np.mean(aucs[1:]))
-  summary = robustness_report.summary_rows(robustness_report.detail_rows(runs), drops)
+  summary = robustness_report.summary_rows(robustness_report.detail_rows(rows), drops)
   assert [r["n_runs"] for r in summary] == [3, 3]
   assert summary[0]["auc_drop"] == pytest.approx(np.mean(drops["a"]["auc"]))
   assert summary[0]["auc_drop_std"] == pytest.approx(np.std(drops["a"]["auc"], ddof=1))
-  iv = robustness_report.compare(runs, "a", "b", num_resamples=200)
+  iv = robustness_report.compare(runs, drops, "a", "b", num_resamples=200)
   expected = np.mean(drops["a"]["auc"]) - np.mean(drops["b"]["auc"])
   assert iv["auc"].estimate == pytest.approx(expected) and iv["seed_auc"].estimate == pytest.approx(expected)
-  same = robustness_report.compare({"a": runs["a"], "b": runs["a"]}, "a", "b", num_resamples=200)
+  same_runs = {"a": runs["a"], "b": runs["a"]}
+  same = robustness_report.compare(same_runs, robustness_report.run_drops(robustness_report.run_rows(same_runs)),
+                                   "a", "b", num_resamples=200)
   assert (same["auc"].low, same["auc"].high, same["seed_auc"].low, same["seed_auc"].high) == (0, 0, 0, 0)
   other = {"a": runs["a"][:2] + [fake_predictions(rng, labels, ("pixelate",))]}
   with pytest.raises(ValueError, match="different corruptions"):
-    robustness_report.detail_rows(other)
+    robustness_report.detail_rows(robustness_report.run_rows(other))
 
 
 def test_settings_of_a_trained_run(quick_run):
