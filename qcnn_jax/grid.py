@@ -73,6 +73,10 @@ class GridRun:
   def summary_path(self) -> str:
     return os.path.join(self.workdir, reports.SUMMARY_FILENAME)
 
+  # Verdicts of `_finished_here` by folder and config.json's identity (inode, mtime, size; atomic
+  # writes make a new inode): a report asks each run several times.
+  _verdicts: dict = dataclasses.field(default_factory=dict, init=False, compare=False, repr=False)
+
   def _finished_here(self, folder: str | None) -> bool:
     """True when `folder` holds a finished run (summary.json) made with this run's config."""
     if not folder or not os.path.exists(os.path.join(folder, reports.SUMMARY_FILENAME)):
@@ -81,12 +85,16 @@ class GridRun:
     if not os.path.exists(config_path):
       logging.warning("%s ignored: no %s to tell which config made it", folder, checkpointing.CONFIG_FILENAME)
       return False
-    recorded = reports.read_json(config_path)
-    differences = checkpointing.config_differences(recorded, reports.to_jsonable(self.config.to_dict()),
-                                                   train.NON_RESULT_KEYS, train.LATER_KEYS)
-    if differences:
-      logging.warning("%s ignored: made with another config (%s)", folder, sorted(differences))
-    return not differences
+    st = os.stat(config_path)
+    key = (folder, st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in self._verdicts:
+      differences = checkpointing.config_differences(reports.read_json(config_path),
+                                                     reports.to_jsonable(self.config.to_dict()),
+                                                     train.NON_RESULT_KEYS, train.LATER_KEYS)
+      if differences:
+        logging.warning("%s ignored: made with another config (%s)", folder, sorted(differences))
+      self._verdicts[key] = not differences
+    return self._verdicts[key]
 
   def has_record(self) -> bool:
     """True when a committed record of this run exists and was made with this run's config."""

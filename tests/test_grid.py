@@ -238,7 +238,7 @@ def test_cli_only_report_rebuilds_results_without_training(tmp_path, fake_train,
   assert (root / grid.RESULTS_CSV).exists()
 
 
-def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monkeypatch):
+def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monkeypatch, caplog):
   grid_config = make_grid(datasets=("breastmnist",), seeds=(0, 1))
   records = str(tmp_path / "results" / "runs")
   first = grid.expand(grid_config, str(tmp_path / "machine_a"), records=records)
@@ -274,7 +274,9 @@ def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monke
   assert run.status() == grid.FINISHED and recorded["model_resolved"]["residual"] is True
   recorded["model_resolved"]["residual"] = False
   reports.write_json_atomic(path, recorded)
-  assert run.status() == grid.PENDING
+  caplog.clear()
+  assert [run.status(), run.status(), run.summary()] == [grid.PENDING, grid.PENDING, None]
+  assert sum("made with another config" in m for m in caplog.messages) == 1  # read and judged once
   del recorded["model_resolved"]
   reports.write_json_atomic(path, recorded)
   assert run.status() == grid.FINISHED
