@@ -32,15 +32,19 @@ def test_qcnn_benchmark_times_jitted_rows_side_by_side():
   from qcnn_jax.models.quantum import QCNNSpec  # pylint: disable=import-outside-toplevel
   spec = QCNNSpec(4)
   params, features = bench.inputs(spec, 8)
-  rows, outputs = bench.jitted_rows(spec, ["project", "pennylane_plain"], params, features, repeats=3)
-  assert set(rows) == set(outputs) == {"project", "pennylane_plain"}
-  np.testing.assert_allclose(outputs["project"], outputs["pennylane_plain"], atol=1e-5)
+  impls = ["project", "project_unfused", "pennylane_plain"]
+  rows, outputs = bench.jitted_rows(spec, impls, params, features, repeats=3)
+  assert set(rows) == set(outputs) == set(impls)
+  for impl in impls[:2]:
+    np.testing.assert_allclose(outputs[impl], outputs["pennylane_plain"], atol=1e-5)
   assert rows["pennylane_plain"]["grad_speedup_vs_plain"] == 1.0
   for row in rows.values():
     assert row["fwd_samples_per_s"] > 0 and row["grad_samples_per_s"] > 0 and row["compile_s"] > 0
     assert row["grad_speedup_vs_plain"] > 0
-  # 8 qubits: 14 gates after the product-state preparation, the last 8 as one dense block.
-  assert bench.n_state_passes(QCNNSpec(8)) == 7
+  # 8 qubits: 14 gates after the product-state preparation, the last 8 as one dense block (no fusion
+  # below 10 qubits); 12 qubits: 23 gates, the last 6 as a dense block, the other 17 in 9 fused blocks.
+  assert (bench.n_state_passes(QCNNSpec(8)), bench.n_state_passes(QCNNSpec(8), fused=False)) == (7, 7)
+  assert (bench.n_state_passes(QCNNSpec(12)), bench.n_state_passes(QCNNSpec(12), fused=False)) == (10, 18)
 
 
 def test_gradient_variance_script_writes_a_row_per_width(tmp_path):

@@ -86,6 +86,24 @@ def test_gradient_equals_fused(spec):
   assert float(jnp.max(jnp.abs(got[1]))) > 1e-3  # features get a gradient (hybrid models need it)
 
 
+@pytest.mark.parametrize("spec", [REUPLOADING, JOINED], ids=["reuploading", "joined"])
+def test_fused_gate_blocks_equal_fused_execution(spec, monkeypatch):
+  """Gate fusion (on from FUSE_MIN_QUBITS qubits) forced on at these widths: values and gradients
+  still equal the PennyLane fused execution."""
+  monkeypatch.setattr(statevector, "FUSE_MIN_QUBITS", 0)
+  params, features = random_inputs(spec, 3)
+  conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
+                for mats in execution.layer_args(spec, params, "fused"))
+  prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits)
+  assert max(len(b) for b in prog.blocks) > 1
+  forward = jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution="statevector"))  # traced under the patch
+  np.testing.assert_allclose(np.asarray(forward(params, features)),
+                             np.asarray(run(spec, params, features, "fused")), atol=1e-5)
+  got, want = _grads(spec, params, features, "statevector"), _grads(spec, params, features, "fused")
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=2e-5)
+
+
 def test_chunked_batch_equals_whole_batch(monkeypatch):
   spec = REUPLOADING  # per-sample gates are chunked along with the state
   params, features = random_inputs(spec, 4)
@@ -111,7 +129,7 @@ def test_float64_equals_pennylane():
       np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-10)
 
 
-@pytest.mark.parametrize("wires", [(1,), (3, 0), (1, 2)])
+@pytest.mark.parametrize("wires", [(1,), (3, 0), (1, 2), (3, 0, 2)])
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_apply_matrix_equals_dense(wires, per_sample):
   n, batch, k = 4, 3, len(wires)
@@ -140,6 +158,32 @@ def test_apply_dense_and_block_matrix_equal_dense():
   for gate_wires, m in gates:
     dense = qml.matrix(qml.QubitUnitary(m, wires=gate_wires, unitary_check=False), wire_order=range(n)) @ dense
   np.testing.assert_allclose(np.asarray(got), state @ dense.T, atol=1e-4)
+
+
+def test_fused_blocks_equal_the_gates_in_order():
+  """Random circuits of 1- and 2-qubit gates on 6 qubits, some per sample: grouped into blocks of at
+  most MAX_BLOCK_QUBITS qubits (fewer than the gates) and applied block by block, they give the
+  state of the gates applied one by one, in recorded order."""
+  n, batch = 6, 2
+  rng = np.random.default_rng(2)
+  for _ in range(5):
+    gates = [statevector.Gate(tuple(rng.choice(n, rng.integers(1, 3), replace=False).tolist()), rng.random() < 0.2)
+             for _ in range(30)]
+    mats = [jnp.asarray(rng.normal(size=(batch,) * g.per_sample + (2 ** len(g.wires),) * 2)
+                        + 1j * rng.normal(size=(batch,) * g.per_sample + (2 ** len(g.wires),) * 2), jnp.complex64)
+            for g in gates]
+    state = jnp.asarray(rng.normal(size=(batch, 2**n)) + 1j * rng.normal(size=(batch, 2**n)), jnp.complex64)
+    want = state
+    for g, m in zip(gates, mats):
+      want = apply_matrix(want, m, g.wires)
+    blocks = statevector._blocks(gates, statevector.MAX_BLOCK_QUBITS)
+    assert sorted(i for b in blocks for i in b) == list(range(len(gates))) and len(blocks) < len(gates)
+    got = state
+    for wires, m in statevector._fuse(blocks, [g.wires for g in gates], mats, jnp.complex64):
+      assert len(wires) <= statevector.MAX_BLOCK_QUBITS
+      got = apply_matrix(got, m, wires)
+    scale = float(jnp.max(jnp.abs(want)))
+    np.testing.assert_allclose(np.asarray(got) / scale, np.asarray(want) / scale, atol=1e-4)
 
 
 def test_gradient_memory_does_not_grow_with_depth():

@@ -7,6 +7,8 @@ Circuit: Hur et al.'s QCNN (``QCNNSpec(n_qubits, conv_unit)``, angle_y encoding,
 float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
 
   project            ``qcnn_apply(execution="statevector")``: pure-JAX statevector, adjoint gradient.
+  project_unfused    the same engine with gate fusion off (``statevector.MAX_BLOCK_QUBITS = 1``:
+                     every gate its own pass over the state, as before 2026-12-03).
   pennylane_fused    ``execution="fused"``: default.qubit, backprop, jit(vmap), fused 4x4 blocks.
   pennylane_plain    ``execution="gates"``: default.qubit, backprop, jit(vmap), gate by gate.
   torchlayer         the same circuit as ``qml.qnn.TorchLayer`` (default.qubit, torch backprop),
@@ -17,10 +19,11 @@ float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
                      works on: the state, or one chunk of it when it exceeds
                      ``statevector.CHUNK_BYTES``) and the time the project's engine must take
                      at that bandwidth (as bytes, always the whole state): each of its
-                     ``state_passes`` (a gate on the full state, or the dense suffix block) reads
+                     ``state_passes`` (a fused block of gates, or the dense suffix block) reads
                      and writes the whole (batch, 2**n) complex64 state once forward; the
                      adjoint gradient adds 3 more reads and writes per pass (uncompute,
-                     cotangent, matrix cotangent).
+                     cotangent, matrix cotangent). ``unfused_*``: the same with one pass per gate
+                     (``unfused_state_passes``), the engine's work before gate fusion.
 
 Each row: impl, n_qubits, batch, fwd_samples_per_s, grad_samples_per_s (value and gradient of the
 summed outputs w.r.t. the circuit angles), compile_s (trace + compile of forward and gradient with
@@ -49,6 +52,7 @@ import math
 import resource
 import tempfile
 import time
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -61,10 +65,12 @@ from experiments import benchmarks
 from qcnn_jax import runtime
 from qcnn_jax.models.quantum import QCNNSpec, execution, param_shapes, qcnn, qcnn_apply, statevector
 
-IMPLS = ("project", "pennylane_fused", "pennylane_plain", "torchlayer", "lightning_adjoint", "roofline")
-JITTED = {"project": "statevector", "pennylane_fused": "fused", "pennylane_plain": "gates"}
+IMPLS = ("project", "project_unfused", "pennylane_fused", "pennylane_plain", "torchlayer", "lightning_adjoint",
+         "roofline")
+JITTED = {"project": "statevector", "project_unfused": "statevector", "pennylane_fused": "fused",
+          "pennylane_plain": "gates"}
 
-flags.DEFINE_enum("n_qubits", "8", ["8", "12", "16"], "Circuit width.")
+flags.DEFINE_enum("n_qubits", "8", ["8", "10", "12", "16"], "Circuit width.")
 flags.DEFINE_string("conv_unit", "su4", "Convolution unit (key of CONV_UNITS).")
 flags.DEFINE_integer("batch", 128, "Samples per batch.")
 flags.DEFINE_list("impls", list(IMPLS), f"Rows to measure, from {IMPLS}.")
@@ -97,15 +103,17 @@ def max_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def compile_jitted(spec: QCNNSpec, mode: str, params, features) -> tuple[dict, tuple]:
+def compile_jitted(spec: QCNNSpec, impl: str, params, features) -> tuple[dict, tuple]:
   """Cold/warm compile time and XLA memory of ``qcnn_apply``'s forward and gradient, and both
   compiled functions as zero-argument calls that block until done."""
-  forward = lambda p, x: qcnn_apply(spec, p, x, execution=mode)
+  forward = lambda p, x: qcnn_apply(spec, p, x, execution=JITTED[impl])
   value_and_grad = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x)))
+  block_qubits = 1 if impl == "project_unfused" else statevector.MAX_BLOCK_QUBITS
 
   def compile_all():
     start = time.perf_counter()
-    compiled = [jax.jit(f).lower(params, features).compile() for f in (forward, value_and_grad)]
+    with mock.patch.object(statevector, "MAX_BLOCK_QUBITS", block_qubits):  # read while tracing
+      compiled = [jax.jit(f).lower(params, features).compile() for f in (forward, value_and_grad)]
     return time.perf_counter() - start, compiled
 
   runtime.enable_compilation_cache(tempfile.mkdtemp(prefix="qcnn_bench_cache_"))
@@ -146,7 +154,7 @@ def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int
   path's time / the row's time."""
   rows, calls = {}, {}
   for impl in impls:
-    rows[impl], (calls[(impl, "fwd")], calls[(impl, "grad")]) = compile_jitted(spec, JITTED[impl], params, features)
+    rows[impl], (calls[(impl, "fwd")], calls[(impl, "grad")]) = compile_jitted(spec, impl, params, features)
   times = interleaved_seconds(calls, repeats)
   batch = features.shape[0]
   for impl, row in rows.items():
@@ -208,14 +216,15 @@ def torchlayer_row(spec: QCNNSpec, params, features, repeats: int):
   return loop_row(forward, value_and_grad, params, features, repeats)
 
 
-def n_state_passes(spec: QCNNSpec) -> int:
-  """Passes the project's engine makes over the full state: one per gate it applies there (the
-  preparation works on small factors) and one for the dense suffix block, if any."""
+def n_state_passes(spec: QCNNSpec, fused: bool = True) -> int:
+  """Passes the project's engine makes over the full state: one per block of fused gates (per gate
+  if not ``fused``) it applies there (the preparation works on small factors) and one for the
+  dense suffix block, if any."""
   params, features = inputs(spec, 1)
   conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
                 for mats in execution.layer_args(spec, params, "fused"))
   prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits)
-  return len(prog.gates) - prog.n_suffix + (1 if prog.n_suffix else 0)
+  return (len(prog.blocks) if fused else len(prog.gates) - prog.n_suffix) + (1 if prog.n_suffix else 0)
 
 
 def roofline_row(spec: QCNNSpec, batch: int, project: dict | None, repeats: int) -> dict:
@@ -225,19 +234,19 @@ def roofline_row(spec: QCNNSpec, batch: int, project: dict | None, repeats: int)
   axpy = jax.jit(lambda y, x: 1.0001 * x + y)
   seconds = median_seconds(lambda: axpy(x, x).block_until_ready(), max(repeats, 10))
   bandwidth = 3 * x.nbytes / seconds  # read x, read y, write the result
-  passes = n_state_passes(spec)
-  fwd_bytes, grad_bytes = 2 * passes * state_bytes, 8 * passes * state_bytes
-  row = {
-      "bandwidth_gb_s": bandwidth / 1e9,
-      "state_passes": passes,
-      "fwd_bytes": fwd_bytes,
-      "grad_bytes": grad_bytes,
-      "fwd_samples_per_s": batch * bandwidth / fwd_bytes,
-      "grad_samples_per_s": batch * bandwidth / grad_bytes,
-  }
-  if project:
-    row["project_fwd_fraction"] = project["fwd_samples_per_s"] / row["fwd_samples_per_s"]
-    row["project_grad_fraction"] = project["grad_samples_per_s"] / row["grad_samples_per_s"]
+  row = {"bandwidth_gb_s": bandwidth / 1e9}
+  for prefix, passes in (("", n_state_passes(spec)), ("unfused_", n_state_passes(spec, fused=False))):
+    fwd_bytes, grad_bytes = 2 * passes * state_bytes, 8 * passes * state_bytes
+    row.update({
+        f"{prefix}state_passes": passes,
+        f"{prefix}fwd_bytes": fwd_bytes,
+        f"{prefix}grad_bytes": grad_bytes,
+        f"{prefix}fwd_samples_per_s": batch * bandwidth / fwd_bytes,
+        f"{prefix}grad_samples_per_s": batch * bandwidth / grad_bytes,
+    })
+    if project:
+      row[f"project_{prefix}fwd_fraction"] = project["fwd_samples_per_s"] / row[f"{prefix}fwd_samples_per_s"]
+      row[f"project_{prefix}grad_fraction"] = project["grad_samples_per_s"] / row[f"{prefix}grad_samples_per_s"]
   return row
 
 

@@ -10,9 +10,13 @@ recorded operation is applied through its own ``op.matrix()`` to a batched state
   register (the encoding's one-qubit gates, then the first conv gates on disjoint pairs and those
   joining them until one factor would span every qubit) are applied to the small factors, which
   are then joined into the full state. Computed per sample (vmap), differentiated by JAX.
-* Gates: a k-qubit matrix (k <= 2), shared (2**k, 2**k) or per sample (B, 2**k, 2**k), is
+* Gates: a k-qubit matrix (k <= 3), shared (2**k, 2**k) or per sample (B, 2**k, 2**k), is
   applied as 2**k scaled strided slices of the state summed per output slice, which XLA fuses into
-  one pass over the state (on CPU about twice as fast as a dot with transposes).
+  one pass over the state (on CPU about twice as fast as a dot with transposes). A pass costs
+  about the same for 1, 2 or 3 qubits, so consecutive shared gates are first multiplied into
+  blocks of up to ``MAX_BLOCK_QUBITS`` qubits (``_blocks``; a gate joins the last block that
+  touches its wires, past later blocks it commutes with): fewer passes, forward and backward
+  (from ``FUSE_MIN_QUBITS`` qubits on; below, the state is small and arithmetic dominates).
 * Suffix: a QCNN's gates after its first pooling layer act on few qubits; the trailing shared
   gates are multiplied into one dense block of up to ``MAX_SUFFIX_QUBITS`` qubits (where the
   cost estimate in ``_suffix`` says it saves work) and applied with one matmul.
@@ -61,6 +65,8 @@ class Program(NamedTuple):
   n_suffix: int  # trailing gates applied together as one dense block on ``suffix_wires``
   suffix_wires: tuple[int, ...]  # ascending
   measurements: tuple[tuple[str, tuple[int, ...]], ...]  # ("expval" | "probs", wires)
+  blocks: tuple[tuple[int, ...], ...]  # the gates before the suffix (indices into gates), grouped
+                                       # into the matrices the engine applies, in order (`_blocks`)
 
 
 def record(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks) -> qml.tape.QuantumScript:
@@ -104,7 +110,41 @@ def program(tape: qml.tape.QuantumScript, n_qubits: int) -> Program:
     if len(op.wires) > 2 or isinstance(op, qml.StatePrep):
       raise NotImplementedError(f"statevector execution cannot apply {op} after state preparation")
   gates = tuple(Gate(tuple(op.wires), not isinstance(op, qml.QubitUnitary)) for op in ops[n_prep:])
-  return Program(n_prep, gates, *_suffix(gates), tuple(_measurement(mp) for mp in tape.measurements))
+  n_suffix, suffix_wires = _suffix(gates)
+  return Program(n_prep, gates, n_suffix, suffix_wires, tuple(_measurement(mp) for mp in tape.measurements),
+                 _blocks(gates[: len(gates) - n_suffix], MAX_BLOCK_QUBITS if n_qubits >= FUSE_MIN_QUBITS else 1))
+
+
+# Most qubits a block of fused gates may act on, and the circuit width from which gates are fused.
+# One pass of a k-qubit matrix over a large state (n=16, batch 128, chunked, 2-core CPU) takes about
+# the same time for k = 1 and 2, 1.2x for k = 3, 2.8x for k = 4. Measured side by side (batch 128,
+# `experiments.benchmarks.qcnn`, project vs project_unfused): forward 1.14x / 1.11x / 1.12x and
+# gradient 1.05x / 1.09x / 1.14x at n = 10 / 12 / 16; at n = 8 the whole batch's state is in cache,
+# arithmetic dominates and fusing costs 12%.
+MAX_BLOCK_QUBITS = 3
+FUSE_MIN_QUBITS = 10
+
+
+def _blocks(gates: Sequence[Gate], max_qubits: int) -> tuple[tuple[int, ...], ...]:
+  """Groups of ``gates`` (indices, ascending) to apply as one matrix each, in order of their first gate.
+
+  A shared gate joins the last group that touches any of its wires, if that group is shared and
+  stays within ``max_qubits`` qubits: the groups after it act on other wires, so the gate
+  commutes with them and may run before them. Per-sample gates stay alone.
+  """
+  groups: list[list[int]] = []
+  wires: list[set[int]] = []
+  for i, gate in enumerate(gates):
+    touching = [g for g, w in enumerate(wires) if w & set(gate.wires)]
+    last = touching[-1] if touching else None
+    if (last is not None and not gate.per_sample and not gates[groups[last][0]].per_sample
+        and len(wires[last] | set(gate.wires)) <= max_qubits):
+      groups[last].append(i)
+      wires[last] |= set(gate.wires)
+    else:
+      groups.append([i])
+      wires.append(set(gate.wires))
+  return tuple(map(tuple, groups))
 
 
 # Most qubits a fused suffix block may act on (its matrix is 2**k x 2**k).
@@ -214,7 +254,7 @@ def _bits(k: int) -> list[tuple[int, ...]]:
 
 
 def apply_matrix(state, matrix, wires: Sequence[int]):
-  """Applies a k-qubit ``matrix`` (k = 1, 2) to ``wires`` of a batched state.
+  """Applies a k-qubit ``matrix`` (k = 1, 2, 3) to ``wires`` of a batched state.
 
   Args:
     state: (B, 2**n) amplitudes, wire 0 most significant.
@@ -346,6 +386,19 @@ def measure(state, n_qubits: int, measurements) -> list:
   return results
 
 
+def _fuse(blocks, gate_wires, gate_mats, dtype) -> list[tuple[tuple[int, ...], object]]:
+  """(wires, matrix) of each group of ``blocks`` (``Program.blocks``): a lone gate as recorded (its
+  matrix may be a per-sample index), a group of shared gates as their product on its ascending wires."""
+  out = []
+  for group in blocks:
+    if len(group) == 1:
+      out.append((gate_wires[group[0]], gate_mats[group[0]]))
+    else:
+      wires = tuple(sorted({w for i in group for w in gate_wires[i]}))
+      out.append((wires, block_matrix([gate_mats[i] for i in group], [gate_wires[i] for i in group], wires, dtype)))
+  return out
+
+
 def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks):
   """Batched QCNN forward on the statevector engine.
 
@@ -370,11 +423,13 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks):
   shared = [m.astype(dtype) for m in shared]
   suffix = (block_matrix(shared[len(shared) - prog.n_suffix:], wires[n_engine:], prog.suffix_wires, dtype)
             if prog.n_suffix else None)
+  sample_index, shared_iter = itertools.count(), iter(shared)  # a per-sample gate: its index in the chunk's
+  gate_mats = [next(sample_index) if gate.per_sample else next(shared_iter) for gate in prog.gates[:n_engine]]
+  block_wires, block_mats = zip(*_fuse(prog.blocks, wires, gate_mats, dtype)) if prog.blocks else ((), ())
 
   def run(chunk_state, chunk_sample_mats):
-    shared_iter, sample_iter = iter(shared), iter(chunk_sample_mats)
-    matrices = tuple(next(sample_iter) if gate.per_sample else next(shared_iter) for gate in prog.gates[:n_engine])
-    chunk_state = evolve(wires[:n_engine], chunk_state, matrices)
+    matrices = tuple(chunk_sample_mats[m] if isinstance(m, int) else m for m in block_mats)
+    chunk_state = evolve(block_wires, chunk_state, matrices)
     return chunk_state if suffix is None else apply_dense(chunk_state, suffix, prog.suffix_wires)
 
   batch, dim = state.shape
