@@ -252,10 +252,13 @@ def load_test_labels(config: ml_collections.ConfigDict) -> tuple[str, np.ndarray
 
 
 def cached_test_labels(cache: dict, run: GridRun) -> tuple[str, np.ndarray, np.ndarray]:
-  """`load_test_labels` of the run's dataset, read once per `cache` (a report shares one)."""
-  if run.dataset not in cache:
-    cache[run.dataset] = load_test_labels(run.config)
-  return cache[run.dataset]
+  """`load_test_labels` of the run's test split, read once per `cache` (a report shares one). Rows
+  of one dataset may use other splits (e.g. Medical MNIST 80/10/10 and 80/20): the split scheme and
+  seed are part of the key."""
+  key = (run.dataset, run.config.get("split_scheme"), run.config.get("split_seed"))
+  if key not in cache:
+    cache[key] = load_test_labels(run.config)
+  return cache[key]
 
 
 class PredictionsMismatchError(ValueError):

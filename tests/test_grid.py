@@ -294,3 +294,21 @@ def test_committed_records_count_as_finished_for_their_grid(name, tmp_path):
   runs = [r for r in grid.expand(grid_config, str(tmp_path), records=records) if os.path.isdir(r.record_dir)]
   assert runs
   assert [r.status() for r in runs] == [grid.FINISHED] * len(runs), [r.record_dir for r in runs]
+
+
+def test_test_labels_are_read_once_per_test_split(monkeypatch):
+  """Rows of one dataset on other splits (Medical MNIST 80/10/10 and 80/20) get their own labels."""
+  loads = []
+
+  def load_test_labels(config):
+    loads.append(config.split_scheme)
+    return metrics.BINARY, np.arange(10 if config.split_scheme == "80_10_10" else 20), LABELS
+
+  monkeypatch.setattr(grid, "load_test_labels", load_test_labels)
+  cache, runs = {}, []
+  for scheme in ("80_10_10", "80_20", "80_10_10"):
+    config = medmnist.get_config()
+    config.dataset, config.split_scheme = "medical_mnist", scheme
+    runs.append(grid.GridRun("medical_mnist", "resnet50", 0, f"/w/{scheme}", config))
+  sizes = [len(grid.cached_test_labels(cache, run)[1]) for run in runs]
+  assert sizes == [10, 20, 10] and loads == ["80_10_10", "80_20"]
