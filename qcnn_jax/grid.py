@@ -68,14 +68,13 @@ class GridRun:
   workdir: str
   config: ml_collections.ConfigDict = dataclasses.field(compare=False, repr=False)
   record_dir: str | None = dataclasses.field(default=None, compare=False)
+  # Verdicts of `_finished_here` by folder and config.json's identity (inode, mtime, size; atomic
+  # writes make a new inode): a report asks each run several times.
+  _verdicts: dict = dataclasses.field(default_factory=dict, init=False, compare=False, repr=False)
 
   @property
   def summary_path(self) -> str:
     return os.path.join(self.workdir, reports.SUMMARY_FILENAME)
-
-  # Verdicts of `_finished_here` by folder and config.json's identity (inode, mtime, size; atomic
-  # writes make a new inode): a report asks each run several times.
-  _verdicts: dict = dataclasses.field(default_factory=dict, init=False, compare=False, repr=False)
 
   def _finished_here(self, folder: str | None) -> bool:
     """True when `folder` holds a finished run (summary.json) made with this run's config."""

@@ -423,7 +423,8 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks):
   shared = [m.astype(dtype) for m in shared]
   suffix = (block_matrix(shared[len(shared) - prog.n_suffix:], wires[n_engine:], prog.suffix_wires, dtype)
             if prog.n_suffix else None)
-  sample_index, shared_iter = itertools.count(), iter(shared)  # a per-sample gate: its index in the chunk's
+  # Each engine gate's matrix: shared, or for a per-sample gate its index into a chunk's sample_mats.
+  sample_index, shared_iter = itertools.count(), iter(shared)
   gate_mats = [next(sample_index) if gate.per_sample else next(shared_iter) for gate in prog.gates[:n_engine]]
   block_wires, block_mats = zip(*_fuse(prog.blocks, wires, gate_mats, dtype)) if prog.blocks else ((), ())
 
