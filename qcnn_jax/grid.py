@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import functools
 import glob
+import gzip
 import io
 import logging
 import math
@@ -56,6 +57,9 @@ DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
 # The small files of a finished run that a record keeps (never checkpoints or train predictions).
 RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME, "metrics_final.json", "metrics.jsonl")
 RECORD_PREDICTIONS = ("*_val_*@*.csv", "*_test_*@*.csv")
+# Records keep the predictions CSVs gzip-compressed (`gunzip` gives MedMNIST's file back): 2.5x
+# smaller, and an 80/20 Medical MNIST test split is 11,791 rows.
+RECORD_COMPRESSED = ".gz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,16 +125,19 @@ class GridRun:
 
 
 def record_run(run: GridRun) -> str:
-  """Copies a finished workdir's small files (`RECORD_FILES`, val/test predictions) into
-  `run.record_dir` (atomically, file by file; summary.json last) and returns that folder."""
+  """Copies a finished workdir's small files (`RECORD_FILES`; val/test predictions, gzip-compressed)
+  into `run.record_dir` (atomically, file by file; summary.json last) and returns that folder."""
   if not os.path.exists(run.summary_path):
     raise FileNotFoundError(f"{run.workdir} has not finished (no {reports.SUMMARY_FILENAME})")
-  names = [n for n in RECORD_FILES if n != reports.SUMMARY_FILENAME and os.path.exists(os.path.join(run.workdir, n))]
-  names += [os.path.relpath(p, run.workdir) for pattern in RECORD_PREDICTIONS
-            for p in glob.glob(os.path.join(glob.escape(run.workdir), "predictions", pattern))]
-  for name in names + [reports.SUMMARY_FILENAME]:
-    with open(os.path.join(run.workdir, name), encoding="utf-8") as f:
-      reports.write_text_atomic(os.path.join(run.record_dir, name), f.read())
+  predictions = [os.path.relpath(p, run.workdir) for pattern in RECORD_PREDICTIONS
+                 for p in glob.glob(os.path.join(glob.escape(run.workdir), "predictions", pattern))]
+  small = [n for n in RECORD_FILES if n != reports.SUMMARY_FILENAME and os.path.exists(os.path.join(run.workdir, n))]
+  for name in predictions + small + [reports.SUMMARY_FILENAME]:
+    with open(os.path.join(run.workdir, name), "rb") as f:
+      data = f.read()
+    if name in predictions:
+      name, data = name + RECORD_COMPRESSED, gzip.compress(data, mtime=0)
+    reports.write_bytes_atomic(os.path.join(run.record_dir, name), data)
   return run.record_dir
 
 
@@ -271,9 +278,11 @@ REPORT_GAPS = (FileNotFoundError, sources.ChecksumError, PredictionsMismatchErro
 
 
 def test_predictions(run: GridRun) -> tuple[np.ndarray, np.ndarray]:
-  """(index (N,), scores (N, K)) of the run's newest test predictions CSV (ascending index)."""
+  """(index (N,), scores (N, K)) of the run's newest test predictions CSV, plain (workdir) or
+  compressed (record), rows in ascending index."""
   folder = run.finished_dir() or run.workdir
-  paths = glob.glob(os.path.join(glob.escape(folder), "predictions", "*_test_*@*.csv"))
+  paths = [p for pattern in ("*_test_*@*.csv", "*_test_*@*.csv" + RECORD_COMPRESSED)
+           for p in glob.glob(os.path.join(glob.escape(folder), "predictions", pattern))]
   if not paths:
     raise FileNotFoundError(f"no test predictions CSV in {folder}/predictions")
   return reports.read_predictions_csv(max(paths, key=os.path.getmtime))

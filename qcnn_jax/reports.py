@@ -175,23 +175,30 @@ def write_predictions_csv(out_dir: str | os.PathLike, flag: str, split: str, ind
 
 
 def read_predictions_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-  """Reads a MedMNIST predictions CSV; returns ``index`` (N,) int64 and ``scores`` (N, K) float64."""
+  """Reads a MedMNIST predictions CSV, plain or gzip-compressed (``.csv.gz``, as run records keep
+  them); returns ``index`` (N,) int64 and ``scores`` (N, K) float64."""
   table = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
   return table[:, 0].astype(np.int64), table[:, 1:]
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-  """Writes ``text`` so that ``path`` holds either the old or the whole new file.
+  """Writes ``text`` (UTF-8) so that ``path`` holds either the old or the whole new file
+  (`write_bytes_atomic`)."""
+  write_bytes_atomic(path, text.encode("utf-8"))
 
-  The text goes to a temporary file in the same directory, is fsynced and then ``os.replace``d
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+  """Writes ``data`` so that ``path`` holds either the old or the whole new file.
+
+  The bytes go to a temporary file in the same directory, are fsynced and then ``os.replace``d
   over ``path`` (atomic on POSIX); the directory is fsynced so the rename survives a crash.
   """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp_path, path)

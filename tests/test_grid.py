@@ -249,12 +249,15 @@ def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monke
 
   monkeypatch.setattr(train, "train_and_evaluate", train_with_config)
   grid.train_runs(grid_config, str(tmp_path / "machine_a"), first[:3], records=records)
-  assert os.listdir(os.path.join(first[0].record_dir, "predictions"))
+  recorded = os.listdir(os.path.join(first[0].record_dir, "predictions"))
+  assert recorded and all(name.endswith(".csv.gz") for name in recorded)
   assert not os.path.exists(first[3].record_dir)
   # A fresh machine: no workdirs, only the committed records; data location may differ.
   grid_config.base.data_dir = "/elsewhere"
   fresh = grid.expand(grid_config, str(tmp_path / "machine_b"), records=records)
   assert [r.status() for r in fresh] == [grid.FINISHED] * 3 + [grid.PENDING]
+  for from_record, from_workdir in zip(grid.test_predictions(fresh[0]), grid.test_predictions(first[0])):
+    np.testing.assert_array_equal(from_record, from_workdir)
   fake_train.calls.clear()
   grid.train_runs(grid_config, str(tmp_path / "machine_b"), fresh, records=records)
   assert fake_train.calls == [(first[3].dataset, first[3].model, first[3].seed)]
