@@ -20,6 +20,7 @@ import optax
 from absl import logging
 from jax.experimental import multihost_utils
 from flax.training import train_state
+from sklearn.utils import class_weight as sklearn_class_weight
 
 from qcnn_jax import checkpointing, data, features, metrics, parallel, reports, runtime
 from qcnn_jax.data import pipeline
@@ -151,23 +152,59 @@ def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int
   return tx
 
 
-def per_example_loss(logits: jax.Array, labels: jax.Array, task: str) -> jax.Array:
+CLASS_WEIGHTINGS = ("balanced",)
+
+
+def class_weights(labels: np.ndarray, task: str, num_outputs: int, weighting: str | None) -> np.ndarray | None:
+  """Loss weights per class from the training labels; None for `weighting` None (unweighted).
+
+  "balanced" is scikit-learn's class_weight="balanced": a class's examples weigh N / (C * N_class),
+  so each class adds the same total weight to the loss (C = 2 per output for sigmoid outputs).
+
+  Args:
+    labels: (N, L) integer training labels.
+    task: MedMNIST task string.
+    num_outputs: K.
+    weighting: None or one of `CLASS_WEIGHTINGS`.
+
+  Returns:
+    (2, L) float32 [negative, positive] weights of each sigmoid output (binary, multi-label), else
+    (K,) float32 weights of each class.
+  """
+  if weighting is None:
+    return None
+  if weighting not in CLASS_WEIGHTINGS:
+    raise ValueError(f"class_weights {weighting!r} not in {CLASS_WEIGHTINGS}; leave it unset for an unweighted loss")
+  labels = np.asarray(labels)
+  balanced = functools.partial(sklearn_class_weight.compute_class_weight, "balanced")
+  if task in (metrics.BINARY, metrics.MULTI_LABEL):
+    return np.stack([balanced(classes=np.arange(2), y=column) for column in labels.T], axis=1).astype(np.float32)
+  return balanced(classes=np.arange(num_outputs), y=labels[:, 0]).astype(np.float32)
+
+
+def per_example_loss(logits: jax.Array, labels: jax.Array, task: str, weights: jax.Array | None = None) -> jax.Array:
   """(B,) loss: sigmoid BCE averaged over outputs (binary, multi-label), else softmax cross-entropy.
 
   Args:
     logits: (B, K) float.
     labels: (B, L) int: L = 1 class index (binary, multi-class, ordinal) or L = K 0/1 labels.
     task: MedMNIST task string.
+    weights: optional `class_weights`: each output's (or example's) loss times its class's weight.
   """
   logits = logits.astype(jnp.float32)
+  weights = None if weights is None else jnp.asarray(weights)
   if task in (metrics.BINARY, metrics.MULTI_LABEL):
-    return optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32)).mean(axis=-1)
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels[:, 0])
+    loss = optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32))
+    if weights is not None:
+      loss = loss * jnp.where(labels == 1, weights[1], weights[0])
+    return loss.mean(axis=-1)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels[:, 0])
+  return loss if weights is None else loss * weights[labels[:, 0]]
 
 
-def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: str):
-  """One optimisation step on a global batch; a non-finite loss, gradient or update is skipped
-  and flagged.
+def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: str, class_weights=None):
+  """One optimisation step on a global batch (loss weighted by `class_weights` when given); a
+  non-finite loss, gradient or update is skipped and flagged.
 
   Returns:
     (new state, {"loss": (), "finite": () bool, "grad_norm": (), "grad_norm_quantum": (),
@@ -176,7 +213,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: s
   def loss_fn(params):
     logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"],
                                   train=True, mutable=["batch_stats"])
-    return per_example_loss(logits, batch["label"], task).mean(), updates
+    return per_example_loss(logits, batch["label"], task, class_weights).mean(), updates
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   grad_norm = optax.global_norm(grads)
@@ -216,6 +253,8 @@ class Trainer:
       train_labels = pipeline.column(self.splits["train"], "label")
       options["prior"] = heads.prior_logits(train_labels, dataset.task, dataset.num_outputs)
     self.model = get_model(config.model, dataset.num_outputs, **options)
+    self.class_weights = class_weights(pipeline.column(self.splits["train"], "label"), dataset.task,
+                                       dataset.num_outputs, config.get("class_weights"))
     self.has_circuit = False  # set by init_state: does the model train circuit parameters?
     self.input_shape = self._input_shape()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
@@ -224,7 +263,8 @@ class Trainer:
                        "quantum_learning_rate": learning_rate_schedule(config, quantum_base_rate(config),
                                                                        self.total_steps)}
     replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
-    self._train_step = jax.jit(functools.partial(train_step, model=self.model, task=dataset.task),
+    self._train_step = jax.jit(functools.partial(train_step, model=self.model, task=dataset.task,
+                                                 class_weights=self.class_weights),
                                in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
                                donate_argnums=0)
     self._eval_step = jax.jit(functools.partial(eval_step, model=self.model),

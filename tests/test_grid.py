@@ -286,7 +286,7 @@ def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monke
 
 
 @pytest.mark.parametrize("name", ["grid_backbones_cpu", "grid_breast16", "grid_hassan_cpu", "grid_heads",
-                                  "grid_medmnist", "grid_quick"])
+                                  "grid_medmnist", "grid_quick", "grid_quick_recipes"])
 def test_committed_records_count_as_finished_for_their_grid(name, tmp_path):
   """Every committed record under results/<grid>/runs matches its grid's run config, so a fresh
   clone continues the grid instead of retraining (a changed default would silently orphan them)."""

@@ -208,6 +208,7 @@ def test_a_run_stores_its_model_options_so_a_changed_default_is_not_taken_for_it
     ("model", "resnet51", "unknown model 'resnet51'"),
     ("schedule", "cosine", "Unknown schedule 'cosine'"),
     ("optimizer", "lamb", "Unknown optimizer 'lamb'"),
+    ("class_weights", "inverse", "class_weights 'inverse' not in"),
     ("model_options", {"width": 4, "n_qubits": 4, "stem": "cifar", "conv_unit": "su5"}, "conv_unit 'su5'"),
 ])
 def test_invalid_config_is_refused_before_the_workdir_is_touched(tmp_path, synthetic_breast, key, value, message):
@@ -369,6 +370,51 @@ def test_schedules_and_clipping():
 def test_losses_by_task(task, logits, labels, expected):
   loss = train.per_example_loss(np.asarray(logits, np.float32), np.asarray(labels), task)
   np.testing.assert_allclose(loss, [expected], rtol=1e-5)
+
+
+def test_balanced_class_weights_give_every_class_the_same_total_weight():
+  binary = train.class_weights(np.array([[0], [0], [0], [1]]), "binary-class", 1, "balanced")
+  np.testing.assert_allclose(binary, [[4 / 6], [2.0]], rtol=1e-6)  # N / (2 * N_class)
+  multi_label = train.class_weights(np.array([[0, 1], [1, 1], [0, 1], [0, 0]]), "multi-label, binary-class", 2,
+                                    "balanced")
+  np.testing.assert_allclose(multi_label, [[4 / 6, 2.0], [2.0, 4 / 6]], rtol=1e-6)
+  labels = np.array([[0], [0], [0], [1], [2], [2]])
+  multi = train.class_weights(labels, "multi-class", 3, "balanced")
+  np.testing.assert_allclose(np.bincount(labels[:, 0], weights=multi[labels[:, 0]]), [2.0, 2.0, 2.0], rtol=1e-6)
+  assert train.class_weights(labels, "multi-class", 3, None) is None
+
+
+@pytest.mark.parametrize("task,labels,weights,scale", [
+    ("binary-class", [[1], [0]], [[0.5], [3.0]], [3.0, 0.5]),
+    ("multi-label, binary-class", [[1, 0]], [[0.5, 2.0], [3.0, 4.0]], [(3.0 + 2.0) / 2]),
+    ("multi-class", [[2], [0]], [1.0, 5.0, 0.25], [0.25, 1.0]),
+])
+def test_class_weights_scale_each_examples_loss_under_jit(task, labels, weights, scale):
+  logits = np.zeros((len(labels), 3 if task == "multi-class" else len(labels[0])), np.float32)
+  labels = np.asarray(labels)
+  plain = train.per_example_loss(logits, labels, task)
+  weighted = jax.jit(lambda x, y: train.per_example_loss(x, y, task, np.asarray(weights, np.float32)))(logits, labels)
+  np.testing.assert_allclose(weighted, np.asarray(plain) * scale, rtol=1e-6)
+
+
+def test_trainer_weights_its_loss_by_the_training_labels_classes(tmp_path, synthetic_breast):
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", class_weights="balanced", model="resnet18",
+                       model_options={"width": 4, "stem": "cifar"})
+  dataset = train.load_config_dataset(config)
+  trainer = train.Trainer(config, dataset, mesh=parallel.data_mesh(jax.devices()[:1]))
+  labels = data.pipeline.column(trainer.splits["train"], "label")
+  np.testing.assert_allclose(trainer.class_weights[:, 0] * np.bincount(labels[:, 0]), len(labels) / 2, rtol=1e-5)
+  state = trainer.init_state()
+  batch = next(data.pipeline.train_batches(dataset.splits["train"], batch_size=16, seed=0, epoch=0,
+                                           prep=trainer.prep, num_threads=0))
+  logits, _ = trainer.model.apply({"params": state.params, "batch_stats": state.batch_stats}, batch["image"],
+                                  train=True, mutable=["batch_stats"])
+  unweighted = np.asarray(train.per_example_loss(logits, batch["label"], dataset.task))
+  expected = np.mean(unweighted * trainer.class_weights[batch["label"][:, 0], 0])
+  _, step_metrics = trainer._train_step(state, parallel.put_batch({k: batch[k] for k in ("image", "label")},
+                                                                  trainer.mesh))
+  assert float(step_metrics["loss"]) == pytest.approx(expected, rel=1e-5)
+  assert abs(expected - unweighted.mean()) > 1e-3  # the weights change this batch's loss
 
 
 def test_checkpoints_every_few_epochs_still_keep_the_best_epoch(tmp_path, synthetic_breast, monkeypatch):

@@ -69,6 +69,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.lr_decay = 0.1
   c.warmup_fraction = 0.05         # warmup_cosine
   c.grad_clip_norm = config_dict.placeholder(float)
+  # "balanced": each class's training examples weigh N / (C * N_class) in the loss (scikit-learn's
+  # class_weight="balanced"); unset: the unweighted loss of the MedMNIST protocol.
+  c.class_weights = config_dict.placeholder(str)
   c.num_epochs = 100
   c.batch_size = 128
   c.eval_batch_size = 256
