@@ -46,7 +46,8 @@ RESULTS_MD = "results.md"
 FINISHED, STARTED, PENDING = "finished", "started", "pending"
 # Summary keys averaged over seeds (mean and std) and only averaged (mean).
 MEAN_STD_KEYS = ("test_auc", "test_acc")
-MEAN_KEYS = ("test_precision_macro", "test_recall_macro", "test_f1_macro", "test_balanced_accuracy")
+MEAN_KEYS = ("test_precision_macro", "test_recall_macro", "test_f1_macro", "test_balanced_accuracy", "val_auc",
+             "val_balanced_accuracy")
 CSV_COLUMNS = (("dataset", "model", "n_seeds", "n_runs", "seeds")
                + tuple(f"{k}_{s}" for k in MEAN_STD_KEYS for s in ("mean", "std"))
                + tuple(f"{k}_mean" for k in MEAN_KEYS) + ("ensemble_test_auc", "ensemble_test_acc", "wall_time_s",
@@ -122,6 +123,18 @@ class GridRun:
     """The run's summary.json, or None before it finishes."""
     folder = self.finished_dir()
     return reports.read_json(os.path.join(folder, reports.SUMMARY_FILENAME)) if folder else None
+
+  def selection_metrics(self) -> dict[str, float]:
+    """{"val_auc", "val_balanced_accuracy"} of the reported (selected) checkpoint, from summary.json
+    and metrics_final.json; {} before the run finishes, keys left out where a file lacks them."""
+    folder = self.finished_dir()
+    if not folder:
+      return {}
+    selected = {"val_auc": self.summary().get("val_auc")}
+    final_path = os.path.join(folder, "metrics_final.json")
+    if os.path.exists(final_path):
+      selected["val_balanced_accuracy"] = reports.read_json(final_path).get("val", {}).get("balanced_accuracy")
+    return {k: v for k, v in selected.items() if v is not None}
 
 
 def record_run(run: GridRun) -> str:
@@ -234,7 +247,7 @@ def aggregate(runs: list[GridRun]) -> list[dict[str, Any]]:
     groups.setdefault((run.dataset, run.model), []).append(run)
   rows = []
   for (dataset, model), group in groups.items():
-    done = [(run.seed, run.summary()) for run in group if run.status() == FINISHED]
+    done = [(run.seed, {**run.summary(), **run.selection_metrics()}) for run in group if run.status() == FINISHED]
     row = {"dataset": dataset, "model": model, "n_seeds": len(done), "n_runs": len(group),
            "seeds": " ".join(str(seed) for seed, _ in done)}
     for key in MEAN_STD_KEYS:
@@ -391,16 +404,20 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
   counts = {status: sum(r.status() == status for r in runs) for status in (FINISHED, STARTED, PENDING)}
   lines = [f"# Results: {grid.get('name', 'grid')}", "",
            f"{len(runs)} runs: {counts[FINISHED]} finished, {counts[STARTED]} started (partial), "
-           f"{counts[PENDING]} pending. Mean ± sample std (ddof 1) over finished seeds; test metrics of "
-           f"the best-validation checkpoint; seed ensemble = the finished seeds' predicted probabilities "
+           f"{counts[PENDING]} pending. Mean ± sample std (ddof 1) over finished seeds; validation and test "
+           f"metrics of the best-validation checkpoint (validation: what a choice between rows may use); "
+           f"balanced acc = mean recall over classes; seed ensemble = the finished seeds' predicted probabilities "
            f"averaged per test example (2 seeds or more); wall time = training wall time per run.", ""]
   cited = set()
   for dataset in dict.fromkeys(r.dataset for r in runs):
     lines += [f"## {dataset}", ""]
-    lines += _table(["model", "seeds done", "test AUC", "test ACC", "precision (macro)", "recall (macro)",
-                     "F1 (macro)", "seed ensemble AUC / ACC", "wall time / run (s)"],
-                    [[row["model"], f"{row['n_seeds']}/{row['n_runs']}", _mean_pm_std(row, "test_auc", digits),
-                      _mean_pm_std(row, "test_acc", digits), num(row["test_precision_macro_mean"]),
+    lines += _table(["model", "seeds done", "val AUC / balanced acc", "test AUC", "test ACC", "balanced acc",
+                     "precision (macro)", "recall (macro)", "F1 (macro)", "seed ensemble AUC / ACC",
+                     "wall time / run (s)"],
+                    [[row["model"], f"{row['n_seeds']}/{row['n_runs']}",
+                      f"{num(row['val_auc_mean'])} / {num(row['val_balanced_accuracy_mean'])}",
+                      _mean_pm_std(row, "test_auc", digits), _mean_pm_std(row, "test_acc", digits),
+                      num(row["test_balanced_accuracy_mean"]), num(row["test_precision_macro_mean"]),
                       num(row["test_recall_macro_mean"]), num(row["test_f1_macro_mean"]),
                       f"{num(row['ensemble_test_auc'])} / {num(row['ensemble_test_acc'])}",
                       _number(row["wall_time_s"], 0)] for row in rows if row["dataset"] == dataset])

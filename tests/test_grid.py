@@ -67,6 +67,7 @@ def write_finished_run(workdir: str, dataset: str, model: str, seed: int, config
   reports.write_predictions_csv(os.path.join(workdir, "predictions"), dataset, "test", INDEX[::-1],
                                 scores[::-1], auc=0.5, acc=0.5, run=f"{model}-seed{seed}")
   auc = fake_test_auc(model, seed)
+  reports.write_json_atomic(os.path.join(workdir, "metrics_final.json"), {"val": {"balanced_accuracy": 0.6 + seed / 100}})
   reports.write_summary(workdir, test_auc=auc, test_acc=auc - 0.1, val_auc=auc, best_epoch=1, num_params=1000,
                         quantum_params=40 if "qcnn" in model else 0, n_qubits=4, wall_time_s=10.0 * (seed + 1),
                         images_per_s=100.0, test_precision_macro=0.7, test_recall_macro=0.6, test_f1_macro=0.65,
@@ -159,6 +160,8 @@ def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_publish
   assert float(qcnn["test_acc_mean"]) == pytest.approx(np.mean(aucs) - 0.1)
   assert float(qcnn["wall_time_s"]) == pytest.approx(20.0)
   assert float(qcnn["test_f1_macro_mean"]) == pytest.approx(0.65)
+  assert float(qcnn["val_auc_mean"]) == pytest.approx(np.mean(aucs))  # what a choice between rows may use
+  assert float(qcnn["val_balanced_accuracy_mean"]) == pytest.approx(0.61)
   assert rows[("breastmnist", "resnet50_mlp")]["n_seeds"] == "2"
   pending = rows[("pneumoniamnist", "resnet50_qcnn")]
   assert (pending["n_seeds"], pending["test_auc_mean"], pending["test_auc_std"]) == ("0", "", "")
@@ -174,6 +177,7 @@ def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_publish
   md = open(md_path).read()
   assert "12 runs: 5 finished, 0 started (partial), 7 pending" in md
   assert f"{np.mean(aucs):.3f} ± {np.std(aucs, ddof=1):.3f}" in md
+  assert f"| {np.mean(aucs):.3f} / 0.610 |" in md
   assert "| breastmnist | resnet50_mlp | 2 | failed: FloatingPointError: Non-finite loss |" in md
   assert md.count("| pending |") == 6
   assert "| ResNet-50 (28) | 0.857 | 0.812 | [medmnist_v2] |" in md
