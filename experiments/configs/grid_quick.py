@@ -1,6 +1,6 @@
 """README command 1 (quick.py: 15 epochs, width-16 ResNet-50, BreastMNIST, about 3 minutes a run on
-2 cores) over 5 seeds: what a new user gets from the first command, run to run, for the hybrid and
-its parameter-matched classical twin.
+2 cores) over 10 seeds: what a new user gets from the first command, run to run, for the hybrid, its
+parameter-matched classical twin and the plain ResNet-50 (linear head) under the same recipe.
 
   python -m experiments.grid --config=experiments/configs/grid_quick.py --workdir=runs/grid_quick \
       --records=results/grid_quick/runs
@@ -17,7 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.base = quick.get_config()
   c.base.progress = False
   c.datasets = ("breastmnist",)
-  c.models = ml_collections.ConfigDict({"resnet50_qcnn": {"width": 16}, "resnet50_mlp": {"width": 16}})
-  c.seeds = (0, 1, 2, 3, 4)
-  c.comparisons = (("resnet50_qcnn", "resnet50_mlp"),)
+  c.models = ml_collections.ConfigDict({"resnet50_qcnn": {"width": 16}, "resnet50_mlp": {"width": 16},
+                                        "resnet50": {"width": 16}})
+  c.seeds = tuple(range(10))
+  c.comparisons = (("resnet50_qcnn", "resnet50_mlp"), ("resnet50_qcnn", "resnet50"))
   return c

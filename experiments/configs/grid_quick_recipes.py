@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.name = "README command 1 (quick.py): recipe changes over 5 seeds, chosen by validation AUC"
   c.base.update({"num_epochs": 15, "schedule": "multistep", "class_weights": None})
   c.base.preprocess.augment = False
+  c.seeds = tuple(range(5))
   hybrid = {"model": "resnet50_qcnn", "width": 16}
   c.models = ml_collections.ConfigDict({
       "resnet50_qcnn": {"width": 16},
