@@ -58,7 +58,7 @@ DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
 # The small files of a finished run that a record keeps (never checkpoints or train predictions).
 RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME, "metrics_final.json", "metrics.jsonl")
 RECORD_PREDICTIONS = ("*_val_*@*.csv", "*_test_*@*.csv")
-# Records keep the predictions CSVs gzip-compressed (`gunzip` gives MedMNIST's file back): 2.5x
+# Records keep the predictions CSVs gzip-compressed (`gunzip` gives MedMNIST's file back): 2.3x
 # smaller, and an 80/20 Medical MNIST test split is 11,791 rows.
 RECORD_COMPRESSED = ".gz"
 
