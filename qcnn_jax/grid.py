@@ -124,17 +124,12 @@ class GridRun:
     folder = self.finished_dir()
     return reports.read_json(os.path.join(folder, reports.SUMMARY_FILENAME)) if folder else None
 
-  def selection_metrics(self) -> dict[str, float]:
-    """{"val_auc", "val_balanced_accuracy"} of the reported (selected) checkpoint, from summary.json
-    and metrics_final.json; {} before the run finishes, keys left out where a file lacks them."""
+  def val_report(self) -> dict[str, Any]:
+    """The reported (selected) checkpoint's validation report from metrics_final.json; {} before
+    the run finishes or without that file. (Its validation AUC is also summary.json's val_auc.)"""
     folder = self.finished_dir()
-    if not folder:
-      return {}
-    selected = {"val_auc": self.summary().get("val_auc")}
-    final_path = os.path.join(folder, "metrics_final.json")
-    if os.path.exists(final_path):
-      selected["val_balanced_accuracy"] = reports.read_json(final_path).get("val", {}).get("balanced_accuracy")
-    return {k: v for k, v in selected.items() if v is not None}
+    path = os.path.join(folder, "metrics_final.json") if folder else None
+    return reports.read_json(path).get("val", {}) if path and os.path.exists(path) else {}
 
 
 def record_run(run: GridRun) -> str:
@@ -247,7 +242,8 @@ def aggregate(runs: list[GridRun]) -> list[dict[str, Any]]:
     groups.setdefault((run.dataset, run.model), []).append(run)
   rows = []
   for (dataset, model), group in groups.items():
-    done = [(run.seed, {**run.summary(), **run.selection_metrics()}) for run in group if run.status() == FINISHED]
+    done = [(run.seed, {**run.summary(), "val_balanced_accuracy": run.val_report().get("balanced_accuracy")})
+            for run in group if run.status() == FINISHED]
     row = {"dataset": dataset, "model": model, "n_seeds": len(done), "n_runs": len(group),
            "seeds": " ".join(str(seed) for seed, _ in done)}
     for key in MEAN_STD_KEYS:
