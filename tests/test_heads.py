@@ -91,6 +91,22 @@ def test_residual_head_starts_as_its_linear_path_and_calibration_sets_the_prior(
   np.testing.assert_allclose(params["linear"]["bias"], prior, atol=1e-7)
 
 
+
+@pytest.mark.parametrize("kind", ["quantum", "classical"])
+def test_gate_init_adds_the_head_logits_to_the_linear_path_from_the_start(kind):
+  x = jax.random.normal(jax.random.key(0), (5, DIM))
+  options = dict(kind=kind, n_qubits=4, calibrate=True, prior=(0.7,), execution="statevector")
+  params = heads.FeatureHead(1, residual=True, gate_init=1.0, **options).init(jax.random.key(1), x)["params"]
+  assert params["residual_gate"] == pytest.approx([1.0])
+  alone = {k: v for k, v in params.items() if k not in ("linear", "residual_gate")}
+  head_logits = heads.FeatureHead(1, **options).apply({"params": alone}, x)
+  linear = x @ params["linear"]["kernel"] + params["linear"]["bias"]
+  assert float(jnp.abs(head_logits - params["logit_bias"]).max()) > 1e-3  # the head's logits vary with x
+  got = heads.FeatureHead(1, residual=True, gate_init=1.0, **options).apply({"params": params}, x)
+  np.testing.assert_allclose(got, linear + head_logits, atol=1e-5)
+  with pytest.raises(ValueError, match="gate_init needs residual=True"):
+    heads.FeatureHead(1, gate_init=1.0, **options).init(jax.random.key(1), x)
+
 def test_small_angle_initialisation_starts_near_zero():
   head = heads.FeatureHead(1, n_qubits=4, angle_init_std=0.1, execution="statevector")
   conv = head.init(jax.random.key(0), jnp.ones((1, DIM)))["params"]["qcnn_0"]["quantum_conv"]

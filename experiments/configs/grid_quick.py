@@ -1,6 +1,7 @@
 """README command 1 (quick.py: 15 epochs, width-16 ResNet-50, BreastMNIST, about 3 minutes a run on
 2 cores) over 10 seeds: what a new user gets from the first command, run to run, for the hybrid, its
-parameter-matched classical twin and the plain ResNet-50 (linear head) under the same recipe.
+parameter-matched classical twin and the plain ResNet-50 (linear head) under the same recipe, and
+the hybrid and twin with their residual gate starting at 1 instead of 0 (`gate_init`).
 
   python -m experiments.grid --config=experiments/configs/grid_quick.py --workdir=runs/grid_quick \
       --records=results/grid_quick/runs
@@ -17,8 +18,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.base = quick.get_config()
   c.base.progress = False
   c.datasets = ("breastmnist",)
-  c.models = ml_collections.ConfigDict({"resnet50_qcnn": {"width": 16}, "resnet50_mlp": {"width": 16},
-                                        "resnet50": {"width": 16}})
+  c.models = ml_collections.ConfigDict({
+      "resnet50_qcnn": {"width": 16}, "resnet50_mlp": {"width": 16}, "resnet50": {"width": 16},
+      # The residual gate starting at 1 instead of 0: the circuit's (the twin's) logits count from the
+      # first step, so the optimizer cannot leave the circuit out at the start.
+      "resnet50_qcnn_gate1": {"model": "resnet50_qcnn", "width": 16, "gate_init": 1.0},
+      "resnet50_mlp_gate1": {"model": "resnet50_mlp", "width": 16, "gate_init": 1.0},
+  })
   c.seeds = tuple(range(10))
-  c.comparisons = (("resnet50_qcnn", "resnet50_mlp"), ("resnet50_qcnn", "resnet50"))
+  c.comparisons = (("resnet50_qcnn", "resnet50_mlp"), ("resnet50_qcnn", "resnet50"),
+                   ("resnet50_qcnn_gate1", "resnet50_mlp_gate1"), ("resnet50_qcnn_gate1", "resnet50_qcnn"))
   return c

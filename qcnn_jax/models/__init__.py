@@ -12,8 +12,8 @@ Models (options besides ``num_classes``):
                        input_range (pixel range of the normalised input, default (-1, 1)).
   resnet50_qcnn        ResNet-50 features -> heads.FeatureHead (bottleneck -> angles -> QCNN -> readout):
                        width, stem, dtype, n_qubits, conv_unit, encoding, readout, execution, and the
-                       head options norm, angle_scale, angle_init_std, calibrate, residual, n_blocks,
-                       reuploading, prior (the trainer sets prior from the training labels).
+                       head options norm, angle_scale, angle_init_std, calibrate, residual, gate_init,
+                       n_blocks, reuploading, prior (the trainer sets prior from the training labels).
   resnet50_mlp         its classical twin (circuit -> Dense-tanh-Dense of matched size): same options.
   quanv_resnet50       quanvolution (2x2 patches, 4 qubits) -> ResNet-50: width, stem, dtype,
                        quanv_trainable, input_range.
@@ -30,7 +30,8 @@ from qcnn_jax.models import hybrid, resnet
 
 _RESNET = ("width", "stem", "dtype")
 _QUANTUM = ("n_qubits", "conv_unit", "encoding", "readout", "execution", "multi_label")
-_HEAD = ("norm", "angle_scale", "angle_init_std", "calibrate", "residual", "n_blocks", "reuploading", "prior")
+_HEAD = ("norm", "angle_scale", "angle_init_std", "calibrate", "residual", "gate_init", "n_blocks", "reuploading",
+         "prior")
 
 
 def _ignoring_multi_label(make: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -155,6 +155,8 @@ class FeatureHead(nn.Module):
     calibrate: readout bias starts at ``prior``; probability readouts get a learnt scale.
     prior: (K,) prior logits (``prior_logits``); zeros when None.
     residual: logits = Dense(K)(features) + g · head logits, g starting at 0 (starts as linear).
+    gate_init: g's starting value when not 0 (None: 0); 1 makes the circuit's logits count from
+      the first step (the "forced" ablation of the residual head).
     logit_scale_init: initial a of the one-<Z> readout.
   """
 
@@ -174,6 +176,7 @@ class FeatureHead(nn.Module):
   calibrate: bool = False
   prior: Sequence[float] | None = None
   residual: bool = False
+  gate_init: float | None = None
   logit_scale_init: float = 3.0
 
   def circuit_spec(self) -> qcnn_lib.QCNNSpec:
@@ -233,6 +236,8 @@ class FeatureHead(nn.Module):
                               for i in range(self.n_blocks)], axis=-1)
     logits = self.read(values)
     if not self.residual:
+      if self.gate_init is not None:
+        raise ValueError("gate_init needs residual=True (it is the residual gate's starting value)")
       return logits
-    gate = self.param("residual_gate", nn.initializers.zeros, (1,), jnp.float32)
+    gate = self.param("residual_gate", nn.initializers.constant(self.gate_init or 0.0), (1,), jnp.float32)
     return nn.Dense(self.num_outputs, bias_init=self.bias_init(), name="linear")(features) + gate * logits

@@ -111,7 +111,7 @@ class _DressedResNet50(nn.Module):
 
   The head options are FeatureHead's; the defaults (``heads.HEAD_DEFAULTS``) are the residual
   calibrated design: logits = Dense(K)(features) + g * (LayerNorm -> Dense(F) -> tanh * pi -> QCNN
-  -> a<Z> + b), g from 0, b from the prior (README, "Does the quantum head help?").
+  -> a<Z> + b), g from 0 (``gate_init``), b from the prior (README, "Does the quantum head help?").
   ``heads.LEGACY_HEAD`` (norm=False, angle_scale=pi/2, calibrate=False, residual=False) gives the
   original dressed head. ``prior`` (the training prior's logits) is set by the trainer.
   """
@@ -132,6 +132,7 @@ class _DressedResNet50(nn.Module):
   angle_init_std: float | None = HEAD_DEFAULTS["angle_init_std"]
   calibrate: bool = HEAD_DEFAULTS["calibrate"]
   residual: bool = HEAD_DEFAULTS["residual"]
+  gate_init: float | None = None
   n_blocks: int = 1
   reuploading: int = 1
   prior: tuple[float, ...] | None = None
@@ -143,7 +144,7 @@ class _DressedResNet50(nn.Module):
         encoding=self.encoding, readout=head_readout(self.readout, self.multi_label), reuploading=self.reuploading,
         execution=self.execution, n_blocks=self.n_blocks, norm=self.norm, angle_scale=self.angle_scale,
         angle_init_std=self.angle_init_std, calibrate=self.calibrate, prior=self.prior, residual=self.residual,
-        name="head")
+        gate_init=self.gate_init, name="head")
 
   @nn.compact
   def __call__(self, images, train: bool = False):
