@@ -57,7 +57,8 @@ DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
 
 # The small files of a finished run that a record keeps (never checkpoints or train predictions).
 RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME, "metrics_final.json", "metrics.jsonl")
-RECORD_PREDICTIONS = ("*_val_*@*.csv", "*_test_*@*.csv")
+VAL_PREDICTIONS, TEST_PREDICTIONS = "*_val_*@*.csv", "*_test_*@*.csv"
+RECORD_PREDICTIONS = (VAL_PREDICTIONS, TEST_PREDICTIONS)
 # Records keep the predictions CSVs gzip-compressed (`gunzip` gives MedMNIST's file back): 2.3x
 # smaller, and an 80/20 Medical MNIST test split is 11,791 rows.
 RECORD_COMPRESSED = ".gz"
@@ -290,7 +291,7 @@ def test_predictions(run: GridRun) -> tuple[np.ndarray, np.ndarray]:
   """(index (N,), scores (N, K)) of the run's newest test predictions CSV, plain (workdir) or
   compressed (record), rows in ascending index."""
   folder = run.finished_dir() or run.workdir
-  paths = [p for pattern in ("*_test_*@*.csv", "*_test_*@*.csv" + RECORD_COMPRESSED)
+  paths = [p for pattern in (TEST_PREDICTIONS, TEST_PREDICTIONS + RECORD_COMPRESSED)
            for p in glob.glob(os.path.join(glob.escape(folder), "predictions", pattern))]
   if not paths:
     raise FileNotFoundError(f"no test predictions CSV in {folder}/predictions")
