@@ -12,7 +12,8 @@ run equals a run of seed k alone (tests/test_heads.py).
 Per-epoch diagnostics (on the validation split, per seed): `saturated` (share of bottleneck units
 with |tanh| > 0.99), `grad_norm_quantum` / `grad_norm_classical` (mean over the epoch's steps),
 `angle_shift_rms` / `angle_shift_max` (how far the circuit angles moved from their initial
-values, radians), `readout_min` / `readout_max` (range of the blocks' readout values).
+values, radians), `readout_min` / `readout_max` (range of the blocks' readout values), `residual_gate`
+(g of a residual head).
 """
 
 import dataclasses
@@ -33,7 +34,7 @@ from qcnn_jax.data import pipeline
 from qcnn_jax.features import FeatureSet
 from qcnn_jax.models import heads
 from qcnn_jax.train import (angle_shift, class_names, count_params, create_optimizer, grad_norms, keep_if_finite,
-                            per_example_loss, quantum_leaves, summarize_probe)
+                            per_example_loss, quantum_leaves, residual_gate, summarize_probe)
 
 
 @dataclasses.dataclass
@@ -89,9 +90,11 @@ def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
   circuit-angle shift from the initial values (host numpy), as `train.train_and_evaluate` records."""
   out = []
   for s in range(jax.tree.leaves(params)[0].shape[0]):
-    seed_leaves = lambda tree: quantum_leaves(jax.tree.map(lambda p: p[s], tree))
+    seed_params = lambda tree: jax.tree.map(lambda p: p[s], tree)
     record = summarize_probe({k: v[s] for k, v in probe.items()})
-    record.update(angle_shift([a - b for a, b in zip(seed_leaves(params), seed_leaves(init_params))]))
+    shifts = zip(quantum_leaves(seed_params(params)), quantum_leaves(seed_params(init_params)))
+    record.update(angle_shift([a - b for a, b in shifts]))
+    record.update(residual_gate(seed_params(params)))
     out.append(record)
   return out
 

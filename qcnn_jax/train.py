@@ -81,6 +81,14 @@ def angle_shift(shifts: list[np.ndarray]) -> dict[str, float]:
   return {"angle_shift_rms": float(np.sqrt(np.mean(shift**2))), "angle_shift_max": float(np.abs(shift).max())}
 
 
+def residual_gate(params) -> dict[str, float]:
+  """{"residual_gate": g} of a residual head (how much its circuit or twin block adds to the linear
+  path's logits); {} for models without one."""
+  gates = [x for p, x in jax.tree_util.tree_leaves_with_path(params)
+           if getattr(p[-1], "key", None) == heads.RESIDUAL_GATE]
+  return {"residual_gate": float(np.asarray(gates[0]).reshape(-1)[0])} if gates else {}
+
+
 def summarize_probe(probe: dict[str, np.ndarray]) -> dict[str, float]:
   """Split-level diagnostics from per-example `heads.probe_stats`: mean saturation, readout range."""
   out = {}
@@ -567,7 +575,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
       record = {"epoch": epoch, "step": (epoch + 1) * trainer.steps_per_epoch, **epoch_metrics,
                 f"{select}_loss": report["loss"], f"{select}_auc": report["auc"], f"{select}_acc": report["acc"],
                 **summarize_probe(out["probe"]),
-                **angle_shift([a - b for a, b in zip(quantum_leaves(state.params), initial_angles)])}
+                **angle_shift([a - b for a, b in zip(quantum_leaves(state.params), initial_angles)]),
+                **residual_gate(state.params)}
       log.write(record, group="epoch")
       rates.append(epoch_metrics["images_per_s"])
       val_auc = report["auc"] if select == "val" else None

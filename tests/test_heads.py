@@ -140,6 +140,13 @@ def test_training_learns_selects_the_best_epoch_and_reports_diagnostics():
   assert result.records[0]["train_loss"] > result.records[-1]["train_loss"]
 
 
+def test_residual_runs_record_each_seeds_gate():
+  config = head_config(kind="quantum", norm=True, angle_scale=math.pi, calibrate=True, residual=True, gate_init=0.5)
+  results = heads_train.train_seeds(config, feature_set(), [0, 1])
+  gates = [[r["residual_gate"] for r in result.records] for result in results]
+  assert all(g != 0.5 for seed in gates for g in seed) and gates[0] != gates[1]
+
+
 def test_feature_file_round_trip(tmp_path):
   fs = feature_set()
   loaded = features.load(fs.save(str(tmp_path / "f.npz")))

@@ -459,3 +459,6 @@ def test_hybrid_epochs_record_whether_the_circuit_trains(finished_run):
     assert -1.0 - 1e-6 <= record["readout_min"] <= record["readout_max"] <= 1.0 + 1e-6
     assert record["grad_norm_quantum"] > 0 and record["grad_norm_classical"] > 0
     assert 0 < record["angle_shift_rms"] <= record["angle_shift_max"]
+  # The residual head's gate starts at 0 and moves (its gradient is the circuit's logit, not 0).
+  gates = [r["residual_gate"] for r in epoch_records(workdir)]
+  assert all(g != 0.0 for g in gates) and len(set(gates)) == len(gates)

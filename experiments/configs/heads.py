@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
       "kind": "quantum", "n_qubits": 8, "conv_unit": "su4", "encoding": "angle_y", "readout": "auto",
       "n_readout": config_dict.placeholder(int), "reuploading": 1, "execution": "statevector", "n_blocks": 1, "norm": False, "angle_scale": math.pi / 2,
       "angle_init_std": config_dict.placeholder(float), "calibrate": False, "residual": False,
+      "gate_init": config_dict.placeholder(float),
   })
   base.quantum_learning_rate = 1e-2
   base.design = ""

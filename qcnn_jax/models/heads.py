@@ -33,6 +33,7 @@ from qcnn_jax.models.quantum.layer import PROBS_LOG_EPS, angle_initializer
 
 KINDS = ("linear", "quantum", "classical", "product")
 BLOCK_PREFIXES = ("qcnn_", "twin_", "product_")
+RESIDUAL_GATE = "residual_gate"  # the residual head's g (parameter name)
 SATURATION = 0.99  # |tanh| above this counts as a saturated bottleneck unit
 # Head options of the end-to-end hybrids (resnet50_qcnn, resnet50_mlp) when not given: the residual
 # calibrated design. End to end, every non-residual quantum head measured (README command 1) left the
@@ -239,5 +240,5 @@ class FeatureHead(nn.Module):
       if self.gate_init is not None:
         raise ValueError("gate_init needs residual=True (it is the residual gate's starting value)")
       return logits
-    gate = self.param("residual_gate", nn.initializers.constant(self.gate_init or 0.0), (1,), jnp.float32)
+    gate = self.param(RESIDUAL_GATE, nn.initializers.constant(self.gate_init or 0.0), (1,), jnp.float32)
     return nn.Dense(self.num_outputs, bias_init=self.bias_init(), name="linear")(features) + gate * logits
