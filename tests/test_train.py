@@ -462,3 +462,13 @@ def test_hybrid_epochs_record_whether_the_circuit_trains(finished_run):
   # The residual head's gate starts at 0 and moves (its gradient is the circuit's logit, not 0).
   gates = [r["residual_gate"] for r in epoch_records(workdir)]
   assert all(g != 0.0 for g in gates) and len(set(gates)) == len(gates)
+
+
+def test_every_model_option_can_be_set_from_the_command_line():
+  """`--config.model_options.<option>` needs a placeholder for each option a model accepts, except
+  `input_range` (a tuple matching the pipeline's normalisation; ml_collections cannot override a
+  None tuple placeholder from the command line)."""
+  settable = set(medmnist_config.get_config().model_options)
+  for name, (_, options) in models.MODELS.items():
+    missing = set(options) - set(models.DATA_OPTIONS) - {"input_range"} - settable
+    assert not missing, (name, missing)

@@ -51,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
       "angle_init_std": config_dict.placeholder(float),  # circuit angles ~ N(0, std^2); unset: model default
       "calibrate": config_dict.placeholder(bool),    # readout bias at the prior, learnt temperature
       "residual": config_dict.placeholder(bool),     # logits = linear + g * head, g from 0
+      "gate_init": config_dict.placeholder(float),   # residual head: g's starting value (unset: 0)
       "n_blocks": config_dict.placeholder(int),      # circuits on chunks of the bottleneck
       "reuploading": config_dict.placeholder(int),   # encodings before the first k conv layers
   })
