@@ -91,7 +91,6 @@ def test_residual_head_starts_as_its_linear_path_and_calibration_sets_the_prior(
   np.testing.assert_allclose(params["linear"]["bias"], prior, atol=1e-7)
 
 
-
 @pytest.mark.parametrize("kind", ["quantum", "classical"])
 def test_gate_init_adds_the_head_logits_to_the_linear_path_from_the_start(kind):
   x = jax.random.normal(jax.random.key(0), (5, DIM))
@@ -106,6 +105,7 @@ def test_gate_init_adds_the_head_logits_to_the_linear_path_from_the_start(kind):
   np.testing.assert_allclose(got, linear + head_logits, atol=1e-5)
   with pytest.raises(ValueError, match="gate_init needs residual=True"):
     heads.FeatureHead(1, gate_init=1.0, **options).init(jax.random.key(1), x)
+
 
 def test_small_angle_initialisation_starts_near_zero():
   head = heads.FeatureHead(1, n_qubits=4, angle_init_std=0.1, execution="statevector")
