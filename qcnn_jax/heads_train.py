@@ -90,11 +90,10 @@ def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
   circuit-angle shift from the initial values (host numpy), as `train.train_and_evaluate` records."""
   out = []
   for s in range(jax.tree.leaves(params)[0].shape[0]):
-    seed_params = lambda tree: jax.tree.map(lambda p: p[s], tree)
+    trained, initial = (jax.tree.map(lambda p: p[s], tree) for tree in (params, init_params))
     record = summarize_probe({k: v[s] for k, v in probe.items()})
-    shifts = zip(quantum_leaves(seed_params(params)), quantum_leaves(seed_params(init_params)))
-    record.update(angle_shift([a - b for a, b in shifts]))
-    record.update(residual_gate(seed_params(params)))
+    record.update(angle_shift([a - b for a, b in zip(quantum_leaves(trained), quantum_leaves(initial))]))
+    record.update(residual_gate(trained))
     out.append(record)
   return out
 
