@@ -52,10 +52,19 @@ def test_equals_pennylane(spec):
     np.testing.assert_allclose(np.asarray(got), np.asarray(run(spec, params, features, execution)), atol=1e-5)
 
 
-def _grads(spec, params, features, execution):
+def _grads(spec, params, features, execution, max_block_qubits=None):
+  """Gradients of a weighted loss through ``qcnn_apply``, or with ``max_block_qubits`` through the
+  statevector engine with that gate fusion."""
   weights = jnp.linspace(0.5, 1.5, features.shape[0] * spec.output_size).reshape(features.shape[0], -1)
-  loss = lambda p, x: jnp.sum(weights * jnp.sin(qcnn_apply(spec, p, x, execution=execution)))
+  forward = (functools.partial(qcnn_apply, spec, execution=execution) if max_block_qubits is None
+             else functools.partial(_fused_statevector, spec, max_block_qubits))
+  loss = lambda p, x: jnp.sum(weights * jnp.sin(forward(p, x)))
   return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, features)
+
+
+def _fused_statevector(spec, max_block_qubits, params, features):
+  blocks = execution.layer_blocks(spec, "statevector", *execution.layer_args(spec, params, "statevector"))
+  return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
 
 
 # Re-uploaded encodings: per-sample gates between the shared blocks.
@@ -69,8 +78,7 @@ JOINED = QCNNSpec(6, "u15", "dense_angle")
 
 def test_joined_program_has_two_qubit_prep_and_suffix():
   params, features = random_inputs(JOINED, 1)
-  conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
-                for mats in execution.layer_args(JOINED, params, "fused"))
+  conv, pool = execution.layer_blocks(JOINED, "fused", *execution.layer_args(JOINED, params, "fused"))
   tape = statevector.record(JOINED, features[0], conv, pool)
   prog = statevector.program(tape, JOINED.n_qubits)
   assert any(len(op.wires) == 2 for op in tape.operations[: prog.n_prep])
@@ -87,19 +95,19 @@ def test_gradient_equals_fused(spec):
 
 
 @pytest.mark.parametrize("spec", [REUPLOADING, JOINED], ids=["reuploading", "joined"])
-def test_fused_gate_blocks_equal_fused_execution(spec, monkeypatch):
-  """Gate fusion (on from FUSE_MIN_QUBITS qubits) forced on at these widths: values and gradients
-  still equal the PennyLane fused execution."""
-  monkeypatch.setattr(statevector, "FUSE_MIN_QUBITS", 0)
+def test_fused_gate_blocks_equal_fused_execution(spec):
+  """Gate fusion (on by default from FUSE_MIN_QUBITS qubits) forced on at these widths: values and
+  gradients still equal the PennyLane fused execution."""
   params, features = random_inputs(spec, 3)
-  conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
-                for mats in execution.layer_args(spec, params, "fused"))
-  prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits)
-  assert max(len(b) for b in prog.blocks) > 1
-  forward = jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution="statevector"))  # traced under the patch
+  conv, pool = execution.layer_blocks(spec, "fused", *execution.layer_args(spec, params, "fused"))
+  prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits,
+                             statevector.MAX_BLOCK_QUBITS)
+  assert max(len(b.gates) for b in prog.blocks) > 1
+  forward = jax.jit(functools.partial(_fused_statevector, spec, statevector.MAX_BLOCK_QUBITS))
   np.testing.assert_allclose(np.asarray(forward(params, features)),
                              np.asarray(run(spec, params, features, "fused")), atol=1e-5)
-  got, want = _grads(spec, params, features, "statevector"), _grads(spec, params, features, "fused")
+  got = _grads(spec, params, features, "statevector", statevector.MAX_BLOCK_QUBITS)
+  want = _grads(spec, params, features, "fused")
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=2e-5)
 
@@ -177,7 +185,8 @@ def test_fused_blocks_equal_the_gates_in_order():
     for g, m in zip(gates, mats):
       want = apply_matrix(want, m, g.wires)
     blocks = statevector._blocks(gates, statevector.MAX_BLOCK_QUBITS)
-    assert sorted(i for b in blocks for i in b) == list(range(len(gates))) and len(blocks) < len(gates)
+    assert sorted(i for b in blocks for i in b.gates) == list(range(len(gates))) and len(blocks) < len(gates)
+    assert all(b.wires == tuple(sorted({w for i in b.gates for w in gates[i].wires})) for b in blocks)
     got = state
     for wires, m in statevector._fuse(blocks, [g.wires for g in gates], mats, jnp.complex64):
       assert len(wires) <= statevector.MAX_BLOCK_QUBITS

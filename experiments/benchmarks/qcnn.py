@@ -7,8 +7,8 @@ Circuit: Hur et al.'s QCNN (``QCNNSpec(n_qubits, conv_unit)``, angle_y encoding,
 float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
 
   project            ``qcnn_apply(execution="statevector")``: pure-JAX statevector, adjoint gradient.
-  project_unfused    the same engine with gate fusion off (``statevector.MAX_BLOCK_QUBITS = 1``:
-                     every gate its own pass over the state, as before 2026-12-03).
+  project_unfused    the same engine with gate fusion off (``max_block_qubits=1``: every gate
+                     its own pass over the state, as before 2026-12-03).
   pennylane_fused    ``execution="fused"``: default.qubit, backprop, jit(vmap), fused 4x4 blocks.
   pennylane_plain    ``execution="gates"``: default.qubit, backprop, jit(vmap), gate by gate.
   torchlayer         the same circuit as ``qml.qnn.TorchLayer`` (default.qubit, torch backprop),
@@ -47,12 +47,10 @@ the median per-round ratios (on a shared machine the load drifts between rounds,
 within a round cancels most of it). The per-sample loops are timed as medians of ``--repeats``.
 """
 
-import functools
 import math
 import resource
 import tempfile
 import time
-from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -103,17 +101,25 @@ def max_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def jitted_forward(spec: QCNNSpec, impl: str):
+  """``forward(params, features (B, F)) -> (B, R)`` of a jitted row (``JITTED``)."""
+  if impl == "project_unfused":
+    def unfused(params, features):
+      blocks = execution.layer_blocks(spec, "statevector", *execution.layer_args(spec, params, "statevector"))
+      return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=1)
+    return unfused
+  return lambda params, features: qcnn_apply(spec, params, features, execution=JITTED[impl])
+
+
 def compile_jitted(spec: QCNNSpec, impl: str, params, features) -> tuple[dict, tuple]:
   """Cold/warm compile time and XLA memory of ``qcnn_apply``'s forward and gradient, and both
   compiled functions as zero-argument calls that block until done."""
-  forward = lambda p, x: qcnn_apply(spec, p, x, execution=JITTED[impl])
+  forward = jitted_forward(spec, impl)
   value_and_grad = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x)))
-  block_qubits = 1 if impl == "project_unfused" else statevector.MAX_BLOCK_QUBITS
 
   def compile_all():
     start = time.perf_counter()
-    with mock.patch.object(statevector, "MAX_BLOCK_QUBITS", block_qubits):  # read while tracing
-      compiled = [jax.jit(f).lower(params, features).compile() for f in (forward, value_and_grad)]
+    compiled = [jax.jit(f).lower(params, features).compile() for f in (forward, value_and_grad)]
     return time.perf_counter() - start, compiled
 
   runtime.enable_compilation_cache(tempfile.mkdtemp(prefix="qcnn_bench_cache_"))
@@ -223,8 +229,7 @@ def n_state_passes(spec: QCNNSpec, fused: bool = True) -> int:
   if not ``fused``) it applies there (the preparation works on small factors) and one for the
   dense suffix block, if any."""
   params, features = inputs(spec, 1)
-  conv, pool = ([functools.partial(execution.apply_unitary, m) for m in mats]
-                for mats in execution.layer_args(spec, params, "fused"))
+  conv, pool = execution.layer_blocks(spec, "fused", *execution.layer_args(spec, params, "fused"))
   prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits)
   return (len(prog.blocks) if fused else len(prog.gates) - prog.n_suffix) + (1 if prog.n_suffix else 0)
 

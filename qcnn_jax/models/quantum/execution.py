@@ -146,8 +146,8 @@ def layer_args(spec: qcnn.QCNNSpec, params: dict, execution: str):
   raise ValueError(f"execution {execution!r} not in {EXECUTIONS}")
 
 
-def _blocks(spec: qcnn.QCNNSpec, execution: str, conv_args, pool_args):
-  """Per-layer ``block(wires)`` callables for ``execution``."""
+def layer_blocks(spec: qcnn.QCNNSpec, execution: str, conv_args, pool_args):
+  """Per-layer ``block(wires)`` callables for ``execution``, from ``layer_args``' outputs."""
   if execution == "gates":
     return qcnn.gate_blocks(spec, conv_args, pool_args)
   return ([functools.partial(apply_unitary, m) for m in conv_args],
@@ -166,7 +166,7 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
 
     @qml.qnode(device, interface="jax", diff_method="backprop" if shots is None else None)
     def circuit():
-      conv, pool = _blocks(spec, execution, conv_args, pool_args)
+      conv, pool = layer_blocks(spec, execution, conv_args, pool_args)
       return qcnn.qcnn_circuit(spec, features, conv, pool, noise)
 
     run = circuit if shots is None else qml.set_shots(circuit, shots=shots)
@@ -202,7 +202,7 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
     if shots is not None or noise is not None:
       raise ValueError("execution 'statevector' computes exact noiseless expectations; "
                        "use execution 'fused' or 'gates' for shots or noise")
-    return statevector.qcnn_statevector(spec, features, *_blocks(spec, execution, conv_args, pool_args))
+    return statevector.qcnn_statevector(spec, features, *layer_blocks(spec, execution, conv_args, pool_args))
   forward = sample_fn(spec, execution, shots, noise)
   with quiet_complex128_truncation():
     if shots is None:

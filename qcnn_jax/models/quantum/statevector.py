@@ -14,7 +14,7 @@ recorded operation is applied through its own ``op.matrix()`` to a batched state
   applied as 2**k scaled strided slices of the state summed per output slice, which XLA fuses into
   one pass over the state (on CPU about twice as fast as a dot with transposes). A pass costs
   about the same for 1, 2 or 3 qubits, so consecutive shared gates are first multiplied into
-  blocks of up to ``MAX_BLOCK_QUBITS`` qubits (``_blocks``; a gate joins the last block that
+  blocks of up to ``MAX_BLOCK_QUBITS`` qubits (``_blocks``, or ``max_block_qubits``; a gate joins the last block that
   touches its wires, past later blocks it commutes with): fewer passes, forward and backward
   (from ``FUSE_MIN_QUBITS`` qubits on; below, the state is small and arithmetic dominates).
 * Suffix: a QCNN's gates after its first pooling layer act on few qubits; the trailing shared
@@ -57,6 +57,13 @@ class Gate(NamedTuple):
   per_sample: bool
 
 
+class Block(NamedTuple):
+  """Gates the engine applies as one matrix: indices into ``Program.gates`` and their wires."""
+
+  gates: tuple[int, ...]  # ascending
+  wires: tuple[int, ...]  # ascending union of the gates' wires
+
+
 class Program(NamedTuple):
   """Static structure of a recorded circuit: what runs where, without the matrices."""
 
@@ -65,8 +72,8 @@ class Program(NamedTuple):
   n_suffix: int  # trailing gates applied together as one dense block on ``suffix_wires``
   suffix_wires: tuple[int, ...]  # ascending
   measurements: tuple[tuple[str, tuple[int, ...]], ...]  # ("expval" | "probs", wires)
-  blocks: tuple[tuple[int, ...], ...]  # the gates before the suffix (indices into gates), grouped
-                                       # into the matrices the engine applies, in order (`_blocks`)
+  blocks: tuple[Block, ...]  # the gates before the suffix, grouped into the matrices the engine
+                             # applies, in order (`_blocks`)
 
 
 def record(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks) -> qml.tape.QuantumScript:
@@ -102,8 +109,12 @@ def _measurement(mp) -> tuple[str, tuple[int, ...]]:
   raise NotImplementedError(f"statevector execution supports probs and <Z> readouts, not {mp}")
 
 
-def program(tape: qml.tape.QuantumScript, n_qubits: int) -> Program:
-  """Static structure of a recorded ``n_qubits`` circuit (``record`` with any features)."""
+def program(tape: qml.tape.QuantumScript, n_qubits: int, max_block_qubits: int | None = None) -> Program:
+  """Static structure of a recorded ``n_qubits`` circuit (``record`` with any features).
+
+  ``max_block_qubits``: most qubits a block of fused gates may act on (1: no fusion); None for
+  ``MAX_BLOCK_QUBITS`` from ``FUSE_MIN_QUBITS`` qubits on and 1 below.
+  """
   ops = tape.operations
   n_prep = _n_prep(ops, n_qubits)
   for op in ops[n_prep:]:
@@ -111,8 +122,10 @@ def program(tape: qml.tape.QuantumScript, n_qubits: int) -> Program:
       raise NotImplementedError(f"statevector execution cannot apply {op} after state preparation")
   gates = tuple(Gate(tuple(op.wires), not isinstance(op, qml.QubitUnitary)) for op in ops[n_prep:])
   n_suffix, suffix_wires = _suffix(gates)
+  if max_block_qubits is None:
+    max_block_qubits = MAX_BLOCK_QUBITS if n_qubits >= FUSE_MIN_QUBITS else 1
   return Program(n_prep, gates, n_suffix, suffix_wires, tuple(_measurement(mp) for mp in tape.measurements),
-                 _blocks(gates[: len(gates) - n_suffix], MAX_BLOCK_QUBITS if n_qubits >= FUSE_MIN_QUBITS else 1))
+                 _blocks(gates[: len(gates) - n_suffix], max_block_qubits))
 
 
 # Most qubits a block of fused gates may act on, and the circuit width from which gates are fused.
@@ -125,8 +138,8 @@ MAX_BLOCK_QUBITS = 3
 FUSE_MIN_QUBITS = 10
 
 
-def _blocks(gates: Sequence[Gate], max_qubits: int) -> tuple[tuple[int, ...], ...]:
-  """Groups of ``gates`` (indices, ascending) to apply as one matrix each, in order of their first gate.
+def _blocks(gates: Sequence[Gate], max_qubits: int) -> tuple[Block, ...]:
+  """Groups of ``gates`` to apply as one matrix each, in order of their first gate.
 
   A shared gate joins the last group that touches any of its wires, if that group is shared and
   stays within ``max_qubits`` qubits: the groups after it act on other wires, so the gate
@@ -144,7 +157,7 @@ def _blocks(gates: Sequence[Gate], max_qubits: int) -> tuple[tuple[int, ...], ..
     else:
       groups.append([i])
       wires.append(set(gate.wires))
-  return tuple(map(tuple, groups))
+  return tuple(Block(tuple(g), tuple(sorted(w))) for g, w in zip(groups, wires))
 
 
 # Most qubits a fused suffix block may act on (its matrix is 2**k x 2**k).
@@ -386,20 +399,20 @@ def measure(state, n_qubits: int, measurements) -> list:
   return results
 
 
-def _fuse(blocks, gate_wires, gate_mats, dtype) -> list[tuple[tuple[int, ...], object]]:
-  """(wires, matrix) of each group of ``blocks`` (``Program.blocks``): a lone gate as recorded (its
+def _fuse(blocks: Sequence[Block], gate_wires, gate_mats, dtype) -> list[tuple[tuple[int, ...], object]]:
+  """(wires, matrix) of each of ``blocks`` (``Program.blocks``): a lone gate as recorded (its
   matrix may be a per-sample index), a group of shared gates as their product on its ascending wires."""
   out = []
-  for group in blocks:
-    if len(group) == 1:
-      out.append((gate_wires[group[0]], gate_mats[group[0]]))
+  for block in blocks:
+    if len(block.gates) == 1:
+      out.append((gate_wires[block.gates[0]], gate_mats[block.gates[0]]))
     else:
-      wires = tuple(sorted({w for i in group for w in gate_wires[i]}))
-      out.append((wires, block_matrix([gate_mats[i] for i in group], [gate_wires[i] for i in group], wires, dtype)))
+      out.append((block.wires, block_matrix([gate_mats[i] for i in block.gates],
+                                            [gate_wires[i] for i in block.gates], block.wires, dtype)))
   return out
 
 
-def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks):
+def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, *, max_block_qubits: int | None = None):
   """Batched QCNN forward on the statevector engine.
 
   Args:
@@ -408,12 +421,13 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks):
     conv_blocks, pool_blocks: one ``block(wires)`` per layer. ``qml.QubitUnitary`` operations
       (the "fused" blocks) are applied with one matrix shared by all samples; any other
       operation is evaluated per sample, so gate-by-gate blocks also work, only slower.
+    max_block_qubits: gate fusion (see ``program``; None: the default, 1: off).
 
   Returns:
     (B, R) readout values, equal to the PennyLane modes' ``qcnn_apply`` output.
   """
   tape = record(spec, jnp.zeros(spec.n_features, features.dtype), conv_blocks, pool_blocks)
-  prog = program(tape, spec.n_qubits)
+  prog = program(tape, spec.n_qubits, max_block_qubits)
   shared = [op.matrix() for op, gate in zip(tape.operations[prog.n_prep:], prog.gates) if not gate.per_sample]
   dtype = jnp.result_type(features.dtype, jnp.complex64, *[m.dtype for m in shared])
   sample = functools.partial(_sample_inputs, spec, prog, dtype, conv_blocks, pool_blocks)
