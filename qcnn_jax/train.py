@@ -405,6 +405,18 @@ class Trainer:
     return [export.resources(spec) for spec, _, _ in self.circuits(variables, image)]
 
 
+def gate_off_report(trainer: "Trainer", state: TrainState) -> dict[str, float]:
+  """A residual head's gate g and the test metrics of its linear path alone (g set to 0, see
+  ``heads.gate_off``): what the circuit (or twin block) adds to the reported checkpoint is the
+  difference. {} for models without a residual gate or a test split."""
+  gate = residual_gate(state.params)
+  if not gate or "test" not in trainer.dataset.splits:
+    return {}
+  off = state.replace(params=parallel.put_replicated(heads.gate_off(jax.device_get(state.params)), trainer.mesh))
+  report, _ = trainer.evaluate(off, "test")
+  return {**gate, **{f"test_{k}_gate_off": report[k] for k in ("auc", "acc", "balanced_accuracy")}}
+
+
 def write_split_reports(trainer: Trainer, workdir: str, split: str, report: dict, out: dict, run: str) -> None:
   """Predictions CSV (MedMNIST naming), ROC curves and confusion matrix of one split."""
   config = trainer.config
@@ -461,7 +473,7 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
       seed=config.seed, num_epochs=config.num_epochs, selection_split=selection_split(trainer.dataset),
       selected_checkpoint=selected,
       devices=jax.device_count(), platform=jax.default_backend(), circuits=trainer.circuit_resources(state),
-      **{f"test_{k}": v for k, v in extra.items()})
+      **{f"test_{k}": v for k, v in extra.items()}, **gate_off_report(trainer, state))
   return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
 
 
@@ -625,8 +637,12 @@ def load_run(workdir: str) -> tuple[Trainer, TrainState, dict, str]:
   return trainer, parallel.put_replicated(state, trainer.mesh), meta, selected
 
 
-def evaluate_workdir(workdir: str, split: str | None = None) -> dict:
-  """Re-evaluates the best checkpoint of a finished or partial run and rewrites its reports."""
+def evaluate_workdir(workdir: str, split: str | None = None) -> tuple[dict, dict]:
+  """Re-evaluates the best checkpoint of a finished or partial run and rewrites its reports.
+
+  Returns:
+    ({split: classification report}, ``gate_off_report`` when the test split is evaluated).
+  """
   trainer, state, meta, _ = load_run(workdir)
   splits = [split] if split else list(trainer.dataset.splits)
   results = {}
@@ -634,5 +650,6 @@ def evaluate_workdir(workdir: str, split: str | None = None) -> dict:
     report, out = trainer.evaluate(state, name)
     write_split_reports(trainer, workdir, name, report, out, config_run_name(trainer.config))
     results[name] = report
-  reports.write_json_atomic(f"{workdir}/metrics_eval.json", {"epoch": meta["epoch"], **results})
-  return results
+  gate_off = gate_off_report(trainer, state) if split in (None, "test") else {}
+  reports.write_json_atomic(f"{workdir}/metrics_eval.json", {"epoch": meta["epoch"], **results, **gate_off})
+  return results, gate_off

@@ -103,6 +103,8 @@ def test_gate_init_adds_the_head_logits_to_the_linear_path_from_the_start(kind):
   assert float(jnp.abs(head_logits - params["logit_bias"]).max()) > 1e-3  # the head's logits vary with x
   got = heads.FeatureHead(1, residual=True, gate_init=1.0, **options).apply({"params": params}, x)
   np.testing.assert_allclose(got, linear + head_logits, atol=1e-5)
+  np.testing.assert_allclose(heads.FeatureHead(1, residual=True, gate_init=1.0, **options).apply(
+      {"params": heads.gate_off(params)}, x), linear, atol=1e-5)
   with pytest.raises(ValueError, match="gate_init needs residual=True"):
     heads.FeatureHead(1, gate_init=1.0, **options).init(jax.random.key(1), x)
 

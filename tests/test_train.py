@@ -87,9 +87,14 @@ def test_two_epochs_improve_the_loss_and_write_every_report(finished_run, tmp_pa
   for plot in ("learning_curves.png", "roc_test.png", "confusion_test.png"):
     assert (workdir / "plots" / plot).stat().st_size > 1000
   # Evaluating the saved best checkpoint again reproduces the test metrics.
-  again = train.evaluate_workdir(str(workdir), "test")
+  again, gate_off = train.evaluate_workdir(str(workdir), "test")
   assert again["test"]["auc"] == pytest.approx(summary["test_auc"], abs=1e-6)
   assert again["test"]["acc"] == pytest.approx(summary["test_acc"], abs=1e-6)
+  # The residual head's gate of the reported epoch, and its linear path's test metrics (gate at 0).
+  assert summary["residual_gate"] == epochs[summary["best_epoch"] - 1]["residual_gate"] != 0
+  assert gate_off == {k: summary[k] for k in ("residual_gate", "test_auc_gate_off", "test_acc_gate_off",
+                                              "test_balanced_accuracy_gate_off")}
+  assert 0.0 <= summary["test_auc_gate_off"] <= 1.0
 
 
 def read_event_scalars(folder: pathlib.Path) -> dict[str, list[tuple[int, float]]]:

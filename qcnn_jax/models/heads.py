@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -41,6 +42,13 @@ SATURATION = 0.99  # |tanh| above this counts as a saturated bottleneck unit
 HEAD_DEFAULTS = {"norm": True, "angle_scale": math.pi, "angle_init_std": None, "calibrate": True, "residual": True}
 LEGACY_HEAD = {"norm": False, "angle_scale": math.pi / 2, "angle_init_std": None, "calibrate": False,
                "residual": False}
+
+
+def gate_off(params):
+  """``params`` (any model's) with every residual gate at 0: a residual head then gives its linear
+  path's logits alone, what the circuit (or its twin block) adds taken away."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, x: jnp.zeros_like(x) if getattr(path[-1], "key", None) == RESIDUAL_GATE else x, params)
 
 
 def prior_logits(labels: np.ndarray, task: str, num_outputs: int) -> tuple[float, ...]:
