@@ -56,7 +56,9 @@ DEFAULT_BOOTSTRAP = {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}
 
 
 # The small files of a finished run that a record keeps (never checkpoints or train predictions).
-RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME, "metrics_final.json", "metrics.jsonl")
+RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME, "metrics_final.json", "metrics.jsonl", "metrics_eval.json")
+# A residual head's gate g and its linear path's test metrics (`train.gate_off_report`).
+GATE_OFF_KEYS = ("residual_gate", "test_auc_gate_off", "test_acc_gate_off")
 VAL_PREDICTIONS, TEST_PREDICTIONS = "*_val_*@*.csv", "*_test_*@*.csv"
 RECORD_PREDICTIONS = (VAL_PREDICTIONS, TEST_PREDICTIONS)
 # Records keep the predictions CSVs gzip-compressed (`gunzip` gives MedMNIST's file back): 2.3x
@@ -131,6 +133,20 @@ class GridRun:
     folder = self.finished_dir()
     path = os.path.join(folder, "metrics_final.json") if folder else None
     return reports.read_json(path).get("val", {}) if path and os.path.exists(path) else {}
+
+  def gate_off(self) -> dict[str, float]:
+    """`GATE_OFF_KEYS` of a finished residual-head run: from summary.json, or for a run older than
+    those entries from the metrics_eval.json `experiments.evaluate` wrote for the same checkpoint
+    (its test AUC equals the summary's); {} otherwise."""
+    summary, folder = self.summary() or {}, self.finished_dir()
+    if all(k in summary for k in GATE_OFF_KEYS):
+      return {k: summary[k] for k in GATE_OFF_KEYS}
+    path = os.path.join(folder, "metrics_eval.json") if folder else None
+    evaluated = reports.read_json(path) if path and os.path.exists(path) else {}
+    if (all(k in evaluated for k in GATE_OFF_KEYS) and summary.get("test_auc") is not None
+        and abs(evaluated.get("test", {}).get("auc", math.nan) - summary["test_auc"]) < 1e-6):
+      return {k: evaluated[k] for k in GATE_OFF_KEYS}
+    return {}
 
 
 def record_run(run: GridRun) -> str:
@@ -379,6 +395,34 @@ def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_interv
   return results
 
 
+def gate_effects(grid: ml_collections.ConfigDict, runs: list[GridRun]) -> list[dict]:
+  """Per (dataset, model) with a residual head: what its gate adds on test, over the finished seeds
+  whose gate-off metrics are known (`GridRun.gate_off`).
+
+  Returns:
+    Dicts: dataset, model, seeds, gate_min, gate_max, test_auc / test_auc_gate_off (seed means), and
+    `stats.Interval`s "seed_auc", "seed_acc" (bootstrap over seeds of gate on − gate off).
+  """
+  groups: dict[tuple[str, str], list[tuple[GridRun, dict]]] = {}
+  for run in runs:
+    if run.status() == FINISHED and (off := run.gate_off()):
+      groups.setdefault((run.dataset, run.model), []).append((run, off))
+  results = []
+  for (dataset, model), pairs in groups.items():
+    on = [run.summary() for run, _ in pairs]
+    gates = [off["residual_gate"] for _, off in pairs]
+    result = {"dataset": dataset, "model": model, "seeds": [run.seed for run, _ in pairs],
+              "gate_min": min(gates), "gate_max": max(gates),
+              "test_auc": float(np.mean([s["test_auc"] for s in on])),
+              "test_auc_gate_off": float(np.mean([off["test_auc_gate_off"] for _, off in pairs]))}
+    for key in ("auc", "acc"):
+      result[f"seed_{key}"] = stats.seed_bootstrap([s[f"test_{key}"] for s in on],
+                                                   [off[f"test_{key}_gate_off"] for _, off in pairs],
+                                                   **bootstrap_options(grid))
+    results.append(result)
+  return results
+
+
 def _number(value, digits: int = 3) -> str:
   return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -438,6 +482,18 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
                       c["seed_auc"].format(digits), c["seed_acc"].format(digits),
                       c["example_auc"].format(digits) if "example_auc" in c else f"— ({c['example_note']})",
                       c["example_acc"].format(digits) if "example_acc" in c else "—"] for c in comparisons])
+    lines.append("")
+  effects = gate_effects(grid, runs)
+  if effects:
+    lines += ["## What the residual gate adds (test, gate g set to 0)", "",
+              "A residual head's logits are its linear path's plus g times its circuit's (or classical "
+              "block's). Gate off = the same checkpoint with g = 0 (`experiments.evaluate` for runs "
+              "older than these summary entries); Δ = gate on − gate off, seed bootstrap.", ""]
+    lines += _table(["dataset", "model", "seeds", "g (min, max)", "test AUC", "test AUC, g = 0", "ΔAUC seeds",
+                     "ΔACC seeds"],
+                    [[e["dataset"], e["model"], " ".join(map(str, e["seeds"])),
+                      f"{e['gate_min']:.2g}, {e['gate_max']:.2g}", num(e["test_auc"]), num(e["test_auc_gate_off"]),
+                      e["seed_auc"].format(digits), e["seed_acc"].format(digits)] for e in effects])
     lines.append("")
   lines += ["## Runs", ""]
   run_rows = []

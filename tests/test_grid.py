@@ -226,6 +226,32 @@ def test_report_tolerates_missing_predictions_but_not_a_bug(tmp_path, fake_train
   assert result["example_note"].startswith("no test predictions CSV") and "seed_auc" in result
 
 
+def test_gate_effects_read_summaries_or_a_matching_evaluation_of_the_same_checkpoint(tmp_path, fake_train):
+  """Seed 0's summary holds the gate-off metrics; seed 1 is an older run evaluated afterwards
+  (metrics_eval.json); seed 2's evaluation is of another checkpoint (its test AUC differs) and is
+  left out, as are the models without those metrics."""
+  config = make_grid(datasets=("breastmnist",))
+  root = str(tmp_path)
+  runs = grid.expand(config, root)
+  grid.train_runs(config, root, runs)
+  hybrid = {r.seed: r for r in runs if r.model == "resnet50_qcnn"}
+  summary0 = reports.read_json(hybrid[0].summary_path)
+  reports.write_json_atomic(hybrid[0].summary_path, {**summary0, "residual_gate": 0.5, "test_auc_gate_off": 0.80,
+                                                     "test_acc_gate_off": 0.70})
+  for seed, test_auc in ((1, fake_test_auc("resnet50_qcnn", 1)), (2, 0.123)):
+    reports.write_json_atomic(os.path.join(hybrid[seed].workdir, "metrics_eval.json"),
+                              {"epoch": 0, "test": {"auc": test_auc}, "residual_gate": -0.01,
+                               "test_auc_gate_off": 0.90, "test_acc_gate_off": 0.81})
+  (effect,) = grid.gate_effects(config, grid.expand(config, root))
+  assert (effect["model"], effect["seeds"], effect["gate_min"], effect["gate_max"]) == ("resnet50_qcnn", [0, 1], -0.01, 0.5)
+  assert effect["test_auc"] == pytest.approx(0.905) and effect["test_auc_gate_off"] == pytest.approx(0.85)
+  # on − off per seed: AUC 0.90 − 0.80 and 0.91 − 0.90; ACC (AUC − 0.1) 0.80 − 0.70 and 0.81 − 0.81.
+  assert effect["seed_auc"].estimate == pytest.approx(0.055) and effect["seed_acc"].estimate == pytest.approx(0.05)
+  _, md_path = grid.write_report(config, root)
+  md = open(md_path).read()
+  assert "## What the residual gate adds" in md and "| breastmnist | resnet50_qcnn | 0 1 | -0.01, 0.5 | 0.905 | 0.850 |" in md
+
+
 def test_cli_only_report_rebuilds_results_without_training(tmp_path, fake_train, monkeypatch):
   root = tmp_path / "smoke"
   run = grid.expand(grid_smoke.get_config(), str(root))[0]
