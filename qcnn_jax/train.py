@@ -405,14 +405,14 @@ class Trainer:
     return [export.resources(spec) for spec, _, _ in self.circuits(variables, image)]
 
 
-def gate_off_report(trainer: "Trainer", state: TrainState) -> dict[str, float]:
+def gate_off_report(trainer: Trainer, state: TrainState) -> dict[str, float]:
   """A residual head's gate g and the test metrics of its linear path alone (g set to 0, see
   ``heads.gate_off``): what the circuit (or twin block) adds to the reported checkpoint is the
   difference. {} for models without a residual gate or a test split."""
   gate = residual_gate(state.params)
   if not gate or "test" not in trainer.dataset.splits:
     return {}
-  off = state.replace(params=parallel.put_replicated(heads.gate_off(jax.device_get(state.params)), trainer.mesh))
+  off = state.replace(params=parallel.put_replicated(heads.gate_off(state.params), trainer.mesh))
   report, _ = trainer.evaluate(off, "test")
   return {**gate, **{f"test_{k}_gate_off": report[k] for k in ("auc", "acc", "balanced_accuracy")}}
 
@@ -454,6 +454,7 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
     split_reports[split] = report
     if jax.process_index() == 0:
       write_split_reports(trainer, workdir, split, report, out, run)
+  gate_off = gate_off_report(trainer, state)  # every process: the evaluation is a collective
   if jax.process_index() != 0:
     return {"test_auc": split_reports.get("test", {}).get("auc"), "test_acc": split_reports.get("test", {}).get("acc"),
             "val_auc": best["val_auc"], "best_epoch": best["epoch"] + 1}
@@ -473,7 +474,7 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
       seed=config.seed, num_epochs=config.num_epochs, selection_split=selection_split(trainer.dataset),
       selected_checkpoint=selected,
       devices=jax.device_count(), platform=jax.default_backend(), circuits=trainer.circuit_resources(state),
-      **{f"test_{k}": v for k, v in extra.items()}, **gate_off_report(trainer, state))
+      **{f"test_{k}": v for k, v in extra.items()}, **gate_off)
   return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
 
 

@@ -14,9 +14,10 @@ recorded operation is applied through its own ``op.matrix()`` to a batched state
   applied as 2**k scaled strided slices of the state summed per output slice, which XLA fuses into
   one pass over the state (on CPU about twice as fast as a dot with transposes). A pass costs
   about the same for 1, 2 or 3 qubits, so consecutive shared gates are first multiplied into
-  blocks of up to ``MAX_BLOCK_QUBITS`` qubits (``_blocks``, or ``max_block_qubits``; a gate joins the last block that
+  blocks of up to ``MAX_BLOCK_QUBITS`` qubits (``_blocks``; a gate joins the last block that
   touches its wires, past later blocks it commutes with): fewer passes, forward and backward
-  (from ``FUSE_MIN_QUBITS`` qubits on; below, the state is small and arithmetic dominates).
+  (from ``FUSE_MIN_QUBITS`` qubits on; below, the state is small and arithmetic dominates;
+  ``max_block_qubits`` overrides both, 1 turns fusion off).
 * Suffix: a QCNN's gates after its first pooling layer act on few qubits; the trailing shared
   gates are multiplied into one dense block of up to ``MAX_SUFFIX_QUBITS`` qubits (where the
   cost estimate in ``_suffix`` says it saves work) and applied with one matmul.
