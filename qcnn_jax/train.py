@@ -84,8 +84,7 @@ def angle_shift(shifts: list[np.ndarray]) -> dict[str, float]:
 def residual_gate(params) -> dict[str, float]:
   """{"residual_gate": g} of a residual head (how much its circuit or twin block adds to the linear
   path's logits); {} for models without one."""
-  gates = [x for p, x in jax.tree_util.tree_leaves_with_path(params)
-           if getattr(p[-1], "key", None) == heads.RESIDUAL_GATE]
+  gates = [x for p, x in jax.tree_util.tree_leaves_with_path(params) if heads.is_residual_gate(p)]
   return {"residual_gate": float(np.asarray(gates[0]).reshape(-1)[0])} if gates else {}
 
 

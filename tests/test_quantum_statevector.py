@@ -52,19 +52,14 @@ def test_equals_pennylane(spec):
     np.testing.assert_allclose(np.asarray(got), np.asarray(run(spec, params, features, execution)), atol=1e-5)
 
 
-def _grads(spec, params, features, execution, max_block_qubits=None):
-  """Gradients of a weighted loss through ``qcnn_apply``, or with ``max_block_qubits`` through the
-  statevector engine with that gate fusion."""
+def _grads(spec, params, features, mode, max_block_qubits=None):
+  """Gradients of a weighted loss through ``qcnn_apply`` with execution ``mode``, or with
+  ``max_block_qubits`` through the statevector engine with that gate fusion."""
   weights = jnp.linspace(0.5, 1.5, features.shape[0] * spec.output_size).reshape(features.shape[0], -1)
-  forward = (functools.partial(qcnn_apply, spec, execution=execution) if max_block_qubits is None
-             else functools.partial(_fused_statevector, spec, max_block_qubits))
+  forward = (functools.partial(qcnn_apply, spec, execution=mode) if max_block_qubits is None
+             else functools.partial(execution.statevector_apply, spec, max_block_qubits=max_block_qubits))
   loss = lambda p, x: jnp.sum(weights * jnp.sin(forward(p, x)))
   return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, features)
-
-
-def _fused_statevector(spec, max_block_qubits, params, features):
-  blocks = execution.layer_blocks(spec, "statevector", *execution.layer_args(spec, params, "statevector"))
-  return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
 
 
 # Re-uploaded encodings: per-sample gates between the shared blocks.
@@ -103,7 +98,7 @@ def test_fused_gate_blocks_equal_fused_execution(spec):
   prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits,
                              statevector.MAX_BLOCK_QUBITS)
   assert max(len(b.gates) for b in prog.blocks) > 1
-  forward = jax.jit(functools.partial(_fused_statevector, spec, statevector.MAX_BLOCK_QUBITS))
+  forward = jax.jit(functools.partial(execution.statevector_apply, spec, max_block_qubits=statevector.MAX_BLOCK_QUBITS))
   np.testing.assert_allclose(np.asarray(forward(params, features)),
                              np.asarray(run(spec, params, features, "fused")), atol=1e-5)
   got = _grads(spec, params, features, "statevector", statevector.MAX_BLOCK_QUBITS)

@@ -104,10 +104,7 @@ def max_rss_mb() -> float:
 def jitted_forward(spec: QCNNSpec, impl: str):
   """``forward(params, features (B, F)) -> (B, R)`` of a jitted row (``JITTED``)."""
   if impl == "project_unfused":
-    def unfused(params, features):
-      blocks = execution.layer_blocks(spec, "statevector", *execution.layer_args(spec, params, "statevector"))
-      return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=1)
-    return unfused
+    return lambda params, features: execution.statevector_apply(spec, params, features, max_block_qubits=1)
   return lambda params, features: qcnn_apply(spec, params, features, execution=JITTED[impl])
 
 

@@ -44,11 +44,15 @@ LEGACY_HEAD = {"norm": False, "angle_scale": math.pi / 2, "angle_init_std": None
                "residual": False}
 
 
+def is_residual_gate(path) -> bool:
+  """True for the pytree path (``jax.tree_util`` keys) of a residual head's gate g."""
+  return getattr(path[-1], "key", None) == RESIDUAL_GATE
+
+
 def gate_off(params):
   """``params`` (any model's) with every residual gate at 0: a residual head then gives its linear
   path's logits alone, what the circuit (or its twin block) adds taken away."""
-  return jax.tree_util.tree_map_with_path(
-      lambda path, x: jnp.zeros_like(x) if getattr(path[-1], "key", None) == RESIDUAL_GATE else x, params)
+  return jax.tree_util.tree_map_with_path(lambda path, x: jnp.zeros_like(x) if is_residual_gate(path) else x, params)
 
 
 def prior_logits(labels: np.ndarray, task: str, num_outputs: int) -> tuple[float, ...]:

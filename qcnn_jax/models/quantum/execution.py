@@ -175,6 +175,13 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
   return forward
 
 
+def statevector_apply(spec: qcnn.QCNNSpec, params: dict, features, *, max_block_qubits: int | None = None):
+  """``qcnn_apply``'s "statevector" execution (exact, noiseless; no memory check): (B, F) features
+  -> (B, R) readout values. ``max_block_qubits``: its gate fusion (``statevector.program``; 1: off)."""
+  blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
+  return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
+
+
 def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = "fused",
                shots: int | None = None, noise: Noise | None = None, key=None):
   """Batched QCNN forward.
@@ -197,12 +204,12 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
   """
   execution = resolve(execution, shots, noise)
   check_memory(spec, features.shape[0], execution, noise)
-  conv_args, pool_args = layer_args(spec, params, execution)
   if execution == "statevector":
     if shots is not None or noise is not None:
       raise ValueError("execution 'statevector' computes exact noiseless expectations; "
                        "use execution 'fused' or 'gates' for shots or noise")
-    return statevector.qcnn_statevector(spec, features, *layer_blocks(spec, execution, conv_args, pool_args))
+    return statevector_apply(spec, params, features)
+  conv_args, pool_args = layer_args(spec, params, execution)
   forward = sample_fn(spec, execution, shots, noise)
   with quiet_complex128_truncation():
     if shots is None:
