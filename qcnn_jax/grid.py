@@ -400,27 +400,16 @@ def gate_effects(grid: ml_collections.ConfigDict, runs: list[GridRun]) -> list[d
   whose gate-off metrics are known (`GridRun.gate_off`).
 
   Returns:
-    Dicts: dataset, model, seeds, gate_min, gate_max, test_auc / test_auc_gate_off (seed means), and
-    `stats.Interval`s "seed_auc", "seed_acc" (bootstrap over seeds of gate on − gate off).
+    Dicts: dataset, model, seeds and the entries of `stats.gate_effect`.
   """
   groups: dict[tuple[str, str], list[tuple[GridRun, dict]]] = {}
   for run in runs:
     if run.status() == FINISHED and (off := run.gate_off()):
       groups.setdefault((run.dataset, run.model), []).append((run, off))
-  results = []
-  for (dataset, model), pairs in groups.items():
-    on = [run.summary() for run, _ in pairs]
-    gates = [off["residual_gate"] for _, off in pairs]
-    result = {"dataset": dataset, "model": model, "seeds": [run.seed for run, _ in pairs],
-              "gate_min": min(gates), "gate_max": max(gates),
-              "test_auc": float(np.mean([s["test_auc"] for s in on])),
-              "test_auc_gate_off": float(np.mean([off["test_auc_gate_off"] for _, off in pairs]))}
-    for key in ("auc", "acc"):
-      result[f"seed_{key}"] = stats.seed_bootstrap([s[f"test_{key}"] for s in on],
-                                                   [off[f"test_{key}_gate_off"] for _, off in pairs],
-                                                   **bootstrap_options(grid))
-    results.append(result)
-  return results
+  return [{"dataset": dataset, "model": model, "seeds": [run.seed for run, _ in pairs],
+           **stats.gate_effect([run.summary() for run, _ in pairs], [off for _, off in pairs],
+                               **bootstrap_options(grid))}
+          for (dataset, model), pairs in groups.items()]
 
 
 def _number(value, digits: int = 3) -> str:

@@ -14,8 +14,9 @@ A study config (`experiments/configs/heads.py`) holds:
 
 Runs live in `{root}/{dataset}/{design}/seed{k}` (files as `qcnn_jax.train` writes them); a design
 whose seeds all have summary.json is skipped. The report (`results.csv`, `results.md`) gives every
-design's mean ± std over seeds, the paired intervals quantum − twin and quantum − linear, and,
-per dataset, the quantum and classical designs chosen by mean validation AUC (never by test).
+design's mean ± std over seeds, the paired intervals quantum − twin and quantum − linear, what the
+residual designs' gate g adds (test metrics with g set to 0), and, per dataset, the quantum and
+classical designs chosen by mean validation AUC (never by test).
 """
 
 import csv
@@ -188,6 +189,7 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
         lines.append(f"| {a} | {b} | {c['seeds']} | {c['seed_auc'].format(4)} | "
                      f"{c['example_auc'].format(4) if examples else '—'} | "
                      f"{c['example_acc'].format(4) if examples else '—'} |")
+    lines += _gate_lines(runs, bootstrap)
     answer.append(_answer(dataset, dataset_rows, found))
   csv_text = io.StringIO()
   writer = csv.DictWriter(csv_text, fieldnames=CSV_COLUMNS, extrasaction="ignore")
@@ -202,6 +204,23 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
             "quantum − own twin, ΔAUC (seeds) |", "|---|---|---|---|---|---|", *answer]
   reports.write_text_atomic(md_path, "\n".join(header + lines) + "\n")
   return csv_path, md_path
+
+
+def _gate_lines(runs: dict[str, list[dict]], bootstrap: dict) -> list[str]:
+  """Markdown lines "what the residual gate adds" for the designs whose runs all have gate-off
+  metrics (`stats.gate_effect`); [] when none has."""
+  effects = {d: stats.gate_effect([r["summary"] for r in rs], [r["summary"] for r in rs], **bootstrap)
+             for d, rs in runs.items() if rs and all("test_auc_gate_off" in r["summary"] for r in rs)}
+  if not effects:
+    return []
+  lines = ["\nWhat the residual gate adds on test: the same parameters with g = 0 (the linear path alone); "
+           "Δ = gate on − gate off, bootstrap over seeds.\n",
+           "| model | seeds | g (min, max) | test AUC | test AUC, g = 0 | ΔAUC (seeds) | ΔACC (seeds) |",
+           "|---|---|---|---|---|---|---|"]
+  lines += [f"| {d} | {len(runs[d])} | {e['gate_min']:.2g}, {e['gate_max']:.2g} | {e['test_auc']:.4f} | "
+            f"{e['test_auc_gate_off']:.4f} | {e['seed_auc'].format(4)} | {e['seed_acc'].format(4)} |"
+            for d, e in effects.items()]
+  return lines
 
 
 def _answer(dataset: str, rows: list[dict], comparisons: dict) -> str:

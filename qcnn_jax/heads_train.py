@@ -13,7 +13,8 @@ Per-epoch diagnostics (on the validation split, per seed): `saturated` (share of
 with |tanh| > 0.99), `grad_norm_quantum` / `grad_norm_classical` (mean over the epoch's steps),
 `angle_shift_rms` / `angle_shift_max` (how far the circuit angles moved from their initial
 values, radians), `readout_min` / `readout_max` (range of the blocks' readout values), `residual_gate`
-(g of a residual head).
+(g of a residual head). A residual head's summary.json also has the reported epoch's gate and its
+test metrics with g set to 0 (`train.gate_off_entries`), as end-to-end runs have.
 """
 
 import dataclasses
@@ -33,13 +34,14 @@ from qcnn_jax import metrics, reports
 from qcnn_jax.data import pipeline
 from qcnn_jax.features import FeatureSet
 from qcnn_jax.models import heads
-from qcnn_jax.train import (angle_shift, class_names, count_params, create_optimizer, grad_norms, keep_if_finite,
-                            per_example_loss, quantum_leaves, residual_gate, summarize_probe)
+from qcnn_jax.train import (angle_shift, class_names, count_params, create_optimizer, gate_off_entries, grad_norms,
+                            keep_if_finite, per_example_loss, quantum_leaves, residual_gate, summarize_probe)
 
 
 @dataclasses.dataclass
 class SeedResult:
-  """One seed's run: per-epoch records, selected epoch, reports and logits of val/test, timing."""
+  """One seed's run: per-epoch records, selected epoch, reports and logits of val/test, timing, and
+  for a residual head its gate and gate-off test metrics (`train.gate_off_report`'s entries)."""
 
   seed: int
   records: list[dict[str, Any]]
@@ -50,6 +52,7 @@ class SeedResult:
   num_params: int
   quantum_params: int
   timing: dict[str, float]  # compile_s, train_s of the whole (all-seed) program
+  gate_off: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> heads.FeatureHead:
@@ -163,19 +166,24 @@ def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
 
 
 def _results(head, feature_set: FeatureSet, seeds, best, records, timing: dict[str, float]) -> list[SeedResult]:
-  """Reports of the best-validation parameters of every seed on val and test."""
+  """Reports of the best-validation parameters of every seed on val and test (and on test with the
+  residual gate at 0, for a residual head)."""
   apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
   logits = {split: np.asarray(apply(best["params"], jnp.asarray(feature_set.features[split])))
             for split in ("val", "test")}
+  test_off = (np.asarray(apply(heads.gate_off(best["params"]), jnp.asarray(feature_set.features["test"])))
+              if residual_gate(jax.tree.map(lambda p: p[0], best["params"])) else None)
   names = class_names(feature_set.meta["label_names"], feature_set.task)
+  report = lambda split, x: metrics.classification_report(feature_set.labels[split], x, feature_set.task, names)
   results = []
   for i, seed in enumerate(seeds):
     one = jax.tree.map(lambda p: p[i], best["params"])
     num_params, quantum_params = count_params(one)
-    split_reports = {split: metrics.classification_report(feature_set.labels[split], logits[split][i],
-                                                          feature_set.task, names) for split in logits}
+    split_reports = {split: report(split, logits[split][i]) for split in logits}
+    gate_off = {} if test_off is None else gate_off_entries(one, report("test", test_off[i]))
     results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]), float(best["auc"][i]), split_reports,
-                              {split: logits[split][i] for split in logits}, num_params, quantum_params, timing))
+                              {split: logits[split][i] for split in logits}, num_params, quantum_params, timing,
+                              gate_off))
   return results
 
 
@@ -204,5 +212,6 @@ def write_run(result: SeedResult, workdir: str, config: ml_collections.ConfigDic
       wall_time_s=wall_time_s, images_per_s=float("nan"), dataset=feature_set.meta["dataset"], model=config.design,
       kind=config.head.kind, seed=result.seed, num_epochs=config.num_epochs, selection_split="val", **result.timing,
       features=feature_set.meta, **{f"test_{k}": test[k] for k in ("precision_macro", "recall_macro", "f1_macro",
-                                                                    "balanced_accuracy")})
+                                                                    "balanced_accuracy")},
+      **result.gate_off)
   return workdir

@@ -82,6 +82,25 @@ def seed_bootstrap(metric_a: Sequence[float], metric_b: Sequence[float], *, num_
   return _interval(diff.mean(), diff[picks].mean(axis=1), confidence)
 
 
+def gate_effect(gate_on: Sequence[dict], gate_off: Sequence[dict], **bootstrap) -> dict:
+  """What a residual head's gate g adds on test, over seeds: `gate_on` holds each seed's test_auc and
+  test_acc (summary.json), `gate_off` the same seeds' residual_gate, test_auc_gate_off and
+  test_acc_gate_off (`train.gate_off_report`).
+
+  Returns:
+    gate_min, gate_max (g over seeds), test_auc / test_auc_gate_off (seed means) and the
+    `Interval`s "seed_auc", "seed_acc" of gate on − gate off (`seed_bootstrap` with `bootstrap`).
+  """
+  gates = [off["residual_gate"] for off in gate_off]
+  effect = {"gate_min": min(gates), "gate_max": max(gates),
+            "test_auc": float(np.mean([on["test_auc"] for on in gate_on])),
+            "test_auc_gate_off": float(np.mean([off["test_auc_gate_off"] for off in gate_off]))}
+  for key in ("auc", "acc"):
+    effect[f"seed_{key}"] = seed_bootstrap([on[f"test_{key}"] for on in gate_on],
+                                           [off[f"test_{key}_gate_off"] for off in gate_off], **bootstrap)
+  return effect
+
+
 def weighted_auc(targets: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
   """ROC AUC of one binary column under example weights, for many weightings at once.
 

@@ -413,7 +413,13 @@ def gate_off_report(trainer: Trainer, state: TrainState) -> dict[str, float]:
     return {}
   off = state.replace(params=parallel.put_replicated(heads.gate_off(state.params), trainer.mesh))
   report, _ = trainer.evaluate(off, "test")
-  return {**gate, **{f"test_{k}_gate_off": report[k] for k in ("auc", "acc", "balanced_accuracy")}}
+  return gate_off_entries(state.params, report)
+
+
+def gate_off_entries(params, report: dict) -> dict[str, float]:
+  """Summary entries of a residual head: its gate g ("residual_gate") and, from ``report`` (the
+  test split's classification report with g set to 0), test_{auc,acc,balanced_accuracy}_gate_off."""
+  return {**residual_gate(params), **{f"test_{k}_gate_off": report[k] for k in ("auc", "acc", "balanced_accuracy")}}
 
 
 def write_split_reports(trainer: Trainer, workdir: str, split: str, report: dict, out: dict, run: str) -> None:

@@ -147,6 +147,12 @@ def test_residual_runs_record_each_seeds_gate():
   results = heads_train.train_seeds(config, feature_set(), [0, 1])
   gates = [[r["residual_gate"] for r in result.records] for result in results]
   assert all(g != 0.5 for seed in gates for g in seed) and gates[0] != gates[1]
+  for result in results:  # the reported epoch's gate, and its test metrics with g = 0
+    assert result.gate_off["residual_gate"] == result.records[result.best_epoch]["residual_gate"]
+    assert set(result.gate_off) == {"residual_gate", "test_auc_gate_off", "test_acc_gate_off",
+                                    "test_balanced_accuracy_gate_off"}
+    assert 0.0 <= result.gate_off["test_auc_gate_off"] <= 1.0
+  assert heads_train.train_seeds(head_config(kind="quantum", calibrate=True), feature_set(), [0])[0].gate_off == {}
 
 
 def test_feature_file_round_trip(tmp_path):
@@ -166,6 +172,8 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   study.features = ml_collections.ConfigDict({"breastmnist": path})
   study.base.num_epochs, study.base.batch_size, study.base.head.n_qubits = 2, 16, 4
   study.designs = ml_collections.ConfigDict({"calibrated": {"head": heads_config.CALIBRATED},
+                                             "residual": {"head": {**heads_config.CALIBRATED, "residual": True,
+                                                                   "gate_init": 0.5}},
                                              "linear": {"head": {"kind": "linear"}}})
   study.seeds = (0, 1, 2)
   study.bootstrap.num_resamples = 200
@@ -173,7 +181,7 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   heads_study.train_study(study, root)
   csv_path, md_path = heads_study.write_report(study, root)
   rows = {r["model"]: r for r in csv.DictReader(open(csv_path))}
-  assert set(rows) == {"calibrated", "calibrated_twin", "linear"}
+  assert set(rows) == {"calibrated", "calibrated_twin", "residual", "residual_twin", "linear"}
   assert rows["calibrated_twin"]["kind"] == "classical" and rows["calibrated_twin"]["twin_of"] == "calibrated"
   assert all(rows[m]["n_seeds"] == "3" for m in rows)
   text = open(md_path).read()
@@ -182,3 +190,10 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   assert row[4].split()[0] == row[5].split()[0]  # both bootstraps start from the same mean difference
   summary = heads_study.reports.read_json(f"{root}/breastmnist/calibrated/seed1/summary.json")
   assert summary["kind"] == "quantum" and summary["seed"] == 1 and summary["quantum_params"] > 0
+  assert "test_auc_gate_off" not in summary
+  gated = [heads_study.reports.read_json(f"{root}/breastmnist/residual/seed{s}/summary.json") for s in (0, 1, 2)]
+  effect = next(line for line in text.splitlines() if line.startswith("| residual | 3 |")).split("|")
+  assert float(effect[5]) == pytest.approx(np.mean([g["test_auc_gate_off"] for g in gated]), abs=1e-4)
+  assert float(effect[6].split()[0]) == pytest.approx(np.mean([g["test_auc"] - g["test_auc_gate_off"] for g in gated]),
+                                                     abs=1e-4)
+  assert "| residual_twin | 3 |" in text and "| calibrated | 3 |" not in text
