@@ -45,7 +45,9 @@ for m in resnet50 resnet50_qcnn resnet50_mlp; do
   grid "pneumonia_$m" --datasets=pneumoniamnist --models="$m" & PIDS+=($!)
 done
 while [ -n "$(jobs -rp | grep -v "^$GPUMON\$")" ] && [ $(( $(date +%s) - T0 )) -lt "$DEADLINE" ]; do sleep 20; pack; done
-kill "${PIDS[@]}" "$GPUMON" 2>/dev/null; pkill -f experiments.grid; pkill -f "nvidia-smi --query"; sleep 2; pack
+# Stop this script's processes only (each job's subshell first, so it starts nothing more, then its child).
+for p in "${PIDS[@]}" "$GPUMON"; do kids=$(pgrep -P "$p"); kill "$p" $kids 2>/dev/null; done
+sleep 2; pack
 echo "elapsed $(( $(date +%s) - T0 )) s; runs recorded in this call:"
 find "$RECORDS" -name summary.json -newer /tmp/gpu_grid_t0 | sort | while read -r f; do
   python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['dataset'], s['model'], s['seed'], 'test AUC %.4f ACC %.4f' % (s['test_auc'], s['test_acc']), 'wall %.0f s' % s['wall_time_s'], '%.0f img/s' % s['images_per_s'])" "$f"
