@@ -15,7 +15,7 @@
 set -u
 T0=$(date +%s); DEADLINE=${DEADLINE:-450}; RECORDS=${RECORDS:-results/grid_medmnist/runs}; EXTRA=${EXTRA:-}
 WHEELS=${WHEELS:-.whl}; DATA=${DATA:-devdata}; OUT=${OUT:-gpu_out}; LOGS=/tmp/gpu_grid_logs
-mkdir -p "$OUT" "$LOGS"; touch /tmp/gpu_grid_t0
+mkdir -p "$OUT" "$LOGS"
 if [ -d "$WHEELS" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl || exit 1
 fi
@@ -26,7 +26,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 python3 -c "import jax, flax, optax, pennylane as q, numpy; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__, 'pennylane', q.__version__, 'numpy', numpy.__version__)" || exit 1
 # Prepare the TFDS data once, before parallel processes would race to write it.
-python3 -c "from qcnn_jax import data; [data.load_dataset(d, data_dir='$DATA') for d in ('breastmnist', 'retinamnist', 'pneumoniamnist')]" > "$LOGS/prepare.log" 2>&1 || { tail -5 "$LOGS/prepare.log"; exit 1; }
+python3 -c "from qcnn_jax import data; from experiments.configs import grid_medmnist as g; [data.load_dataset(d, data_dir='$DATA') for d in g.get_config().datasets]" > "$LOGS/prepare.log" 2>&1 || { tail -5 "$LOGS/prepare.log"; exit 1; }
 echo "prepared at $(( $(date +%s) - T0 )) s"
 (command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 > "$LOGS/gpu.log" 2>&1) &
 GPUMON=$!
@@ -49,7 +49,10 @@ while [ -n "$(jobs -rp | grep -v "^$GPUMON\$")" ] && [ $(( $(date +%s) - T0 )) -
 for p in "${PIDS[@]}" "$GPUMON"; do kids=$(pgrep -P "$p"); kill "$p" $kids 2>/dev/null; done
 sleep 2; pack
 echo "elapsed $(( $(date +%s) - T0 )) s; runs recorded in this call:"
-find "$RECORDS" -name summary.json -newer /tmp/gpu_grid_t0 | sort | while read -r f; do
-  python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(s['dataset'], s['model'], s['seed'], 'test AUC %.4f ACC %.4f' % (s['test_auc'], s['test_acc']), 'wall %.0f s' % s['wall_time_s'], '%.0f img/s' % s['images_per_s'])" "$f"
-done
+find "$RECORDS" -name summary.json -newermt "@$T0" | sort | xargs -r python3 -c "
+import json, sys
+for path in sys.argv[1:]:
+  s = json.load(open(path))
+  print(s['dataset'], s['model'], s['seed'], 'test AUC %.4f ACC %.4f' % (s['test_auc'], s['test_acc']),
+        'wall %.0f s' % s['wall_time_s'], '%.0f img/s' % s['images_per_s'])"
 grep -h "Error\|Traceback" "$LOGS"/*.log | sort | uniq -c | head -20
