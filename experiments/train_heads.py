@@ -18,6 +18,9 @@ flags.DEFINE_string("workdir", None, "Study directory: one workdir per run, resu
 flags.DEFINE_list("datasets", None, "Train only these datasets of the study (default: all).")
 flags.DEFINE_list("designs", None, "Train only these designs, twins named explicitly (default: all).")
 flags.DEFINE_bool("only_report", False, "Rebuild the report without training.")
+flags.DEFINE_string("out", None, "Report folder (default: --workdir).")
+flags.DEFINE_string("records", None, "Copy each finished run's small files (config.json, summary.json, "
+                    "gzipped test predictions, lr_search.json) here, e.g. results/<study>/runs.")
 FLAGS = flags.FLAGS
 
 
@@ -27,7 +30,9 @@ def main(argv):
   runtime.enable_compilation_cache()
   if not FLAGS.only_report:
     heads_study.train_study(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, selected=FLAGS.designs)
-  csv_path, md_path = heads_study.write_report(FLAGS.config, FLAGS.workdir)
+  if FLAGS.records:
+    heads_study.record_runs(FLAGS.workdir, FLAGS.records)
+  csv_path, md_path = heads_study.write_report(FLAGS.config, FLAGS.workdir, FLAGS.out)
   print(f"Report: {md_path}  {csv_path}")
 
 

@@ -165,14 +165,17 @@ def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore_keys: Collection[str] = (),
-                       later_keys: Collection[str] = ()) -> dict[str, tuple[Any, Any]]:
+                       later_keys: Collection[str] = (),
+                       renamed_keys: Mapping[str, str] | None = None) -> dict[str, tuple[Any, Any]]:
   """Differing entries of two (nested) configs: ``{"a.b": (old, new)}``.
 
   A missing key equals None (an unset placeholder), so adding an option that defaults to None
   keeps earlier runs resumable and their records valid. ``ignore_keys`` are dotted names whose value (or whole sub-config) does not affect results,
   e.g. ``"log_every_steps"`` or ``"data.num_workers"``. ``later_keys`` are top-level keys added to
   configs after ``old`` may have been written: compared only when ``old`` has them.
+  ``renamed_keys`` maps a top-level key of older configs to its current name (read under that name).
   """
+  old = {(renamed_keys or {}).get(k, k): v for k, v in old.items()}
   ignore_keys = tuple(ignore_keys) + tuple(k for k in later_keys if k not in old)
   old, new = _flatten(old), _flatten(new)
   differences = {}
@@ -203,7 +206,8 @@ def _move_aside(workdir: str) -> str:
 
 
 def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overwrite: bool = False,
-                    ignore_keys: Collection[str] = (), later_keys: Collection[str] = ()) -> bool:
+                    ignore_keys: Collection[str] = (), later_keys: Collection[str] = (),
+                    renamed_keys: Mapping[str, str] | None = None) -> bool:
   """Makes ``workdir`` ready for a run of ``config`` and tells whether to resume.
 
   * Missing or empty workdir: created, ``config.json`` written; returns False.
@@ -224,6 +228,7 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
     overwrite: move a conflicting (or any non-empty) workdir aside and start afresh.
     ignore_keys: dotted config keys that do not affect results (see ``config_differences``).
     later_keys: keys an older run's config may lack (see ``config_differences``).
+    renamed_keys: older names of top-level keys (see ``config_differences``).
 
   Returns:
     True when an existing run with the same config is continued, False for a fresh start.
@@ -240,7 +245,7 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
           f"(found: {', '.join(sorted(os.listdir(workdir))[:5])}). Pass --overwrite to move it aside and start "
           "fresh, or use a new --workdir.")
     else:
-      differences = config_differences(reports.read_json(config_path), config, ignore_keys, later_keys)
+      differences = config_differences(reports.read_json(config_path), config, ignore_keys, later_keys, renamed_keys)
       if not differences:
         return True
       if not has_checkpoint(workdir):

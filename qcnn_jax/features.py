@@ -7,6 +7,7 @@ split and stores the pooled backbone features with labels and official indices i
   {split}_labels    (N, L) int       labels as the dataset stores them
   {split}_index     (N,)   int       official example indices (predictions CSVs use them)
   fc_kernel, fc_bias  (D, K), (K,)   the run's own linear head (plain ResNets only)
+  train_mean, train_std  (D,)        per-feature mean and std of the training split (`standardized`)
   meta              JSON string      dataset, task, label names, num_outputs, source run, epoch
 
 Heads trained on these features (`qcnn_jax.heads_train`) all see identical inputs, so head
@@ -28,7 +29,8 @@ from qcnn_jax import checkpointing, parallel, reports
 from qcnn_jax.data import pipeline
 from qcnn_jax.models.resnet import ResNet, ResNet18, ResNet50
 
-BACKBONES = {"resnet18": ResNet18, "resnet50": ResNet50, "resnet50_qcnn": ResNet50, "resnet50_mlp": ResNet50}
+BACKBONES = {"resnet18": ResNet18, "resnet50": ResNet50, "resnet50_qcnn": ResNet50, "resnet50_mlp": ResNet50,
+             "resnet50_qcnn_residual": ResNet50, "resnet50_mlp_residual": ResNet50}
 SPLITS = ("train", "val", "test")
 
 
@@ -41,6 +43,19 @@ class FeatureSet:
   index: dict[str, np.ndarray]
   meta: dict[str, Any]
   fc: tuple[np.ndarray, np.ndarray] | None = None
+
+  def train_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) float32 mean and std of each feature over the training split; a constant feature (a
+    ReLU channel dead on every training image) gets std 1, so it standardises to 0."""
+    train = self.features["train"].astype(np.float64)
+    std = train.std(axis=0)
+    return train.mean(axis=0).astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
+
+  def standardized(self) -> "FeatureSet":
+    """The same set with every split's features mapped to (x − mean) / std of the training split
+    (pooled post-ReLU features differ in scale by orders of magnitude between channels)."""
+    mean, std = self.train_statistics()
+    return dataclasses.replace(self, features={s: (x - mean) / std for s, x in self.features.items()})
 
   @property
   def task(self) -> str:
@@ -62,6 +77,7 @@ class FeatureSet:
                      f"{split}_index": self.index[split]})
     if self.fc is not None:
       arrays["fc_kernel"], arrays["fc_bias"] = self.fc
+    arrays["train_mean"], arrays["train_std"] = self.train_statistics()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.npz"
     np.savez(tmp, meta=np.array(json.dumps(reports.to_jsonable(self.meta))), **arrays)

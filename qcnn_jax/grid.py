@@ -10,7 +10,7 @@ A grid config (see `experiments/configs/grid_medmnist.py`) holds:
                        the options hold `model`: {"qcnn_so4": {"model": "qcnn", "conv_unit": "so4"}}
                        trains `qcnn` with conv_unit so4 under the row (and workdir) "qcnn_so4".
                        Options may also hold `overrides`: a nested dict of base keys for that row,
-                       e.g. {"overrides": {"quantum_learning_rate": 0.01}}.
+                       e.g. {"overrides": {"block_learning_rate": 0.01}}.
   seeds                training seeds.
   comparisons          (model A, model B) pairs compared with paired bootstrap intervals.
   dataset_overrides    optional: dataset → nested dict of base keys to override for that dataset.
@@ -97,7 +97,7 @@ class GridRun:
     if key not in self._verdicts:
       differences = checkpointing.config_differences(reports.read_json(config_path),
                                                      reports.to_jsonable(self.config.to_dict()),
-                                                     train.NON_RESULT_KEYS, train.LATER_KEYS)
+                                                     train.NON_RESULT_KEYS, train.LATER_KEYS, train.RENAMED_KEYS)
       if differences:
         logging.warning("%s ignored: made with another config (%s)", folder, sorted(differences))
       self._verdicts[key] = not differences

@@ -20,6 +20,8 @@ classical designs chosen by mean validation AUC (never by test).
 """
 
 import csv
+import glob
+import gzip
 import io
 import logging
 import os
@@ -32,9 +34,11 @@ import numpy as np
 from qcnn_jax import features, heads_train, reports, runtime, stats
 
 TWIN_SUFFIX = "_twin"
+BACKBONE_SEP = "@"  # feature-set names "<dataset>@<backbone>": more backbones of one dataset
+LR_SEARCH_FILE = "lr_search.json"
 CSV_COLUMNS = ("dataset", "model", "kind", "twin_of", "n_seeds", "test_auc_mean", "test_auc_std", "test_acc_mean",
                "test_acc_std", "val_auc_mean", "test_balanced_accuracy_mean", "test_f1_macro_mean", "num_params",
-               "quantum_params", "wall_time_s")
+               "quantum_params", "wall_time_s", "lr_block", "lr_head")
 
 
 def designs(study: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
@@ -49,28 +53,74 @@ def designs(study: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
   return out
 
 
-def run_config(study: ml_collections.ConfigDict, dataset: str, design: str) -> ml_collections.ConfigDict:
+def dataset_of(key: str) -> str:
+  """The dataset of a feature-set name: "breastmnist" and "breastmnist@b16s1" (another backbone's
+  features of the same set) are both "breastmnist"."""
+  return key.split(BACKBONE_SEP)[0]
+
+
+def run_config(study: ml_collections.ConfigDict, key: str, design: str) -> ml_collections.ConfigDict:
   """Base config with the dataset's overrides, then the design's head options and overrides."""
   spec = designs(study)[design]
   config = study.base.copy_and_resolve_references()
   config.unlock()
-  config.dataset, config.design = dataset, design
-  config.update(study.get("dataset_overrides", {}).get(dataset, ml_collections.ConfigDict()).to_dict())
+  config.dataset, config.design = dataset_of(key), design
+  config.update(study.get("dataset_overrides", {}).get(dataset_of(key), ml_collections.ConfigDict()).to_dict())
   config.head.update(spec["head"])
   config.update(spec["overrides"])
   return config
 
 
-def run_dir(root: str, dataset: str, design: str, seed: int) -> str:
-  return os.path.join(root, dataset, design, f"seed{seed}")
+def run_dir(root: str, key: str, design: str, seed: int) -> str:
+  return os.path.join(root, key, design, f"seed{seed}")
 
 
-def finished(root: str, dataset: str, design: str, seed: int) -> bool:
-  return os.path.exists(os.path.join(run_dir(root, dataset, design, seed), reports.SUMMARY_FILENAME))
+def finished(root: str, key: str, design: str, seed: int) -> bool:
+  return os.path.exists(os.path.join(run_dir(root, key, design, seed), reports.SUMMARY_FILENAME))
+
+
+def rate_grid(study: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> list[dict[str, float]]:
+  """The learning-rate grid of a design: every (block, head) pair of `study.lr_search` (head rates
+  only for a linear head, which has no block); without `lr_search`, the config's own rates."""
+  search = study.get("lr_search")
+  if not search:
+    return [heads_train.base_rates(config)]
+  blocks = search.block if config.head.kind != "linear" else (None,)
+  return [{"block": h if b is None else b, "rest": h} for b in blocks for h in search.head]
+
+
+def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: str) -> dict[str, float]:
+  """The rates a design trains with on feature set `key`: chosen by mean validation AUC over
+  `lr_search.seeds` among `rate_grid` on the feature set `lr_search.on[key]` (default `key`
+  itself), never by test. The search (every grid point's per-seed validation AUC and the choice) is
+  kept in `{root}/{searched set}/{design}/lr_search.json` and reused."""
+  config = run_config(study, key, design)
+  grid = rate_grid(study, config)
+  if len(grid) == 1:
+    return grid[0]
+  searched = study.lr_search.get("on", {}).get(key, key)
+  path = os.path.join(root, searched, design, LR_SEARCH_FILE)
+  if os.path.exists(path):
+    return reports.read_json(path)["chosen"]
+  seeds = [int(s) for s in study.lr_search.seeds]
+  start = time.time()
+  results = heads_train.train_seeds(config, features.load(study.features[searched]), seeds * len(grid),
+                                    [r for r in grid for _ in seeds])
+  points = [{"rates": r, "val_auc": [res.val_auc for res in results[i * len(seeds):(i + 1) * len(seeds)]]}
+            for i, r in enumerate(grid)]
+  for point in points:
+    point["val_auc_mean"] = float(np.mean(point["val_auc"]))
+  chosen = max(points, key=lambda p: p["val_auc_mean"])["rates"]  # first of equals, in grid order
+  reports.write_json_atomic(path, {"design": design, "features": searched, "seeds": seeds, "chosen": chosen,
+                                   "wall_time_s": time.time() - start, "grid": points})
+  logging.info("%s %s: learning rates %s chosen by validation (%d runs, %.0f s)", searched, design, chosen,
+               len(results), time.time() - start)
+  return chosen
 
 
 def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, selected=None) -> None:
-  """Trains every unfinished (dataset, design) of the study, all its seeds in one program."""
+  """Trains every unfinished (feature set, design) of the study, all its seeds in one program, at
+  the design's learning rates (`search_rates`)."""
   seeds = [int(s) for s in study.seeds]
   if datasets is None:  # every set whose features exist; a named set must have them
     datasets = [d for d, path in study.features.items() if os.path.exists(path)]
@@ -85,8 +135,9 @@ def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, s
       for design, left in todo.items():
         bar.set_postfix_str(f"{design}, {len(left)} seeds")
         config = run_config(study, dataset, design)
+        rates = search_rates(study, root, dataset, design)
         start = time.time()
-        results = heads_train.train_seeds(config, feature_set, left)
+        results = heads_train.train_seeds(config, feature_set, left, [rates] * len(left))
         wall = time.time() - start
         for result in results:
           heads_train.write_run(result, run_dir(root, dataset, design, result.seed), config, feature_set, wall)
@@ -94,6 +145,32 @@ def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, s
                      np.mean([r.reports["test"]["auc"] for r in results]),
                      np.std([r.reports["test"]["auc"] for r in results]))
         bar.update()
+
+
+RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME)
+
+
+def record_runs(root: str, records: str) -> list[str]:
+  """Copies the small files of every finished run under `root` (config.json, summary.json, the test
+  predictions gzip-compressed) and every `lr_search.json` to the same place under `records`, the
+  committed record a report can be rebuilt from (`write_report(study, records)`); returns the
+  files written. summary.json is written last, so a record with it is complete."""
+  written = []
+  for search in glob.glob(os.path.join(glob.escape(root), "**", LR_SEARCH_FILE), recursive=True):
+    written.append(_copy(search, os.path.join(records, os.path.relpath(search, root))))
+  for summary in glob.glob(os.path.join(glob.escape(root), "**", reports.SUMMARY_FILENAME), recursive=True):
+    run, target = os.path.dirname(summary), os.path.join(records, os.path.relpath(os.path.dirname(summary), root))
+    for test_csv in glob.glob(os.path.join(glob.escape(run), "predictions", "*_test_*.csv")):
+      written.append(_copy(test_csv, os.path.join(target, "predictions", os.path.basename(test_csv) + ".gz")))
+    written += [_copy(os.path.join(run, name), os.path.join(target, name)) for name in RECORD_FILES]
+  return written
+
+
+def _copy(source: str, target: str) -> str:
+  with open(source, "rb") as f:
+    data = f.read()
+  reports.write_bytes_atomic(target, gzip.compress(data, mtime=0) if target.endswith(".gz") else data)
+  return target
 
 
 def _load_runs(root: str, dataset: str, design: str, seeds: list[int]) -> list[dict]:
@@ -118,8 +195,9 @@ def _row(dataset: str, design: str, spec: dict, runs: list[dict]) -> dict[str, A
     row[f"{key}_std"] = float(values(key).std(ddof=1)) if len(runs) > 1 else np.nan
   for key in ("val_auc", "test_balanced_accuracy", "test_f1_macro"):
     row[f"{key}_mean"] = float(values(key).mean()) if runs else np.nan
-  for key in ("num_params", "quantum_params", "wall_time_s"):
-    row[key] = runs[0]["summary"][key] if runs else np.nan
+  for key in ("num_params", "quantum_params", "wall_time_s", "lr_block", "lr_head"):
+    row[key] = runs[0]["summary"].get(key, np.nan) if runs else np.nan
+  row["in_path"] = spec["head"]["kind"] != "linear" and not spec["head"].get("residual")
   return row
 
 
@@ -139,12 +217,13 @@ def _compare(a: list[dict], b: list[dict], labels: np.ndarray, task: str, bootst
   return {"seeds": len(seeds), "seed_auc": seed_auc, "example_auc": intervals["auc"], "example_acc": intervals["acc"]}
 
 
-def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]:
-  """Writes `{root}/results.csv` and `{root}/results.md`; returns their paths."""
+def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = None) -> tuple[str, str]:
+  """Writes `{out}/results.csv` and `{out}/results.md` (default out: `root`) from the runs under
+  `root` (workdirs or their records); returns their paths."""
   seeds, specs = [int(s) for s in study.seeds], designs(study)
   bootstrap = dict(study.get("bootstrap", {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}))
   max_examples = bootstrap.pop("max_test_examples", None)
-  rows, lines, answer = [], [], []
+  rows, lines, answer, per_key = [], [], [], {}
   for dataset, path in study.features.items():
     if not os.path.exists(path):
       lines.append(f"\n## {dataset}\n\nNo feature file `{path}` yet: nothing trained.\n")
@@ -162,16 +241,16 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
                  f"{feature_set.features['test'].shape[0]} test examples, {feature_set.dim} features; "
                  f"{run_config(study, dataset, 'linear').num_epochs if 'linear' in specs else ''} epochs.\n")
     lines.append("| model | kind | seeds | test AUC | test ACC | val AUC | balanced acc | F1 (macro) | params "
-                 "(quantum) | wall s (all seeds) |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+                 "(quantum) | lr block / head | wall s (all seeds) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in dataset_rows:
       if not r["n_seeds"]:
-        lines.append(f"| {r['model']} | {r['kind']} | 0 | pending | | | | | | |")
+        lines.append(f"| {r['model']} | {r['kind']} | 0 | pending | | | | | | | |")
         continue
       lines.append(f"| {r['model']} | {r['kind']} | {r['n_seeds']} | {r['test_auc_mean']:.4f} ± {r['test_auc_std']:.4f} "
                    f"| {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {r['val_auc_mean']:.4f} | "
                    f"{r['test_balanced_accuracy_mean']:.4f} | {r['test_f1_macro_mean']:.4f} | {r['num_params']} "
-                   f"({r['quantum_params']}) | {r['wall_time_s']:.1f} |")
+                   f"({r['quantum_params']}) | {_rates(r)} | {r['wall_time_s']:.1f} |")
     lines.append("\nPaired differences in test AUC (A − B), percentile intervals: seeds = bootstrap over the "
                  "paired seeds; examples = the same test-example resamples for A and B.\n")
     examples = max_examples is None or len(labels) <= max_examples
@@ -191,17 +270,24 @@ def write_report(study: ml_collections.ConfigDict, root: str) -> tuple[str, str]
                      f"{c['example_acc'].format(4) if examples else '—'} |")
     lines += _gate_lines(runs, bootstrap)
     answer.append(_answer(dataset, dataset_rows, found))
+    per_key[dataset] = found
+  lines += _backbone_lines(per_key, bootstrap)
   csv_text = io.StringIO()
   writer = csv.DictWriter(csv_text, fieldnames=CSV_COLUMNS, extrasaction="ignore")
   writer.writeheader()
   writer.writerows(rows)
-  csv_path, md_path = os.path.join(root, "results.csv"), os.path.join(root, "results.md")
+  out = out or root
+  os.makedirs(out, exist_ok=True)
+  csv_path, md_path = os.path.join(out, "results.csv"), os.path.join(out, "results.md")
   reports.write_text_atomic(csv_path, csv_text.getvalue())
   header = [f"# {study.name}", "", "Mean ± sample std (ddof 1) over seeds; each run's test metrics at its "
             "best-validation-AUC epoch. Chosen = highest mean validation AUC within the kind (never test).", "",
             "## Does the quantum head help?", "",
-            "| dataset | chosen quantum | test AUC | chosen classical (twin or linear) | test AUC | "
-            "quantum − own twin, ΔAUC (seeds) |", "|---|---|---|---|---|---|", *answer]
+            "In-path quantum heads only (the circuit's output is the prediction's only path: no residual "
+            "linear path); the one with the highest mean validation AUC per feature set, against its "
+            "parameter-matched twin and the linear head. ΔAUC = quantum − other, bootstrap over paired seeds.", "",
+            "| features | best in-path quantum (val) | test AUC | twin | ΔAUC vs twin | linear | ΔAUC vs linear |",
+            "|---|---|---|---|---|---|---|", *answer]
   reports.write_text_atomic(md_path, "\n".join(header + lines) + "\n")
   return csv_path, md_path
 
@@ -223,16 +309,48 @@ def _gate_lines(runs: dict[str, list[dict]], bootstrap: dict) -> list[str]:
   return lines
 
 
+def _rates(row: dict) -> str:
+  """"block / head" learning rates of a row ("—" for a linear head's block)."""
+  if not np.isfinite(row.get("lr_head", np.nan)):
+    return "—"
+  block = "—" if row["kind"] == "linear" else f"{row['lr_block']:.0e}"
+  return f"{block} / {row['lr_head']:.0e}"
+
+
 def _answer(dataset: str, rows: list[dict], comparisons: dict) -> str:
-  """One line of the answer table: val-chosen quantum and classical designs of a dataset."""
-  done = [r for r in rows if r["n_seeds"]]
-  quantum = [r for r in done if r["kind"] in ("quantum", "product")]
-  classical = [r for r in done if r["kind"] in ("classical", "linear")]
-  if not quantum or not classical:
-    return f"| {dataset} | — | — | — | — | — |"
+  """One line of the answer table: the val-chosen in-path quantum design against its twin and linear."""
+  quantum = [r for r in rows if r["n_seeds"] and r["kind"] == "quantum" and r["in_path"]]
+  if not quantum:
+    return f"| {dataset} | — | — | — | — | — | — |"
   q = max(quantum, key=lambda r: r["val_auc_mean"])
-  c = max(classical, key=lambda r: r["val_auc_mean"])
-  twin = comparisons.get((q["model"], q["model"] + TWIN_SUFFIX))
-  delta = twin["seed_auc"].format(4) if twin else "—"
-  return (f"| {dataset} | {q['model']} | {q['test_auc_mean']:.4f} | {c['model']} | {c['test_auc_mean']:.4f} | "
-          f"{delta} |")
+  by_name = {r["model"]: r for r in rows}
+
+  def versus(other: str) -> tuple[str, str]:
+    c, r = comparisons.get((q["model"], other)), by_name.get(other)
+    return (f"{r['test_auc_mean']:.4f}" if r and r["n_seeds"] else "—"), (c["seed_auc"].format(4) if c else "—")
+
+  twin, linear = versus(q["model"] + TWIN_SUFFIX), versus("linear")
+  return f"| {dataset} | {q['model']} | {q['test_auc_mean']:.4f} | {twin[0]} | {twin[1]} | {linear[0]} | {linear[1]} |"
+
+
+def _backbone_lines(per_key: dict[str, dict], bootstrap: dict) -> list[str]:
+  """Markdown section "over backbones" for each dataset with features of several backbones: every
+  comparison found on all of them, its seed-mean ΔAUC per backbone and the bootstrap interval over
+  backbones (each backbone's seed mean one paired value); [] when no dataset has several."""
+  groups: dict[str, list[str]] = {}
+  for key in per_key:
+    groups.setdefault(dataset_of(key), []).append(key)
+  lines = []
+  for dataset, keys in groups.items():
+    if len(keys) < 2:
+      continue
+    common = [pair for pair in per_key[keys[0]] if all(pair in per_key[k] for k in keys)]
+    lines += [f"\n## {dataset} over {len(keys)} backbones\n",
+              f"Feature sets: {', '.join(f'`{k}`' for k in keys)}. ΔAUC (A − B) = mean over the paired seeds "
+              "per backbone; interval = bootstrap over backbones.\n",
+              "| A | B | backbones | ΔAUC per backbone | ΔAUC over backbones |", "|---|---|---|---|---|"]
+    for a, b in common:
+      deltas = [per_key[k][(a, b)]["seed_auc"].estimate for k in keys]
+      interval = stats.seed_bootstrap(deltas, np.zeros(len(deltas)), **bootstrap)
+      lines.append(f"| {a} | {b} | {len(keys)} | {', '.join(f'{d:+.3f}' for d in deltas)} | {interval.format(4)} |")
+  return lines

@@ -34,8 +34,9 @@ from qcnn_jax import metrics, reports
 from qcnn_jax.data import pipeline
 from qcnn_jax.features import FeatureSet
 from qcnn_jax.models import heads
-from qcnn_jax.train import (angle_shift, class_names, count_params, create_optimizer, gate_off_entries, grad_norms,
-                            keep_if_finite, per_example_loss, quantum_leaves, residual_gate, summarize_probe)
+from qcnn_jax.train import (ROLES, angle_shift, base_rates, class_names, count_params, create_optimizer,
+                            gate_off_entries, grad_norms, keep_if_finite, per_example_loss, quantum_leaves,
+                            class_weights, residual_gate, role_labels, scale_by_role, summarize_probe)
 
 
 @dataclasses.dataclass
@@ -52,6 +53,7 @@ class SeedResult:
   num_params: int
   quantum_params: int
   timing: dict[str, float]  # compile_s, train_s of the whole (all-seed) program
+  rates: dict[str, float]  # base learning rate per optimiser role (`train.param_role`)
   gate_off: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -62,22 +64,42 @@ def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> he
   return heads.FeatureHead(feature_set.num_outputs, prior=prior, **options)
 
 
-def _epoch_fn(head, tx, task: str):
-  """epoch(params, opt_state, order (steps, B), x, y) -> (params, opt_state, step metrics)."""
+def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+  """Sorted indices of a stratified random subset of a training split: of each class (first label
+  column) round(fraction · its count) examples, at least 1, drawn by numpy's PCG64 seeded by `seed`.
+  The size per class depends only on `fraction`, so every seed's subset has the same length.
+
+  Args:
+    labels: (N, L) integer labels.
+    fraction: in (0, 1].
+    seed: subset seed (pair runs of different heads by giving them the same seed).
+  """
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"train fraction must be in (0, 1], got {fraction}")
+  column = np.asarray(labels)[:, 0]
+  rng = np.random.default_rng([seed, 7919])
+  picked = [rng.choice(np.flatnonzero(column == c), max(1, round(fraction * np.sum(column == c))), replace=False)
+            for c in np.unique(column)]
+  return np.sort(np.concatenate(picked))
+
+
+def _epoch_fn(head, tx, labels, task: str, weights):
+  """epoch(params, opt_state, order (steps, B), rates {role: ()}, x, y) -> (params, opt_state, step
+  metrics); `tx` has unit rates, the run's own are applied by `scale_by_role` (vmapped over runs)."""
   def loss_fn(params, x, y):
-    return per_example_loss(head.apply({"params": params}, x), y, task).mean()
+    return per_example_loss(head.apply({"params": params}, x), y, task, weights).mean()
 
   def step(carry, idx):
-    params, opt_state, x_all, y_all = carry
+    params, opt_state, rates, x_all, y_all = carry
     loss, grads = jax.value_and_grad(loss_fn)(params, x_all[idx], y_all[idx])
     updates, new_opt = tx.update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, updates)
+    new_params = optax.apply_updates(params, scale_by_role(updates, labels, rates))
     (params, opt_state), finite = keep_if_finite(loss, optax.global_norm(grads), new_params,
                                                  (new_params, new_opt), (params, opt_state))
-    return (params, opt_state, x_all, y_all), {"loss": loss, "finite": finite, **grad_norms(grads)}
+    return (params, opt_state, rates, x_all, y_all), {"loss": loss, "finite": finite, **grad_norms(grads)}
 
-  def epoch(params, opt_state, order, x, y):
-    (params, opt_state, _, _), out = jax.lax.scan(step, (params, opt_state, x, y), order)
+  def epoch(params, opt_state, order, rates, x, y):
+    (params, opt_state, _, _, _), out = jax.lax.scan(step, (params, opt_state, rates, x, y), order)
     return params, opt_state, out
 
   return epoch
@@ -101,35 +123,51 @@ def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
   return out
 
 
-def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seeds: Sequence[int]) -> list[SeedResult]:
-  """Trains the head of `config` for each seed of `seeds` in one vmapped program.
+def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seeds: Sequence[int],
+                rates: Sequence[dict[str, float]] | None = None,
+                subsets: Sequence[np.ndarray] | None = None) -> list[SeedResult]:
+  """Trains the head of `config` once per entry of `seeds` (with its `rates`) in one vmapped program.
 
   Args:
-    config: head study run config (`experiments/configs/heads.py`): `head` (FeatureHead options)
-      and the optimisation keys of `experiments/configs/medmnist.py`.
+    config: head study run config (`experiments/configs/heads.py`): `head` (FeatureHead options),
+      `standardize` (features standardised with the training split's statistics) and the
+      optimisation keys of `experiments/configs/medmnist.py` (`class_weights` included).
     feature_set: frozen features (`qcnn_jax.features`), with train, val and test splits.
-    seeds: training seeds (parameter initialisation and data order).
+    seeds: training seed of each run (parameter initialisation and data order); may repeat.
+    rates: base learning rate per role (`train.ROLES`) of each run; default `train.base_rates(config)`
+      for every run. Runs differing only in rates form a learning-rate search.
+    subsets: training examples of each run (indices into the training split, all of one length n;
+      `stratified_subset`); default the whole split. The batch size is then min(batch_size, n).
 
   Returns:
-    One SeedResult per seed, in the order of `seeds`.
+    One SeedResult per run, in the order of `seeds`.
   """
+  if config.get("standardize"):
+    feature_set = feature_set.standardized()
+  rates = list(rates) if rates is not None else [base_rates(config)] * len(seeds)
   head, task = build_head(config, feature_set), feature_set.task
   x_train = jnp.asarray(feature_set.features["train"])
   y_train = jnp.asarray(feature_set.labels["train"])
-  n_train, dim = x_train.shape
-  steps = pipeline.steps_per_epoch(n_train, config.batch_size)
-  total_steps = steps * config.num_epochs
+  weights = class_weights(feature_set.labels["train"], task, feature_set.num_outputs, config.get("class_weights"))
+  dim = x_train.shape[1]
+  subsets = [np.arange(len(x_train))] * len(seeds) if subsets is None else [np.asarray(i) for i in subsets]
+  n_train = len(subsets[0])
+  batch_size = min(config.batch_size, n_train)
+  steps = pipeline.steps_per_epoch(n_train, batch_size)
   init = jax.jit(lambda key: head.init(key, jnp.zeros((1, dim)))["params"])
   params = jax.tree.map(lambda *p: jnp.stack(p), *[init(jax.random.PRNGKey(s)) for s in seeds])
   single = jax.tree.map(lambda p: p[0], params)
-  tx = create_optimizer(config, single, total_steps)
+  tx = create_optimizer(config, single, steps * config.num_epochs, rates=dict.fromkeys(ROLES, 1.0))
   opt_state = jax.vmap(tx.init)(params)
+  run_rates = {role: jnp.asarray([r[role] for r in rates], jnp.float32) for role in ROLES}
   x_val, y_val = jnp.asarray(feature_set.features["val"]), feature_set.labels["val"]
   orders = lambda e: jnp.asarray(np.stack([
-      pipeline.epoch_order(n_train, s, e)[:steps * config.batch_size].reshape(steps, -1) for s in seeds]))
+      subset[pipeline.epoch_order(n_train, s, e)[:steps * batch_size]].reshape(steps, -1)
+      for s, subset in zip(seeds, subsets)]))
   start = time.time()  # compiled ahead of time, so that compile_s is measured apart from training
-  epoch = jax.jit(jax.vmap(_epoch_fn(head, tx, task), in_axes=(0, 0, 0, None, None))).lower(
-      params, opt_state, orders(0), x_train, y_train).compile()
+  epoch_fn = _epoch_fn(head, tx, role_labels(single), task, None if weights is None else jnp.asarray(weights))
+  epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, 0, 0, None, None))).lower(
+      params, opt_state, orders(0), run_rates, x_train, y_train).compile()
   forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None))).lower(params, x_val).compile()
   compile_s = time.time() - start
   init_params = jax.device_get(params)
@@ -137,7 +175,7 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   records: list[list[dict]] = [[] for _ in seeds]
   start = time.time()
   for e in range(config.num_epochs):
-    params, opt_state, out = epoch(params, opt_state, orders(e), x_train, y_train)
+    params, opt_state, out = epoch(params, opt_state, orders(e), run_rates, x_train, y_train)
     out = jax.device_get(out)
     if not np.all(out["finite"]):
       raise FloatingPointError(f"non-finite loss or gradient in epoch {e + 1} for seeds "
@@ -156,7 +194,8 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
       if auc > best["auc"][i]:
         best["auc"][i], best["epoch"][i] = auc, e
         best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
-  return _results(head, feature_set, seeds, best, records, {"compile_s": compile_s, "train_s": time.time() - start})
+  return _results(head, feature_set, seeds, rates, best, records,
+                  {"compile_s": compile_s, "train_s": time.time() - start})
 
 
 def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
@@ -165,7 +204,7 @@ def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
   return array
 
 
-def _results(head, feature_set: FeatureSet, seeds, best, records, timing: dict[str, float]) -> list[SeedResult]:
+def _results(head, feature_set: FeatureSet, seeds, rates, best, records, timing: dict[str, float]) -> list[SeedResult]:
   """Reports of the best-validation parameters of every seed on val and test (and on test with the
   residual gate at 0, for a residual head)."""
   apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
@@ -183,17 +222,19 @@ def _results(head, feature_set: FeatureSet, seeds, best, records, timing: dict[s
     gate_off = {} if test_off is None else gate_off_entries(one, report("test", test_off[i]))
     results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]), float(best["auc"][i]), split_reports,
                               {split: logits[split][i] for split in logits}, num_params, quantum_params, timing,
-                              gate_off))
+                              dict(rates[i]), gate_off))
   return results
 
 
 def write_run(result: SeedResult, workdir: str, config: ml_collections.ConfigDict, feature_set: FeatureSet,
-              wall_time_s: float) -> str:
+              wall_time_s: float, **extra) -> str:
   """Writes one seed's run like `qcnn_jax.train` does: config.json, metrics.jsonl, metrics_final.json,
-  val/test predictions (MedMNIST CSVs) and summary.json (last, so its presence means finished)."""
+  val/test predictions (MedMNIST CSVs) and summary.json (last, so its presence means finished; with
+  the `extra` entries)."""
   os.makedirs(workdir, exist_ok=True)
   run_config = config.to_dict()
   run_config["seed"] = result.seed
+  run_config["learning_rate"], run_config["block_learning_rate"] = result.rates["rest"], result.rates["block"]
   reports.write_json_atomic(os.path.join(workdir, "config.json"), run_config)
   reports.write_text_atomic(os.path.join(workdir, "metrics.jsonl"),
                             "".join(json.dumps(reports.to_jsonable(r)) + "\n" for r in result.records))
@@ -211,7 +252,8 @@ def write_run(result: SeedResult, workdir: str, config: ml_collections.ConfigDic
       n_qubits=config.head.n_qubits if config.head.kind in ("quantum", "product") else 0,
       wall_time_s=wall_time_s, images_per_s=float("nan"), dataset=feature_set.meta["dataset"], model=config.design,
       kind=config.head.kind, seed=result.seed, num_epochs=config.num_epochs, selection_split="val", **result.timing,
+      lr_block=result.rates["block"], lr_head=result.rates["rest"],
       features=feature_set.meta, **{f"test_{k}": test[k] for k in ("precision_macro", "recall_macro", "f1_macro",
                                                                     "balanced_accuracy")},
-      **result.gate_off)
+      **result.gate_off, **extra)
   return workdir

@@ -37,6 +37,9 @@ NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distr
 RESOLVED_MODEL_KEY = "model_resolved"
 # Keys that configs written by earlier versions lack: compared only when the older config has them.
 LATER_KEYS = (RESOLVED_MODEL_KEY,)
+# Keys of configs written by earlier versions, read under their current name: the circuit's rate
+# became the rate of the block role (`param_role`; the same parameters for models without a twin).
+RENAMED_KEYS = {"quantum_learning_rate": "block_learning_rate"}
 
 
 class ConfigError(ValueError):
@@ -129,17 +132,42 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, base_lr: float, to
   raise ValueError(f"Unknown schedule {config.schedule!r}; choose constant, multistep or warmup_cosine.")
 
 
-def quantum_base_rate(config: ml_collections.ConfigDict) -> float:
-  """The circuit's base learning rate: `quantum_learning_rate`, or `learning_rate` when None (0 freezes it)."""
-  return config.learning_rate if config.quantum_learning_rate is None else config.quantum_learning_rate
+ROLES = ("block", "rest")  # optimiser roles: the compared block (circuit or its twin) and all other parameters
+# Each role's key in the optimizer state: the names of the circuit / everything-else groups the
+# roles replaced, so that checkpoints of models without a twin block written before still restore.
+OPT_STATE_KEYS = {"block": "quantum", "rest": "classical"}
 
 
-def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int) -> optax.GradientTransformation:
-  """optax optimizer with separate learning rates for quantum and classical parameters.
+def param_role(path: tuple) -> str:
+  """"block" for a parameter of the block a quantum head and its twin differ in (a module named
+  ``heads.BLOCK_PREFIXES``: circuit, unentangled ablation or classical twin) or of any other circuit
+  (`is_quantum_path`); "rest" otherwise. A quantum model and its twin route the same parameters to
+  the same learning rate."""
+  names = [str(getattr(entry, "key", entry)) for entry in path]
+  return "block" if is_quantum_path(path) or any(n.startswith(heads.BLOCK_PREFIXES) for n in names) else "rest"
 
-  `config.optimizer`: "adam", "adamw" or "sgd" (momentum `config.momentum`);
-  `config.quantum_learning_rate` (None = same as `learning_rate`); optional global-norm
-  gradient clipping `config.grad_clip_norm`.
+
+def role_labels(params):
+  """The params pytree with each leaf replaced by its `param_role`."""
+  return jax.tree_util.tree_map_with_path(lambda p, _: param_role(p), params)
+
+
+def base_rates(config: ml_collections.ConfigDict) -> dict[str, float]:
+  """Base learning rate per role: "rest" `learning_rate`; "block" `block_learning_rate`, or
+  `learning_rate` when None (0 freezes the block)."""
+  block = config.learning_rate if config.block_learning_rate is None else config.block_learning_rate
+  return {"block": block, "rest": config.learning_rate}
+
+
+def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int,
+                     rates: dict[str, float] | None = None) -> optax.GradientTransformation:
+  """optax optimizer with one learning rate per role (`param_role`).
+
+  `config.optimizer`: "adam", "adamw" or "sgd" (momentum `config.momentum`); `config.schedule`
+  shapes every role's rate; optional global-norm gradient clipping `config.grad_clip_norm`.
+  `rates` (role -> base rate) overrides `base_rates(config)`; every update is linear in its base
+  rate, so rates of 1 followed by `scale_by_role` give the same steps (how `heads_train` vmaps a
+  learning-rate search).
   """
   def make(lr: float) -> optax.GradientTransformation:
     schedule = learning_rate_schedule(config, lr, total_steps)
@@ -151,12 +179,17 @@ def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int
       return optax.sgd(schedule, momentum=config.momentum, nesterov=config.get("nesterov", False))
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adam, adamw or sgd.")
 
-  labels = jax.tree_util.tree_map_with_path(lambda p, _: "quantum" if is_quantum_path(p) else "classical", params)
-  tx = optax.multi_transform({"classical": make(config.learning_rate), "quantum": make(quantum_base_rate(config))},
-                             labels)
+  rates = rates or base_rates(config)
+  labels = jax.tree.map(OPT_STATE_KEYS.get, role_labels(params))
+  tx = optax.multi_transform({OPT_STATE_KEYS[role]: make(rates[role]) for role in ROLES}, labels)
   if config.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
   return tx
+
+
+def scale_by_role(updates, labels, rates: dict[str, jax.Array]):
+  """`updates` with each leaf multiplied by the rate of its role (`labels` from `role_labels`)."""
+  return jax.tree.map(lambda u, role: u * rates[role], updates, labels)
 
 
 CLASS_WEIGHTINGS = ("balanced",)
@@ -263,12 +296,13 @@ class Trainer:
     self.class_weights = class_weights(pipeline.column(self.splits["train"], "label"), dataset.task,
                                        dataset.num_outputs, config.get("class_weights"))
     self.has_circuit = False  # set by init_state: does the model train circuit parameters?
+    self.has_block = False  # set by init_state: has the model a "block" role (circuit or twin block)?
     self.input_shape = self._input_shape()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
     self.total_steps = self.steps_per_epoch * config.num_epochs
-    self._schedules = {"learning_rate": learning_rate_schedule(config, config.learning_rate, self.total_steps),
-                       "quantum_learning_rate": learning_rate_schedule(config, quantum_base_rate(config),
-                                                                       self.total_steps)}
+    rates = base_rates(config)
+    self._schedules = {"learning_rate": learning_rate_schedule(config, rates["rest"], self.total_steps),
+                       "block_learning_rate": learning_rate_schedule(config, rates["block"], self.total_steps)}
     replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
     self._train_step = jax.jit(functools.partial(train_step, model=self.model, task=dataset.task,
                                                  class_weights=self.class_weights),
@@ -297,6 +331,7 @@ class Trainer:
       logging.info("Initialised %s from %s", " and ".join(copied), self.config.init_from)
     params = variables["params"]
     self.has_circuit = count_params(params)[1] > 0
+    self.has_block = "block" in jax.tree.leaves(role_labels(params))
     state = TrainState.create(apply_fn=self.model.apply, params=params,
                               tx=create_optimizer(self.config, params, self.total_steps),
                               batch_stats=variables.get("batch_stats", {}), rng=state_rng)
@@ -340,8 +375,8 @@ class Trainer:
     return state, epoch_metrics
 
   def learning_rates(self, step: int) -> dict[str, float]:
-    """Learning rates of the update that made `step` (1-based); the circuit's only for a model with one."""
-    names = ("learning_rate", "quantum_learning_rate") if self.has_circuit else ("learning_rate",)
+    """Learning rates of the update that made `step` (1-based); the block's only for a model with one."""
+    names = ("learning_rate", "block_learning_rate") if self.has_block else ("learning_rate",)
     return {name: float(self._schedules[name](step - 1)) for name in names}
 
   @staticmethod
@@ -556,7 +591,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   config = with_resolved_model(config)
   if jax.process_index() == 0:  # Multi-host: one process owns the workdir's files.
     checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS,
-                                  later_keys=LATER_KEYS)
+                                  later_keys=LATER_KEYS, renamed_keys=RENAMED_KEYS)
   multihost_utils.sync_global_devices("workdir ready")
   initial_angles = quantum_leaves(state.params)  # deterministic from the seed: also right on resume
   num_params, quantum_params = count_params(state.params)
@@ -633,7 +668,8 @@ def load_run(workdir: str) -> tuple[Trainer, TrainState, dict, str]:
   config_path = os.path.join(workdir, checkpointing.CONFIG_FILENAME)
   if not os.path.exists(config_path):
     raise FileNotFoundError(f"{workdir} holds no run ({checkpointing.CONFIG_FILENAME} missing).")
-  config = ml_collections.ConfigDict(reports.read_json(config_path))
+  stored = reports.read_json(config_path)
+  config = ml_collections.ConfigDict({RENAMED_KEYS.get(k, k): v for k, v in stored.items()})
   trainer = Trainer(config, load_config_dataset(config))
   with checkpointing.RunCheckpoints(workdir) as ckpts:
     restored = restore_selected(ckpts, trainer.init_state(), trainer.dataset)

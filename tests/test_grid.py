@@ -107,15 +107,15 @@ def test_expand_builds_one_standard_workdir_and_config_per_run(tmp_path):
 def test_a_row_can_name_its_model_so_one_model_appears_with_several_options(tmp_path):
   config = make_grid()
   config.models = ml_collections.ConfigDict({
-      "qcnn_so4": {"model": "qcnn", "conv_unit": "so4", "overrides": {"quantum_learning_rate": 0.01,
+      "qcnn_so4": {"model": "qcnn", "conv_unit": "so4", "overrides": {"block_learning_rate": 0.01,
                                                                       "preprocess": {"augment": True}}},
       "qcnn": {}})
   runs = grid.expand(config, str(tmp_path), datasets=["breastmnist"], seeds=[0])
   assert [(r.model, r.config.model, r.config.model_options.to_dict()) for r in runs] == [
       ("qcnn", "qcnn", {}), ("qcnn_so4", "qcnn", {"conv_unit": "so4"})]
   assert runs[1].workdir == str(tmp_path / "breastmnist" / "qcnn_so4" / "seed0")
-  assert (runs[0].config.quantum_learning_rate, runs[0].config.preprocess.augment) == (None, False)
-  assert (runs[1].config.quantum_learning_rate, runs[1].config.preprocess.augment) == (0.01, True)
+  assert (runs[0].config.block_learning_rate, runs[0].config.preprocess.augment) == (None, False)
+  assert (runs[1].config.block_learning_rate, runs[1].config.preprocess.augment) == (0.01, True)
   assert runs[1].config.preprocess.mean == 0.5  # the rest of the nested base config is kept
 
 

@@ -87,8 +87,44 @@ def test_residual_head_starts_as_its_linear_path_and_calibration_sets_the_prior(
   params = head.init(jax.random.key(1), x)["params"]
   linear = x @ params["linear"]["kernel"] + params["linear"]["bias"]
   np.testing.assert_allclose(head.apply({"params": params}, x), linear, atol=1e-6)
-  np.testing.assert_allclose(params["logit_bias"], prior, atol=1e-7)
   np.testing.assert_allclose(params["linear"]["bias"], prior, atol=1e-7)
+  # The prior sits in the linear path only: the gated branch's bias starts at 0, so g scales what the
+  # circuit computes and "gate off" is not a threshold shift.
+  np.testing.assert_array_equal(params["logit_bias"], 0.0)
+  in_path = heads.FeatureHead(1, n_qubits=4, calibrate=True, prior=prior, execution="statevector")
+  np.testing.assert_allclose(in_path.init(jax.random.key(1), x)["params"]["logit_bias"], prior, atol=1e-7)
+
+
+@pytest.mark.parametrize("gate_init,moves", [(None, False), (0.1, True)])
+def test_a_gate_from_zero_gives_the_circuit_no_gradient(gate_init, moves):
+  x = jax.random.normal(jax.random.key(0), (6, DIM))
+  head = heads.FeatureHead(1, n_qubits=4, residual=True, gate_init=gate_init, calibrate=True, prior=(0.3,),
+                           execution="statevector")
+  params = head.init(jax.random.key(1), x)["params"]
+  grads = jax.grad(lambda p: head.apply({"params": p}, x).sum())(params)
+  circuit = float(optax_global_norm(grads["qcnn_0"]))
+  assert (circuit > 1e-4) if moves else (circuit == 0.0)
+  assert float(grads["residual_gate"][0]) != 0.0  # g itself always has a gradient
+
+
+def optax_global_norm(tree) -> jax.Array:
+  return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
+def test_bottleneck_norm_makes_the_angles_independent_of_the_feature_scale():
+  x = jax.random.normal(jax.random.key(0), (5, DIM))
+  head = heads.FeatureHead(1, n_qubits=4, bottleneck_norm=True, calibrate=True, execution="statevector")
+  params = head.init(jax.random.key(1), x)["params"]
+  assert "bottleneck_norm" in params and "norm" not in params
+  params["reduce"]["bias"] = jnp.zeros_like(params["reduce"]["bias"])  # Dense(c·x) = c·Dense(x) without bias
+  # LayerNorm's epsilon (1e-6) makes the scale invariance approximate.
+  np.testing.assert_allclose(head.apply({"params": params}, 1000.0 * x), head.apply({"params": params}, x), atol=1e-4)
+  _, probe = heads.apply_probed(head, {"params": params}, x)
+  normed = np.asarray(jax.vmap(lambda row: (row - row.mean()) / jnp.sqrt(row.var() + 1e-6))(
+      x @ params["reduce"]["kernel"]))
+  scale, bias = np.asarray(params["bottleneck_norm"]["scale"]), np.asarray(params["bottleneck_norm"]["bias"])
+  expected = np.mean(np.abs(np.tanh(normed * scale + bias)) > heads.SATURATION, axis=-1)
+  np.testing.assert_allclose(probe["saturated"], expected)  # saturation is read where tanh reads
 
 
 @pytest.mark.parametrize("kind", ["quantum", "classical"])
@@ -128,10 +164,42 @@ def test_seed_of_a_vmapped_run_equals_that_seed_alone(head):
   assert not np.allclose(together[0].logits["test"], together[1].logits["test"])
 
 
+def test_a_run_of_a_vmapped_rate_search_equals_a_run_at_those_rates_alone():
+  fs = feature_set()
+  config = head_config(kind="quantum", bottleneck_norm=True, calibrate=True)
+  rates = [{"block": 3e-2, "rest": 1e-3}, {"block": 1e-3, "rest": 1e-2}]
+  together = heads_train.train_seeds(config, fs, [1, 1], rates)
+  config.learning_rate, config.block_learning_rate = 1e-2, 1e-3
+  alone = heads_train.train_seeds(config, fs, [1])[0]
+  assert together[1].rates == alone.rates == rates[1]
+  np.testing.assert_allclose(together[1].logits["test"], alone.logits["test"], atol=1e-5)
+  assert not np.allclose(together[0].logits["test"], together[1].logits["test"], atol=1e-3)
+
+
+def test_standardized_features_have_the_training_splits_zero_mean_and_unit_std(tmp_path):
+  fs = feature_set()
+  fs.features["train"][:, 5] = 0.0  # a ReLU channel dead on every training example
+  scaled = fs.standardized()
+  np.testing.assert_allclose(scaled.features["train"].mean(axis=0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(np.delete(scaled.features["train"].std(axis=0), 5), 1.0, atol=1e-4)
+  assert np.all(np.isfinite(scaled.features["test"])) and not np.allclose(scaled.features["test"].mean(axis=0), 0.0)
+  mean, std = fs.train_statistics()
+  np.testing.assert_allclose(scaled.features["val"], (fs.features["val"] - mean) / std, rtol=1e-6)
+  with np.load(fs.save(str(tmp_path / "f.npz"))) as stored:  # kept with the features
+    np.testing.assert_array_equal(stored["train_mean"], mean)
+    np.testing.assert_array_equal(stored["train_std"], std)
+  config = head_config(kind="linear", calibrate=True)
+  config.standardize = True
+  on_raw = heads_train.train_seeds(config, fs, [0])[0]
+  config.standardize = False
+  np.testing.assert_allclose(heads_train.train_seeds(config, scaled, [0])[0].logits["test"], on_raw.logits["test"],
+                             atol=1e-5)
+
+
 def test_training_learns_selects_the_best_epoch_and_reports_diagnostics():
   fs = feature_set(task="multi-class", num_outputs=3)
   config = head_config(kind="quantum", norm=True, angle_scale=math.pi, angle_init_std=0.1, calibrate=True)
-  config.num_epochs, config.learning_rate, config.quantum_learning_rate = 10, 1e-2, 5e-2
+  config.num_epochs, config.learning_rate, config.block_learning_rate = 10, 1e-2, 5e-2
   result = heads_train.train_seeds(config, fs, [0])[0]
   aucs = [r["val_auc"] for r in result.records]
   assert result.best_epoch == int(np.argmax(aucs)) and result.val_auc == max(aucs)
@@ -197,3 +265,47 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   assert float(effect[6].split()[0]) == pytest.approx(np.mean([g["test_auc"] - g["test_auc_gate_off"] for g in gated]),
                                                      abs=1e-4)
   assert "| residual_twin | 3 |" in text and "| calibrated | 3 |" not in text
+
+
+def test_learning_rates_are_chosen_by_validation_on_the_same_grid_for_every_design(tmp_path):
+  study = heads_config.get_config()
+  study.features = ml_collections.ConfigDict({
+      "breastmnist": feature_set().save(str(tmp_path / "a.npz")),
+      "breastmnist@b2": feature_set(seed=1).save(str(tmp_path / "b.npz"))})
+  study.base.num_epochs, study.base.batch_size, study.base.head.n_qubits = 2, 16, 4
+  study.base.block_learning_rate = None
+  study.designs = ml_collections.ConfigDict({"inpath": {"head": {"bottleneck_norm": True, "calibrate": True}},
+                                             "linear": {"head": {"kind": "linear"}}})
+  study.lr_search = ml_collections.ConfigDict({"block": (1e-3, 3e-2), "head": (1e-4, 1e-2), "seeds": (0, 1),
+                                               "on": {"breastmnist@b2": "breastmnist"}})
+  study.seeds = (0, 1, 2)
+  study.bootstrap.num_resamples = 200
+  root = str(tmp_path / "study")
+  heads_study.train_study(study, root)
+  searches = {d: heads_study.reports.read_json(f"{root}/breastmnist/{d}/lr_search.json")
+              for d in ("inpath", "inpath_twin", "linear")}
+  assert [len(searches[d]["grid"]) for d in searches] == [4, 4, 2]  # a linear head has no block rate
+  for search in searches.values():
+    best = max(search["grid"], key=lambda p: p["val_auc_mean"])
+    assert search["chosen"] == best["rates"] and search["seeds"] == [0, 1]
+    assert all(len(p["val_auc"]) == 2 and "test_auc" not in p for p in search["grid"])
+  assert not list((tmp_path / "study" / "breastmnist@b2").glob("*/lr_search.json"))  # reused, not searched
+  for key in ("breastmnist", "breastmnist@b2"):
+    summary = heads_study.reports.read_json(f"{root}/{key}/inpath_twin/seed2/summary.json")
+    assert (summary["lr_block"], summary["lr_head"]) == (searches["inpath_twin"]["chosen"]["block"],
+                                                         searches["inpath_twin"]["chosen"]["rest"])
+  csv_path, md_path = heads_study.write_report(study, root)
+  rows = [r for r in csv.DictReader(open(csv_path)) if r["model"] == "linear"]
+  assert [float(r["lr_head"]) for r in rows] == [searches["linear"]["chosen"]["rest"]] * 2
+  text = open(md_path).read()
+  assert "## breastmnist over 2 backbones" in text and "| inpath | inpath_twin | 2 |" in text
+  answer = next(line for line in text.splitlines() if line.startswith("| breastmnist | inpath |")).split("|")
+  assert float(answer[6]) == pytest.approx(float(rows[0]["test_auc_mean"]), abs=1e-4)  # the linear head's AUC
+  assert answer[5].strip().startswith(("+", "-")) and answer[7].strip().startswith(("+", "-"))
+  records = str(tmp_path / "records")  # the committed record rebuilds the same report
+  heads_study.record_runs(root, records)
+  test_csv = next((tmp_path / "study" / "breastmnist" / "linear" / "seed0" / "predictions").glob("*_test_*")).name
+  assert sorted(p.name for p in (tmp_path / "records" / "breastmnist" / "linear" / "seed0").rglob("*")) == sorted([
+      "config.json", "predictions", test_csv + ".gz", "summary.json"])
+  again_csv, again_md = heads_study.write_report(study, records, str(tmp_path / "again"))
+  assert open(again_csv).read() == open(csv_path).read() and open(again_md).read() == text

@@ -12,13 +12,16 @@ from flax import traverse_util
 from qcnn_jax import train
 from qcnn_jax.models import MODELS, get_model, hybrid
 
-NAMES = ["resnet18", "resnet50", "qcnn", "resnet50_qcnn", "resnet50_mlp", "quanv_resnet50"]
+NAMES = ["resnet18", "resnet50", "qcnn", "resnet50_qcnn", "resnet50_mlp", "resnet50_qcnn_residual",
+         "resnet50_mlp_residual", "quanv_resnet50"]
 TINY = {
     "resnet18": {"width": 8},
     "resnet50": {"width": 4},
     "qcnn": {"n_qubits": 4},
     "resnet50_qcnn": {"width": 4, "n_qubits": 4},
     "resnet50_mlp": {"width": 4, "n_qubits": 4},
+    "resnet50_qcnn_residual": {"width": 4, "n_qubits": 4},
+    "resnet50_mlp_residual": {"width": 4, "n_qubits": 4},
     "quanv_resnet50": {"width": 4, "quanv_trainable": True},
 }
 # (num_classes, multi_label): binary, 5-class, 6-class, 14-label multi-label.
@@ -42,6 +45,23 @@ def abstract_variables(model, x):
 
 def test_registry_lists_every_model():
   assert sorted(MODELS) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name,in_path", [("resnet50_qcnn", True), ("resnet50_mlp", True),
+                                          ("resnet50_qcnn_residual", False), ("resnet50_mlp_residual", False)])
+def test_the_default_hybrid_predicts_through_its_circuit(name, in_path):
+  """The default hybrid's only route to the logits is its circuit (twin: its block): other block
+  parameters give other logits from the first step; a residual head with g = 0 ignores its block."""
+  model = get_model(name, 1, **TINY[name])
+  x = images(batch=4)
+  variables = model.init(jax.random.key(0), x)
+  head = variables["params"]["head"]
+  block = next(k for k in head if k.startswith(("qcnn_", "twin_")))
+  assert ("linear" not in head and "residual_gate" not in head) is in_path
+  moved = {**variables, "params": {**variables["params"], "head": {
+      **head, block: jax.tree.map(lambda p: p + 0.5, head[block])}}}
+  change = float(jnp.abs(model.apply(moved, x) - model.apply(variables, x)).max())
+  assert (change > 1e-3) if in_path else (change == 0.0)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -91,7 +111,7 @@ def test_jitted_train_step(name):
   new_params = traverse_util.flatten_dict(new_variables["params"], sep="/")
   assert [path for path in old_params if np.allclose(old_params[path], new_params[path])] == []
   quantum = [path for path in new_params if "quantum" in path]
-  assert bool(quantum) == (name not in ("resnet18", "resnet50", "resnet50_mlp"))
+  assert bool(quantum) == (name not in ("resnet18", "resnet50", "resnet50_mlp", "resnet50_mlp_residual"))
   if name != "qcnn":  # BatchNorm statistics move in the train step
     old, new = jax.tree.leaves(variables["batch_stats"]), jax.tree.leaves(new_variables["batch_stats"])
     assert len(old) == len(new) and not any(np.allclose(a, b) for a, b in zip(old, new))

@@ -56,8 +56,9 @@ def tiny_config(src: pathlib.Path, tfds_dir: pathlib.Path, **overrides):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, synthetic_breast):
+  """A residual hybrid's run: its gate, circuit diagnostics and gate-off report are all recorded."""
   tmp_path = tmp_path_factory.mktemp("finished")
-  config = tiny_config(synthetic_breast, tmp_path / "tfds")
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", model="resnet50_qcnn_residual")
   workdir = tmp_path / "run_a"
   summary = train.train_and_evaluate(config, str(workdir))
   return config, workdir, summary
@@ -78,7 +79,7 @@ def test_two_epochs_improve_the_loss_and_write_every_report(finished_run, tmp_pa
   assert summary["n_qubits"] == 4 and 0 < summary["quantum_params"] < summary["num_params"]
   assert summary["selected_checkpoint"] == "best_val_auc" and summary["selection_split"] == "val"
   assert summary["best_epoch"] in (1, 2) and summary["test_auc"] > 0.9, summary  # the classes are separable
-  assert json.loads((workdir / "config.json").read_text())["model"] == "resnet50_qcnn"
+  assert json.loads((workdir / "config.json").read_text())["model"] == "resnet50_qcnn_residual"
   names = sorted(p.name for p in (workdir / "predictions").iterdir())
   assert [n.split("_[AUC]")[0] for n in names] == ["breastmnist_test", "breastmnist_train", "breastmnist_val"]
   index, scores = reports.read_predictions_csv(next((workdir / "predictions").glob("breastmnist_test_*")))
@@ -120,7 +121,7 @@ def test_runs_stream_their_scalars_to_tensorboard(finished_run):
   assert [step for step, _ in scalars["train/loss"]] == [r["step"] for r in steps]
   np.testing.assert_allclose([v for _, v in scalars["train/loss"]], [r["loss"] for r in steps], rtol=1e-6)
   assert scalars["train/learning_rate"][0][1] == pytest.approx(config.learning_rate)
-  assert "train/quantum_learning_rate" in scalars and "train/images_per_s" in scalars
+  assert "train/block_learning_rate" in scalars and "train/images_per_s" in scalars
   epochs = epoch_records(workdir)
   assert [step for step, _ in scalars["epoch/val_auc"]] == [r["step"] for r in epochs]
   np.testing.assert_allclose([v for _, v in scalars["epoch/val_auc"]], [r["val_auc"] for r in epochs], rtol=1e-6)
@@ -194,7 +195,7 @@ def test_a_run_stores_its_model_options_so_a_changed_default_is_not_taken_for_it
   path = workdir / "config.json"
   written = path.read_text()
   resolved = json.loads(written)["model_resolved"]
-  assert resolved == models.resolved_options("resnet50_qcnn", width=4, n_qubits=4, stem="cifar")
+  assert resolved == models.resolved_options("resnet50_qcnn_residual", width=4, n_qubits=4, stem="cifar")
   assert resolved["width"] == 4 and resolved["residual"] is True and resolved["conv_unit"] == "su4"
   # The same config resumes (a finished run: nothing to do) ...
   assert train.train_and_evaluate(config, str(workdir))["test_auc"] is not None
@@ -334,19 +335,29 @@ def optimizer_config(**overrides):
   return config
 
 
-def test_quantum_and_classical_parameters_get_their_own_learning_rates():
-  params = {"head": {"quantum_conv": np.ones(3, np.float32), "logit_scale": np.ones(1, np.float32)},
+def test_the_compared_block_gets_its_own_learning_rate_whether_quantum_or_classical():
+  params = {"head": {"quantum_conv": np.ones(3, np.float32), "logit_scale": np.ones(1, np.float32),
+                     "twin_0": {"hidden": {"kernel": np.ones(2, np.float32)}},
+                     "product_0": {"quantum_theta": np.ones(2, np.float32)}},
             "backbone": {"kernel": np.ones(2, np.float32)}}
   grads = jax.tree_util.tree_map(np.ones_like, params)
-  config = optimizer_config(optimizer="sgd", momentum=0.0, learning_rate=0.1, quantum_learning_rate=0.01,
+  config = optimizer_config(optimizer="sgd", momentum=0.0, learning_rate=0.1, block_learning_rate=0.01,
                             schedule="constant")
   tx = train.create_optimizer(config, params, total_steps=10)
   updates, _ = tx.update(grads, tx.init(params), params)
   np.testing.assert_allclose(updates["head"]["quantum_conv"], -0.01)
   np.testing.assert_allclose(updates["head"]["logit_scale"], -0.1)  # classical scalar of a quantum head
   np.testing.assert_allclose(updates["backbone"]["kernel"], -0.1)
-  assert train.count_params(params) == (6, 3)
-  frozen = train.create_optimizer(optimizer_config(optimizer="adam", quantum_learning_rate=0.0), params, 10)
+  # A twin's block trains like the circuit it replaces (role, not name, picks the rate).
+  np.testing.assert_allclose(updates["head"]["twin_0"]["hidden"]["kernel"], -0.01)
+  np.testing.assert_allclose(updates["head"]["product_0"]["quantum_theta"], -0.01)
+  assert train.count_params(params) == (10, 5)
+  # Unit rates then scale_by_role give the same step (the vmapped learning-rate search of heads_train).
+  unit = train.create_optimizer(config, params, 10, rates={"block": 1.0, "rest": 1.0})
+  scaled = train.scale_by_role(unit.update(grads, unit.init(params), params)[0], train.role_labels(params),
+                               {"block": 0.01, "rest": 0.1})
+  jax.tree.map(np.testing.assert_allclose, scaled, updates)
+  frozen = train.create_optimizer(optimizer_config(optimizer="adam", block_learning_rate=0.0), params, 10)
   updates, _ = frozen.update(grads, frozen.init(params), params)  # 0 freezes the circuit (ablation)
   np.testing.assert_array_equal(updates["head"]["quantum_conv"], 0.0)
   assert np.all(updates["backbone"]["kernel"] < 0)

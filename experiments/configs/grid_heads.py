@@ -26,7 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
       "resnet50": {"width": WIDTH},
       "resnet50_qcnn": {"width": WIDTH},
       "resnet50_mlp": {"width": WIDTH},
-      "resnet50_qcnn_qlr10x": {"model": "resnet50_qcnn", "width": WIDTH, "overrides": {"quantum_learning_rate": 1e-2}},
+      "resnet50_qcnn_qlr10x": {"model": "resnet50_qcnn", "width": WIDTH, "overrides": {"block_learning_rate": 1e-2}},
       "resnet50_qcnn_augment": {"model": "resnet50_qcnn", "width": WIDTH, "overrides": {"preprocess": {"augment": True}}},
   })
   c.seeds = (0, 1, 2)

@@ -46,11 +46,11 @@ def get_config() -> ml_collections.ConfigDict:
       "angle_init_std": config_dict.placeholder(float), "calibrate": False, "residual": False,
       "gate_init": config_dict.placeholder(float),
   })
-  base.quantum_learning_rate = 1e-2
+  base.block_learning_rate = 1e-2
   base.design = ""
   c.base = base
   c.designs = ml_collections.ConfigDict({
-      "legacy": {"overrides": {"quantum_learning_rate": None}},
+      "legacy": {"overrides": {"block_learning_rate": None}},
       "legacy_qlr": {},
       "calibrated": {"head": CALIBRATED},
       "small_init": {"head": {**CALIBRATED, "angle_init_std": 0.1}},

@@ -62,7 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Optimisation.
   c.optimizer = "adam"             # adam | adamw | sgd
   c.learning_rate = 1e-3
-  c.quantum_learning_rate = config_dict.placeholder(float)  # unset: same as learning_rate
+  # the compared block (circuit, its unentangled ablation or its twin block; train.param_role); unset: learning_rate
+  c.block_learning_rate = config_dict.placeholder(float)
   c.weight_decay = 0.0             # adamw only
   c.momentum = 0.9                 # sgd only
   c.schedule = "multistep"         # constant | multistep | warmup_cosine

@@ -10,11 +10,14 @@ Models (options besides ``num_classes``):
   qcnn                 the QCNN alone on a reduced grayscale image: n_qubits, qcnn_input
                        ("amplitude" | "pooled"), conv_unit, encoding, readout, execution,
                        input_range (pixel range of the normalised input, default (-1, 1)).
-  resnet50_qcnn        ResNet-50 features -> heads.FeatureHead (bottleneck -> angles -> QCNN -> readout):
-                       width, stem, dtype, n_qubits, conv_unit, encoding, readout, execution, and the
-                       head options norm, angle_scale, angle_init_std, calibrate, residual, gate_init,
+  resnet50_qcnn        ResNet-50 features -> heads.FeatureHead, the circuit in the prediction path
+                       (bottleneck -> LayerNorm -> angles -> QCNN -> readout): width, stem, dtype,
+                       n_qubits, conv_unit, encoding, readout, execution, and the head options norm,
+                       bottleneck_norm, angle_scale, angle_init_std, calibrate, residual, gate_init,
                        n_blocks, reuploading, prior (the trainer sets prior from the training labels).
   resnet50_mlp         its classical twin (circuit -> Dense-tanh-Dense of matched size): same options.
+  resnet50_qcnn_residual, resnet50_mlp_residual   the same with the residual head defaults
+                       (heads.RESIDUAL_HEAD: linear path + g · head, g from 0): same options.
   quanv_resnet50       quanvolution (2x2 patches, 4 qubits) -> ResNet-50: width, stem, dtype,
                        quanv_trainable, input_range.
 Every model accepts ``multi_label`` (set by the trainer for multi-label tasks): quantum heads then
@@ -30,7 +33,7 @@ from qcnn_jax.models import hybrid, resnet
 
 _RESNET = ("width", "stem", "dtype")
 _QUANTUM = ("n_qubits", "conv_unit", "encoding", "readout", "execution", "multi_label")
-_HEAD = ("norm", "angle_scale", "angle_init_std", "calibrate", "residual", "gate_init", "n_blocks", "reuploading",
+_HEAD = ("norm", "bottleneck_norm", "angle_scale", "angle_init_std", "calibrate", "residual", "gate_init", "n_blocks", "reuploading",
          "prior")
 
 
@@ -51,6 +54,8 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     "qcnn": (hybrid.QCNNClassifier, ("qcnn_input", "input_range") + _QUANTUM),
     "resnet50_qcnn": (hybrid.ResNet50QCNN, _RESNET + _QUANTUM + _HEAD),
     "resnet50_mlp": (hybrid.ResNet50MLP, _RESNET + _QUANTUM + _HEAD),
+    "resnet50_qcnn_residual": (hybrid.ResNet50QCNNResidual, _RESNET + _QUANTUM + _HEAD),
+    "resnet50_mlp_residual": (hybrid.ResNet50MLPResidual, _RESNET + _QUANTUM + _HEAD),
     "quanv_resnet50": (_ignoring_multi_label(hybrid.QuanvResNet50), _RESNET + ("quanv_trainable", "input_range", "multi_label")),
 }
 

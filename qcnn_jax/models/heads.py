@@ -2,8 +2,8 @@
 
 A head is the part of a dressed hybrid after the backbone (Mari et al. 2020):
 
-  features (B, D) -> [LayerNorm] -> Dense(k·F) -> tanh · angle_scale -> k blocks on chunks of F
-                  -> values (B, k·R) -> readout -> logits (B, K)   [+ residual linear path]
+  features (B, D) -> [LayerNorm] -> Dense(k·F) -> [LayerNorm] -> tanh · angle_scale -> k blocks on
+                  chunks of F -> values (B, k·R) -> readout -> logits (B, K)   [+ residual linear path]
 
 The block is the only part that differs between a quantum head and its classical twin:
   quantum    a QCNN circuit (angles F -> R readout values: <Z>s in [-1, 1] or probabilities);
@@ -17,7 +17,9 @@ so a quantum head and its twin have the same inputs, outputs and (to one hidden 
 Readout of the values: one <Z> (binary): a·v + b; probabilities: s·log(p + 1e-7) + b; anything
 else: Dense(K). With ``calibrate`` the bias b starts at the training prior's logits (log-odds for
 binary, log class frequencies otherwise) and s is learnt; without it (the legacy head of
-``ResNet50QCNN``), b starts at 0 and probabilities are used as log p.
+``ResNet50QCNN``), b starts at 0 and probabilities are used as log p. In a residual head the prior
+sits in the linear path's bias only: the gated branch's b starts at 0, so g scales what the block
+computes, never a constant.
 """
 
 import math
@@ -35,11 +37,18 @@ from qcnn_jax.models.quantum.layer import PROBS_LOG_EPS, angle_initializer
 KINDS = ("linear", "quantum", "classical", "product")
 BLOCK_PREFIXES = ("qcnn_", "twin_", "product_")
 RESIDUAL_GATE = "residual_gate"  # the residual head's g (parameter name)
+PRE_ANGLES = ("reduce", "bottleneck_norm")  # modules whose output goes into tanh, in call order
 SATURATION = 0.99  # |tanh| above this counts as a saturated bottleneck unit
-# Head options of the end-to-end hybrids (resnet50_qcnn, resnet50_mlp) when not given: the residual
-# calibrated design. End to end, every non-residual quantum head measured (README command 1) left the
-# backbone without a useful gradient (readout range |<Z>| < 0.3, loss stuck at the prior's entropy).
-HEAD_DEFAULTS = {"norm": True, "angle_scale": math.pi, "angle_init_std": None, "calibrate": True, "residual": True}
+# Head options of the end-to-end hybrids (resnet50_qcnn, resnet50_mlp) when not given: the in-path
+# design chosen by validation AUC on frozen features (results/frozen_heads_fair/): the circuit's
+# readout is the only route to the logits. LayerNorm after the bottleneck keeps the angles' spread
+# whatever the backbone features' scale; tanh·π spans the whole Bloch circle of the RY encoding.
+HEAD_DEFAULTS = {"norm": False, "bottleneck_norm": True, "angle_scale": math.pi, "angle_init_std": None,
+                 "calibrate": True, "residual": False}
+# The residual design (resnet50_qcnn_residual, resnet50_mlp_residual): linear path + g · head, g from
+# 0. End to end its gate stays near 0 (README), so its circuit barely changes a prediction.
+RESIDUAL_HEAD = {"norm": True, "bottleneck_norm": False, "angle_scale": math.pi, "angle_init_std": None,
+                 "calibrate": True, "residual": True}
 LEGACY_HEAD = {"norm": False, "angle_scale": math.pi / 2, "angle_init_std": None, "calibrate": False,
                "residual": False}
 
@@ -73,7 +82,7 @@ def prior_logits(labels: np.ndarray, task: str, num_outputs: int) -> tuple[float
 
 def is_probed(name: str | None) -> bool:
   """Submodules whose outputs the diagnostics read: the bottleneck Dense and the blocks."""
-  return bool(name) and (name == "reduce" or name.startswith(BLOCK_PREFIXES))
+  return bool(name) and (name in PRE_ANGLES or name.startswith(BLOCK_PREFIXES))
 
 
 def capture_probed(module, method_name: str) -> bool:
@@ -98,7 +107,7 @@ def probe_stats(intermediates) -> dict:
     for name, value in tree.items():
       if name == "__call__":
         continue
-      target = "reduce" if name == "reduce" else "blocks" if name.startswith(BLOCK_PREFIXES) else None
+      target = "reduce" if name in PRE_ANGLES else "blocks" if name.startswith(BLOCK_PREFIXES) else None
       if target and "__call__" in value:
         found[target].append(value["__call__"][0])
       elif hasattr(value, "items"):
@@ -107,7 +116,7 @@ def probe_stats(intermediates) -> dict:
   walk(intermediates)
   stats = {}
   if found["reduce"]:
-    stats["saturated"] = jnp.mean(jnp.abs(jnp.tanh(found["reduce"][0])) > SATURATION, axis=-1)
+    stats["saturated"] = jnp.mean(jnp.abs(jnp.tanh(found["reduce"][-1])) > SATURATION, axis=-1)  # the tanh's input
   if found["blocks"]:
     values = jnp.concatenate(found["blocks"], axis=-1)
     stats["readout_min"], stats["readout_max"] = values.min(axis=-1), values.max(axis=-1)
@@ -162,6 +171,8 @@ class FeatureHead(nn.Module):
     n_readout: qubits read out by an "expvals" readout (default ``quantum.head_readout``'s).
     n_blocks: k blocks, each on its own chunk of F angles.
     norm: LayerNorm on the features before the bottleneck Dense.
+    bottleneck_norm: LayerNorm on the bottleneck Dense's output, before tanh (each example's
+      pre-angles at zero mean and unit variance, whatever the features' scale).
     angle_scale: angles = tanh(Dense) * angle_scale (π/2 legacy; π covers the whole Bloch circle
       for RY encodings).
     angle_init_std: None: circuit angles uniform in [0, 2π); else ~ N(0, std²).
@@ -184,6 +195,7 @@ class FeatureHead(nn.Module):
   execution: str = "auto"
   n_blocks: int = 1
   norm: bool = False
+  bottleneck_norm: bool = False
   angle_scale: float = math.pi / 2
   angle_init_std: float | None = None
   calibrate: bool = False
@@ -215,24 +227,27 @@ class FeatureHead(nn.Module):
     hidden = twin_width(qcnn_lib.n_params(spec), spec.n_features, outputs)
     return ClassicalBlock(hidden, outputs, spec.readout == "probs", name=f"twin_{index}")
 
-  def bias_init(self):
-    prior = np.zeros(self.num_outputs) if self.prior is None or not self.calibrate else np.asarray(self.prior)
+  def bias_init(self, at_prior: bool = True):
+    """Initialiser of a (K,) logit bias: the prior's logits (``calibrate``, ``at_prior``) or 0."""
+    use_prior = at_prior and self.calibrate and self.prior is not None
+    prior = np.asarray(self.prior) if use_prior else np.zeros(self.num_outputs)
     return lambda key, shape, dtype=jnp.float32: jnp.asarray(prior, dtype).reshape(shape)
 
   def read(self, values):
-    """(B, k·R) block values -> (B, K) logits."""
+    """(B, k·R) block values -> (B, K) logits (biased at the prior unless the head is residual)."""
+    bias_init = self.bias_init(at_prior=not self.residual)
     spec = self.circuit_spec()
     one_block = self.n_blocks == 1 and self.kind != "product"
     if one_block and spec.readout == "expval":
       scale = self.param("logit_scale", nn.initializers.constant(self.logit_scale_init), (1,), jnp.float32)
-      return scale * values + self.param("logit_bias", self.bias_init(), (1,), jnp.float32)
+      return scale * values + self.param("logit_bias", bias_init, (1,), jnp.float32)
     if one_block and spec.readout == "probs":
       log_p = jnp.log(values + PROBS_LOG_EPS)
       if not self.calibrate:
         return log_p
       scale = self.param("logit_scale", nn.initializers.ones, (1,), jnp.float32)
-      return scale * log_p + self.param("logit_bias", self.bias_init(), (self.num_outputs,), jnp.float32)
-    return nn.Dense(self.num_outputs, bias_init=self.bias_init(), name="readout")(values)
+      return scale * log_p + self.param("logit_bias", bias_init, (self.num_outputs,), jnp.float32)
+    return nn.Dense(self.num_outputs, bias_init=bias_init, name="readout")(values)
 
   @nn.compact
   def __call__(self, features):
@@ -244,7 +259,9 @@ class FeatureHead(nn.Module):
       return nn.Dense(self.num_outputs, bias_init=self.bias_init(), name="linear")(features)
     x = nn.LayerNorm(name="norm")(features) if self.norm else features
     width = self.circuit_spec().n_features
-    angles = jnp.tanh(nn.Dense(self.n_blocks * width, name="reduce")(x)) * self.angle_scale
+    z = nn.Dense(self.n_blocks * width, name="reduce")(x)
+    z = nn.LayerNorm(name="bottleneck_norm")(z) if self.bottleneck_norm else z
+    angles = jnp.tanh(z) * self.angle_scale
     values = jnp.concatenate([self.block(i)(angles[:, i * width:(i + 1) * width])
                               for i in range(self.n_blocks)], axis=-1)
     logits = self.read(values)

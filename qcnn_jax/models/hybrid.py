@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qcnn_jax.models import heads, quantum
-from qcnn_jax.models.heads import HEAD_DEFAULTS
+from qcnn_jax.models.heads import HEAD_DEFAULTS, RESIDUAL_HEAD
 from qcnn_jax.models.resnet import ResNet50
 
 QCNN_INPUTS = ("amplitude", "pooled")
@@ -109,11 +109,9 @@ class QCNNClassifier(nn.Module):
 class _DressedResNet50(nn.Module):
   """ResNet-50 pooled features -> ``heads.FeatureHead`` of kind ``KIND`` (see heads.py).
 
-  The head options are FeatureHead's; the defaults (``heads.HEAD_DEFAULTS``) are the residual
-  calibrated design: logits = Dense(K)(features) + g * (LayerNorm -> Dense(F) -> tanh * pi -> QCNN
-  -> a<Z> + b), g from 0 (``gate_init``), b from the prior (README, "Does the quantum head help?").
-  ``heads.LEGACY_HEAD`` (norm=False, angle_scale=pi/2, calibrate=False, residual=False) gives the
-  original dressed head. ``prior`` (the training prior's logits) is set by the trainer.
+  The head options are FeatureHead's; the defaults (``heads.HEAD_DEFAULTS``) are the in-path
+  design: Dense(F) -> LayerNorm -> tanh * pi -> QCNN -> a<Z> + b, b from the prior, the circuit's
+  readout the only route to the logits. ``prior`` (the training prior's logits) is set by the trainer.
   """
 
   KIND: ClassVar[str] = "quantum"
@@ -128,6 +126,7 @@ class _DressedResNet50(nn.Module):
   execution: str = "auto"
   multi_label: bool = False
   norm: bool = HEAD_DEFAULTS["norm"]
+  bottleneck_norm: bool = HEAD_DEFAULTS["bottleneck_norm"]
   angle_scale: float = HEAD_DEFAULTS["angle_scale"]
   angle_init_std: float | None = HEAD_DEFAULTS["angle_init_std"]
   calibrate: bool = HEAD_DEFAULTS["calibrate"]
@@ -142,7 +141,8 @@ class _DressedResNet50(nn.Module):
     return heads.FeatureHead(
         self.num_classes, kind=self.KIND, n_qubits=self.n_qubits, conv_unit=self.conv_unit,
         encoding=self.encoding, readout=head_readout(self.readout, self.multi_label), reuploading=self.reuploading,
-        execution=self.execution, n_blocks=self.n_blocks, norm=self.norm, angle_scale=self.angle_scale,
+        execution=self.execution, n_blocks=self.n_blocks, norm=self.norm, bottleneck_norm=self.bottleneck_norm,
+        angle_scale=self.angle_scale,
         angle_init_std=self.angle_init_std, calibrate=self.calibrate, prior=self.prior, residual=self.residual,
         gate_init=self.gate_init, name="head")
 
@@ -165,6 +165,25 @@ class ResNet50MLP(_DressedResNet50):
   Dense -> tanh -> Dense block of matched parameter count (``heads.twin_width``)."""
 
   KIND: ClassVar[str] = "classical"
+
+
+class ResNet50QCNNResidual(ResNet50QCNN):
+  """``ResNet50QCNN`` with the residual head (``heads.RESIDUAL_HEAD``): logits = Dense(K)(features)
+  + g * (LayerNorm -> Dense(F) -> tanh * pi -> QCNN -> a<Z>), g from 0 (``gate_init``)."""
+
+  norm: bool = RESIDUAL_HEAD["norm"]
+  bottleneck_norm: bool = RESIDUAL_HEAD["bottleneck_norm"]
+  angle_scale: float = RESIDUAL_HEAD["angle_scale"]
+  residual: bool = RESIDUAL_HEAD["residual"]
+
+
+class ResNet50MLPResidual(ResNet50MLP):
+  """Classical twin of ``ResNet50QCNNResidual``."""
+
+  norm: bool = RESIDUAL_HEAD["norm"]
+  bottleneck_norm: bool = RESIDUAL_HEAD["bottleneck_norm"]
+  angle_scale: float = RESIDUAL_HEAD["angle_scale"]
+  residual: bool = RESIDUAL_HEAD["residual"]
 
 
 class QuanvResNet50(nn.Module):

@@ -1,0 +1,26 @@
+"""Data efficiency on frozen features: the best in-path quantum head (by validation in the fair head
+study), its twin, the unentangled product ablation and the linear head, trained on stratified 1%,
+5%, 10%, 25%, 50% and 100% of the training split, 10 seeds (seed k: subset k and initialisation k
+for every head), at the learning rates each design's validation search chose on the full split.
+
+  python -m experiments.data_efficiency --config=experiments/configs/data_efficiency.py \
+      --workdir=runs/data_efficiency --out=results/data_efficiency
+"""
+
+import ml_collections
+
+from experiments.configs import heads_fair
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "Data efficiency on frozen features: in-path quantum head vs twin, product and linear heads"
+  c.study = heads_fair.get_config()
+  c.study.features = ml_collections.ConfigDict({k: v for k, v in c.study.features.items() if "@" not in k})
+  c.study.progress = False
+  c.fractions = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+  c.designs = (heads_fair.DEFAULT_IN_PATH, heads_fair.DEFAULT_IN_PATH + "_twin", "product", "linear")
+  c.comparisons = ((heads_fair.DEFAULT_IN_PATH, heads_fair.DEFAULT_IN_PATH + "_twin"),
+                   (heads_fair.DEFAULT_IN_PATH, "linear"), (heads_fair.DEFAULT_IN_PATH, "product"))
+  c.rates_root = "results/frozen_heads_fair/runs"
+  return c

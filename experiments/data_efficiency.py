@@ -1,0 +1,35 @@
+r"""Trains the data-efficiency study (heads on stratified fractions of the training split) and writes
+its report (results.csv, differences.csv, results.md, data_efficiency.png) to --out.
+
+  python -m experiments.data_efficiency --config=experiments/configs/data_efficiency.py \
+      --workdir=runs/data_efficiency --out=results/data_efficiency [--only_report]
+
+Rerunning continues: runs with summary.json are not trained again.
+"""
+
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import cli
+from qcnn_jax import data_efficiency, runtime
+
+config_flags.DEFINE_config_file("config", "experiments/configs/data_efficiency.py", "Study config.",
+                                lock_config=False)
+flags.DEFINE_string("workdir", None, "Run folder (one workdir per run).", required=True)
+flags.DEFINE_string("out", None, "Report folder (default: --workdir).")
+flags.DEFINE_list("datasets", None, "Train only these feature sets (default: all whose file exists).")
+flags.DEFINE_bool("only_report", False, "Rebuild the report without training.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  runtime.quiet_library_logs()
+  runtime.enable_compilation_cache()
+  if not FLAGS.only_report:
+    data_efficiency.train(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets)
+  print(f"Report: {data_efficiency.write_report(FLAGS.config, FLAGS.workdir, FLAGS.out or FLAGS.workdir)}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
