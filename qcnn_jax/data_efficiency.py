@@ -127,6 +127,29 @@ def plot(rows: list[dict], path: str) -> str:
   return reports.save_figure(fig, path)
 
 
+def _in_short(config: ml_collections.ConfigDict, rows: list[dict], diffs: list[dict]) -> list[str]:
+  """Section "In short": per set and fraction, the first comparison's A against each of its Bs."""
+  if not config.comparisons:
+    return []
+  quantum = config.comparisons[0][0]
+  others = [b for a, b in config.comparisons if a == quantum]
+  lines = ["", "## In short", "", f"`{quantum}` (quantum) minus each other head, test AUC, paired seeds.", "",
+           "| set | fraction | n train | quantum AUC | " + " | ".join(f"Δ vs {b}" for b in others) + " |",
+           "|---|---|---|---|" + "---|" * len(others)]
+  for row in rows:
+    if row["model"] != quantum:
+      continue
+    cells = []
+    for other in others:
+      found = [d for d in diffs if (d["dataset"], d["train_fraction"], d["b"]) == (row["dataset"],
+                                                                                  row["train_fraction"], other)]
+      cells.append(f"{found[0]['delta_auc']:+.3f} [{found[0]['low']:+.3f}, {found[0]['high']:+.3f}]" if found
+                   else "—")
+    lines.append(f"| {row['dataset']} | {row['train_fraction']:g} | {row['n_train']} | {row['test_auc_mean']:.3f} | "
+                 + " | ".join(cells) + " |")
+  return lines
+
+
 def write_report(config: ml_collections.ConfigDict, root: str, out: str) -> str:
   """Writes `{out}/results.csv`, `{out}/differences.csv`, `{out}/results.md` and
   `{out}/data_efficiency.png` from the runs under `root`; returns the markdown path."""
@@ -139,6 +162,7 @@ def write_report(config: ml_collections.ConfigDict, root: str, out: str) -> str:
            "same for every design); best epoch by validation AUC on the whole validation split; learning rates "
            "as chosen on the full training split. Δ = A − B, paired by seed, bootstrap over seeds.", "",
            "![data efficiency](data_efficiency.png)"]
+  lines += _in_short(config, rows, diffs)
   for key in dict.fromkeys(r["dataset"] for r in rows):
     mine = [r for r in rows if r["dataset"] == key]
     designs = list(dict.fromkeys(r["model"] for r in mine))

@@ -3,7 +3,8 @@
 A study config (`experiments/configs/heads.py`) holds:
 
   name          report title.
-  features      dataset -> feature file (`python -m experiments.extract_features`).
+  features      feature-set name -> feature file (`python -m experiments.extract_features`); a name
+                is a dataset, or "<dataset>@<backbone>" for another backbone's features of it.
   base          run config: `head` (FeatureHead options) and the optimisation keys of medmnist.py.
   designs       design name -> {"head": FeatureHead options, "overrides": base keys} (both optional).
                 Every design of kind "quantum" gets a classical twin "<name>_twin" (kind
@@ -11,12 +12,15 @@ A study config (`experiments/configs/heads.py`) holds:
   seeds         training seeds; all seeds of a design train as one vmapped program.
   dataset_overrides  optional: dataset -> base keys (e.g. fewer epochs on a large set).
   bootstrap     num_resamples, confidence, seed of the paired intervals.
+  lr_search     optional: block and head rate grids, seeds, and `on` (feature set -> the set whose
+                search it reuses); each design trains at the pair its validation chose (`search_rates`).
 
-Runs live in `{root}/{dataset}/{design}/seed{k}` (files as `qcnn_jax.train` writes them); a design
-whose seeds all have summary.json is skipped. The report (`results.csv`, `results.md`) gives every
-design's mean ± std over seeds, the paired intervals quantum − twin and quantum − linear, what the
-residual designs' gate g adds (test metrics with g set to 0), and, per dataset, the quantum and
-classical designs chosen by mean validation AUC (never by test).
+Runs live in `{root}/{features}/{design}/seed{k}` (files as `qcnn_jax.train` writes them); a design
+whose seeds all have summary.json is skipped. The report (`results.csv`, `results.md`, a forest
+plot) gives every design's mean ± std over seeds and learning rates, the paired intervals
+quantum − twin and quantum/twin − linear, what the residual designs' gate g adds (test metrics
+with g set to 0), intervals over backbones, and per feature set the in-path quantum design chosen
+by mean validation AUC (never by test) against its twin and the linear head.
 """
 
 import csv
@@ -31,11 +35,14 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from matplotlib import figure as mpl_figure
+
 from qcnn_jax import features, heads_train, reports, runtime, stats
 
 TWIN_SUFFIX = "_twin"
 BACKBONE_SEP = "@"  # feature-set names "<dataset>@<backbone>": more backbones of one dataset
 LR_SEARCH_FILE = "lr_search.json"
+FOREST_FILE = "quantum_minus_others.png"
 CSV_COLUMNS = ("dataset", "model", "kind", "twin_of", "n_seeds", "test_auc_mean", "test_auc_std", "test_acc_mean",
                "test_acc_std", "val_auc_mean", "test_balanced_accuracy_mean", "test_f1_macro_mean", "num_params",
                "quantum_params", "wall_time_s", "lr_block", "lr_head")
@@ -223,11 +230,11 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
   seeds, specs = [int(s) for s in study.seeds], designs(study)
   bootstrap = dict(study.get("bootstrap", {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}))
   max_examples = bootstrap.pop("max_test_examples", None)
-  rows, lines, answer, per_key = [], [], [], {}
+  rows, lines, answer, per_key, forest = [], [], [], {}, {}
   for dataset, path in study.features.items():
     if not os.path.exists(path):
       lines.append(f"\n## {dataset}\n\nNo feature file `{path}` yet: nothing trained.\n")
-      answer.append(f"| {dataset} | — | — | — | — | — |")
+      answer.append(f"| {dataset} | — | — | — | — | — | — |")
       continue
     feature_set = features.load(path)
     runs = {d: _load_runs(root, dataset, d, seeds) for d in specs}
@@ -259,7 +266,8 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
     lines.append("| A | B | seeds | ΔAUC (seeds) | ΔAUC (test examples) | ΔACC (test examples) |")
     lines.append("|---|---|---|---|---|---|")
     comparisons = [(d, d + TWIN_SUFFIX) for d in specs if d + TWIN_SUFFIX in specs]
-    comparisons += [(d, "linear") for d in specs if specs[d]["head"]["kind"] in ("quantum", "product")
+    # Twins against linear too: what the shared bottleneck costs, circuit or not.
+    comparisons += [(d, "linear") for d in specs if specs[d]["head"]["kind"] in ("quantum", "product", "classical")
                     and "linear" in specs]
     found = {}
     for a, b in comparisons:
@@ -270,6 +278,10 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
                      f"{c['example_acc'].format(4) if examples else '—'} |")
     lines += _gate_lines(runs, bootstrap)
     answer.append(_answer(dataset, dataset_rows, found))
+    chosen = _chosen_in_path(dataset_rows)
+    if chosen:
+      forest[dataset] = {other: found[(chosen["model"], other)]["seed_auc"]
+                         for other in (chosen["model"] + TWIN_SUFFIX, "linear") if (chosen["model"], other) in found}
     per_key[dataset] = found
   lines += _backbone_lines(per_key, bootstrap)
   csv_text = io.StringIO()
@@ -288,6 +300,9 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
             "parameter-matched twin and the linear head. ΔAUC = quantum − other, bootstrap over paired seeds.", "",
             "| features | best in-path quantum (val) | test AUC | twin | ΔAUC vs twin | linear | ΔAUC vs linear |",
             "|---|---|---|---|---|---|---|", *answer]
+  if forest:
+    reports.save_figure(forest_plot(forest), os.path.join(out, FOREST_FILE))
+    header += ["", f"![in-path quantum head minus twin and linear]({FOREST_FILE})"]
   reports.write_text_atomic(md_path, "\n".join(header + lines) + "\n")
   return csv_path, md_path
 
@@ -317,12 +332,38 @@ def _rates(row: dict) -> str:
   return f"{block} / {row['lr_head']:.0e}"
 
 
+def _chosen_in_path(rows: list[dict]) -> dict | None:
+  """The row of the in-path quantum design with the highest mean validation AUC, or None."""
+  quantum = [r for r in rows if r["n_seeds"] and r["kind"] == "quantum" and r["in_path"]]
+  return max(quantum, key=lambda r: r["val_auc_mean"]) if quantum else None
+
+
+def forest_plot(intervals: dict[str, dict[str, stats.Interval]]) -> mpl_figure.Figure:
+  """Forest plot: per feature set, ΔAUC of its chosen in-path quantum head minus each other head
+  (point and interval), one marker per other head."""
+  keys = list(intervals)
+  fig = mpl_figure.Figure(figsize=(6.4, 0.9 + 0.42 * len(keys)), layout="constrained")
+  ax = fig.subplots()
+  for j, (other, marker) in enumerate((("twin", "o"), ("linear", "s"))):
+    for i, key in enumerate(keys):
+      found = [v for name, v in intervals[key].items() if (name == "linear") == (other == "linear")]
+      if found:
+        y = len(keys) - 1 - i + (0.15 if j == 0 else -0.15)
+        ax.errorbar(found[0].estimate, y, xerr=[[found[0].estimate - found[0].low], [found[0].high - found[0].estimate]],
+                    fmt=marker, color=f"C{j}", capsize=3, label=f"quantum − {other}" if i == 0 else None)
+  ax.axvline(0.0, color="0.4", lw=0.8)
+  ax.set_yticks(range(len(keys)), list(reversed(keys)))
+  ax.set_xlabel("test AUC difference (95% interval over paired seeds)")
+  ax.legend(fontsize=8, loc="best")
+  ax.grid(axis="x", alpha=0.3)
+  return fig
+
+
 def _answer(dataset: str, rows: list[dict], comparisons: dict) -> str:
   """One line of the answer table: the val-chosen in-path quantum design against its twin and linear."""
-  quantum = [r for r in rows if r["n_seeds"] and r["kind"] == "quantum" and r["in_path"]]
-  if not quantum:
+  q = _chosen_in_path(rows)
+  if q is None:
     return f"| {dataset} | — | — | — | — | — | — |"
-  q = max(quantum, key=lambda r: r["val_auc_mean"])
   by_name = {r["model"]: r for r in rows}
 
   def versus(other: str) -> tuple[str, str]:

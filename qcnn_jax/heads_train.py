@@ -1,13 +1,16 @@
 """Training heads on frozen features, S seeds at once: one `jax.vmap`-ed, `lax.scan`-ed program.
 
-`train_seeds(config, feature_set, seeds)` trains one head design (`qcnn_jax.models.heads`) for
-every seed in `seeds` with the loop of `qcnn_jax.train` — same optimizer (`create_optimizer`: its
-quantum/classical learning rates, schedule and clipping), same loss, same per-epoch data order
-(`pipeline.epoch_order(n, seed, epoch)`, last partial batch dropped), same NaN guard, validation AUC
-after every epoch and the best-validation epoch's parameters kept per seed — but with the
-features on the device, each epoch one `lax.scan` over its steps and the seeds stacked on a
-leading axis under `jax.vmap`. The program compiles once for all seeds, and seed k of a vmapped
-run equals a run of seed k alone (tests/test_heads.py).
+`train_seeds(config, feature_set, seeds, rates, subsets)` trains one head design
+(`qcnn_jax.models.heads`) once per run — a seed, optionally with its own learning rate per role
+and its own subset of the training split — with the loop of `qcnn_jax.train`: same optimizer
+(`create_optimizer`: one rate per role, schedule, clipping), same loss (`class_weights` included),
+same per-epoch data order (`pipeline.epoch_order(n, seed, epoch)`, last partial batch dropped),
+same NaN guard, validation AUC after every epoch and the best-validation epoch's parameters kept
+per run — but with the features on the device, each epoch one `lax.scan` over its steps and the
+runs stacked on a leading axis under `jax.vmap`. Every update is linear in its base rate, so the
+optimizer runs at unit rates and `train.scale_by_role` applies each run's own (a learning-rate
+grid is one program). The program compiles once for all runs, and run k of a vmapped program
+equals that run alone (tests/test_heads.py).
 
 Per-epoch diagnostics (on the validation split, per seed): `saturated` (share of bottleneck units
 with |tanh| > 0.99), `grad_norm_quantum` / `grad_norm_classical` (mean over the epoch's steps),

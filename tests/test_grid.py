@@ -304,8 +304,8 @@ def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monke
   run = grid.expand(grid_config, str(tmp_path / "machine_c"), records=records)[0]
   path = os.path.join(run.record_dir, "config.json")
   recorded = reports.read_json(path)
-  assert run.status() == grid.FINISHED and recorded["model_resolved"]["residual"] is True
-  recorded["model_resolved"]["residual"] = False
+  assert run.status() == grid.FINISHED and recorded["model_resolved"]["residual"] is False
+  recorded["model_resolved"]["residual"] = True
   reports.write_json_atomic(path, recorded)
   caplog.clear()
   assert [run.status(), run.status(), run.summary()] == [grid.PENDING, grid.PENDING, None]
@@ -326,7 +326,17 @@ def test_committed_records_count_as_finished_for_their_grid(name, tmp_path):
   grid_config = importlib.import_module(f"experiments.configs.{name}").get_config()
   runs = [r for r in grid.expand(grid_config, str(tmp_path), records=records) if os.path.isdir(r.record_dir)]
   assert runs
-  assert [r.status() for r in runs] == [grid.FINISHED] * len(runs), [r.record_dir for r in runs]
+  expected = [grid.PENDING if earlier_hybrid(r.record_dir) else grid.FINISHED for r in runs]
+  assert [r.status() for r in runs] == expected, [r.record_dir for r in runs]
+
+
+def earlier_hybrid(record_dir: str) -> bool:
+  """A record of a dressed hybrid made before its head changed (the residual head was then the
+  default, and its gated branch's bias started at the prior): no current model reproduces it, so
+  its grid must train it again rather than take it for finished."""
+  recorded = reports.read_json(os.path.join(record_dir, "config.json"))
+  return (recorded["model"].startswith(("resnet50_qcnn", "resnet50_mlp"))
+          and "bottleneck_norm" not in recorded.get("model_resolved", {"bottleneck_norm": None}))
 
 
 def test_test_labels_are_read_once_per_test_split(monkeypatch):

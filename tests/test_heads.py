@@ -299,6 +299,7 @@ def test_learning_rates_are_chosen_by_validation_on_the_same_grid_for_every_desi
   assert [float(r["lr_head"]) for r in rows] == [searches["linear"]["chosen"]["rest"]] * 2
   text = open(md_path).read()
   assert "## breastmnist over 2 backbones" in text and "| inpath | inpath_twin | 2 |" in text
+  assert (tmp_path / "study" / heads_study.FOREST_FILE).stat().st_size > 1000
   answer = next(line for line in text.splitlines() if line.startswith("| breastmnist | inpath |")).split("|")
   assert float(answer[6]) == pytest.approx(float(rows[0]["test_auc_mean"]), abs=1e-4)  # the linear head's AUC
   assert answer[5].strip().startswith(("+", "-")) and answer[7].strip().startswith(("+", "-"))

@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import pathlib
 
 import jax.numpy as jnp
 import numpy as np
@@ -127,3 +128,19 @@ def test_plots_are_written(tmp_path):
   _assert_png(reports.plot_confusion_matrix(report["confusion_matrix"], report["class_names"], tmp_path / "cm.png"))
   with pytest.raises(ValueError, match="class names"):
     reports.plot_confusion_matrix(report["confusion_matrix"], ["a", "b"], tmp_path / "bad.png")
+
+
+def test_readme_tables_are_the_reports_tables(tmp_path, monkeypatch):
+  """Every generated table of the README equals the table of the report it names (no hand-typed
+  numbers), and a stale block is found and rewritten."""
+  from experiments import readme_tables  # pylint: disable=g-import-not-at-top
+  readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+  text = readme.read_text(encoding="utf-8")
+  monkeypatch.chdir(readme.parent)
+  assert readme_tables.BLOCK.search(text), "the README has no generated table"
+  assert readme_tables.refresh(text) == (text, [])
+  report = tmp_path / "report.md"
+  report.write_text("# R\n\n## Answer\n\ntext\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nmore\n\n| x |\n", encoding="utf-8")
+  block = f"<!-- table: {report}#Answer -->\n| a | b |\n|---|---|\n| 1 | 3 |\n<!-- end table -->"
+  new, stale = readme_tables.refresh(f"intro\n{block}\nafter\n")
+  assert stale == [f"{report}#Answer"] and "| 1 | 2 |\n<!-- end table -->\nafter" in new and "| 1 | 3 |" not in new

@@ -280,7 +280,8 @@ def test_hybrid_fine_tuned_from_a_classical_run_starts_as_that_run(tmp_path, syn
   source = train.Trainer(classical, train.load_config_dataset(classical))
   with checkpointing.RunCheckpoints(str(tmp_path / "resnet50")) as ckpts:
     source_state, _ = ckpts.restore_best(source.init_state())
-  hybrid = tiny_config(synthetic_breast, tmp_path / "tfds", init_from=str(tmp_path / "resnet50"), num_epochs=1)
+  hybrid = tiny_config(synthetic_breast, tmp_path / "tfds", init_from=str(tmp_path / "resnet50"), num_epochs=1,
+                       model="resnet50_qcnn_residual")
   _, trainer, state = train.build_run(hybrid)
   np.testing.assert_allclose(trainer.predict(state, "test")["logits"], source.predict(source_state, "test")["logits"],
                              atol=1e-5)

@@ -25,6 +25,7 @@ the only route to the logits.
   residual_g01      the same with g from 0.1 (the circuit has a gradient from the first step).
   product           inpath's bottleneck into unentangled qubits (RY(x), RZ, RY; all <Z>s -> Dense).
   linear            Dense(K) on the features.
+  inpath_pi_raw, linear_raw   inpath_pi and linear on the raw (unstandardised) features.
 Every quantum design gets its "<name>_twin".
 
 Feature sets: "<dataset>" and, for more backbones of one set, "<dataset>@<backbone>"; sets whose
@@ -68,6 +69,9 @@ def get_config() -> ml_collections.ConfigDict:
       "residual_g01": {"head": {**RESIDUAL, "gate_init": 0.1}},
       "product": {"head": {**IN_PATH, "kind": "product"}},
       "linear": {"head": {"kind": "linear", "calibrate": True}},
+      # Feature scale, measured: the same heads on the raw (unstandardised) features.
+      "inpath_pi_raw": {"head": {**IN_PATH, "angle_scale": math.pi}, "overrides": {"standardize": False}},
+      "linear_raw": {"head": {"kind": "linear", "calibrate": True}, "overrides": {"standardize": False}},
   })
   c.lr_search = ml_collections.ConfigDict({
       "block": RATES, "head": RATES, "seeds": (0, 1, 2),

@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
       "quanv_trainable": config_dict.placeholder(bool),
       # Head of resnet50_qcnn / resnet50_mlp (qcnn_jax.models.heads.FeatureHead; unset = model default).
       "norm": config_dict.placeholder(bool),         # LayerNorm before the bottleneck
+      "bottleneck_norm": config_dict.placeholder(bool),  # LayerNorm after the bottleneck Dense
       "angle_scale": config_dict.placeholder(float), # angles = tanh(.) * angle_scale (radians)
       "angle_init_std": config_dict.placeholder(float),  # circuit angles ~ N(0, std^2); unset: model default
       "calibrate": config_dict.placeholder(bool),    # readout bias at the prior, learnt temperature
