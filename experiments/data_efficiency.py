@@ -2,7 +2,9 @@ r"""Trains the data-efficiency study (heads on stratified fractions of the train
 its report (results.csv, differences.csv, results.md, data_efficiency.png) to --out.
 
   python -m experiments.data_efficiency --config=experiments/configs/data_efficiency.py \
-      --workdir=runs/data_efficiency --out=results/data_efficiency [--only_report]
+      --workdir=runs/data_efficiency --out=results/data_efficiency --records=results/data_efficiency/runs
+  python -m experiments.data_efficiency --workdir=results/data_efficiency/runs --out=results/data_efficiency \
+      --only_report     # the report again from the committed records
 
 Rerunning continues: runs with summary.json are not trained again.
 """
@@ -11,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
-from qcnn_jax import data_efficiency, runtime
+from qcnn_jax import data_efficiency, heads_study, runtime
 
 config_flags.DEFINE_config_file("config", "experiments/configs/data_efficiency.py", "Study config.",
                                 lock_config=False)
@@ -19,6 +21,8 @@ flags.DEFINE_string("workdir", None, "Run folder (one workdir per run).", requir
 flags.DEFINE_string("out", None, "Report folder (default: --workdir).")
 flags.DEFINE_list("datasets", None, "Train only these feature sets (default: all whose file exists).")
 flags.DEFINE_bool("only_report", False, "Rebuild the report without training.")
+flags.DEFINE_string("records", None, "Copy each finished run's config.json and summary.json here "
+                    "(e.g. results/data_efficiency/runs): the report needs nothing else.")
 FLAGS = flags.FLAGS
 
 
@@ -28,6 +32,8 @@ def main(argv):
   runtime.enable_compilation_cache()
   if not FLAGS.only_report:
     data_efficiency.train(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets)
+  if FLAGS.records:
+    heads_study.record_runs(FLAGS.workdir, FLAGS.records, max_test_examples=0)
   print(f"Report: {data_efficiency.write_report(FLAGS.config, FLAGS.workdir, FLAGS.out or FLAGS.workdir)}")
 
 

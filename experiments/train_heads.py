@@ -31,7 +31,7 @@ def main(argv):
   if not FLAGS.only_report:
     heads_study.train_study(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, selected=FLAGS.designs)
   if FLAGS.records:
-    heads_study.record_runs(FLAGS.workdir, FLAGS.records)
+    heads_study.record_runs(FLAGS.workdir, FLAGS.records, FLAGS.config.bootstrap.get("max_test_examples"))
   csv_path, md_path = heads_study.write_report(FLAGS.config, FLAGS.workdir, FLAGS.out)
   print(f"Report: {md_path}  {csv_path}")
 

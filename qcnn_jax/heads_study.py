@@ -157,20 +157,29 @@ def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, s
 RECORD_FILES = ("config.json", reports.SUMMARY_FILENAME)
 
 
-def record_runs(root: str, records: str) -> list[str]:
+def record_runs(root: str, records: str, max_test_examples: int | None = None) -> list[str]:
   """Copies the small files of every finished run under `root` (config.json, summary.json, the test
   predictions gzip-compressed) and every `lr_search.json` to the same place under `records`, the
   committed record a report can be rebuilt from (`write_report(study, records)`); returns the
-  files written. summary.json is written last, so a record with it is complete."""
+  files written. Test predictions of more than `max_test_examples` rows (0: all) are left out:
+  the report's example bootstrap does not use them. summary.json is written last, so a record with
+  it is complete."""
   written = []
   for search in glob.glob(os.path.join(glob.escape(root), "**", LR_SEARCH_FILE), recursive=True):
     written.append(_copy(search, os.path.join(records, os.path.relpath(search, root))))
   for summary in glob.glob(os.path.join(glob.escape(root), "**", reports.SUMMARY_FILENAME), recursive=True):
     run, target = os.path.dirname(summary), os.path.join(records, os.path.relpath(os.path.dirname(summary), root))
     for test_csv in glob.glob(os.path.join(glob.escape(run), "predictions", "*_test_*.csv")):
+      if max_test_examples is not None and _rows(test_csv) > max_test_examples:
+        continue
       written.append(_copy(test_csv, os.path.join(target, "predictions", os.path.basename(test_csv) + ".gz")))
     written += [_copy(os.path.join(run, name), os.path.join(target, name)) for name in RECORD_FILES]
   return written
+
+
+def _rows(path: str) -> int:
+  with open(path, "rb") as f:
+    return sum(1 for _ in f)
 
 
 def _copy(source: str, target: str) -> str:

@@ -56,7 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
       **{f"breastmnist@{b}": f"features/b16/breastmnist_seed{b[-1]}.npz" for b in BACKBONES},
       "pneumoniamnist": "features/b16/pneumoniamnist_seed0.npz",
       "retinamnist": "features/b16/retinamnist_seed0.npz",
-      "medical_mnist": "features/medical_mnist.npz",
+      "medical_mnist": "features/b16/medical_mnist_seed0.npz",
   })
   c.base.head.bottleneck_norm = False
   c.base.standardize = True
