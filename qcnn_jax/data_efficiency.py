@@ -16,8 +16,6 @@ validation split; test metrics are never used for a choice. Runs live in
 `{root}/{features}/{design}/f{fraction}/seed{k}`; a run with summary.json is not trained again.
 """
 
-import csv
-import io
 import os
 import time
 
@@ -102,14 +100,6 @@ def collect(config: ml_collections.ConfigDict, root: str) -> tuple[list[dict], l
   return rows, diffs
 
 
-def _csv(rows: list[dict], columns) -> str:
-  text = io.StringIO()
-  writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
-  writer.writeheader()
-  writer.writerows(rows)
-  return text.getvalue()
-
-
 def plot(rows: list[dict], path: str) -> str:
   """Test AUC (mean ± std over seeds) against the number of training examples, one panel per set."""
   keys = list(dict.fromkeys(r["dataset"] for r in rows))
@@ -155,8 +145,8 @@ def write_report(config: ml_collections.ConfigDict, root: str, out: str) -> str:
   `{out}/data_efficiency.png` from the runs under `root`; returns the markdown path."""
   rows, diffs = collect(config, root)
   os.makedirs(out, exist_ok=True)
-  reports.write_text_atomic(os.path.join(out, "results.csv"), _csv(rows, CSV_COLUMNS))
-  reports.write_text_atomic(os.path.join(out, "differences.csv"), _csv(diffs, DIFF_COLUMNS))
+  reports.write_text_atomic(os.path.join(out, "results.csv"), reports.csv_text(rows, CSV_COLUMNS))
+  reports.write_text_atomic(os.path.join(out, "differences.csv"), reports.csv_text(diffs, DIFF_COLUMNS))
   plot(rows, os.path.join(out, "data_efficiency.png"))
   lines = [f"# {config.name}", "", "Test AUC, mean ± sample std over seeds (each seed its own stratified subset, the "
            "same for every design); best epoch by validation AUC on the whole validation split; learning rates "

@@ -28,7 +28,6 @@ import csv
 import dataclasses
 import functools
 import glob
-import gzip
 import io
 import logging
 import math
@@ -63,7 +62,7 @@ VAL_PREDICTIONS, TEST_PREDICTIONS = "*_val_*@*.csv", "*_test_*@*.csv"
 RECORD_PREDICTIONS = (VAL_PREDICTIONS, TEST_PREDICTIONS)
 # Records keep the predictions CSVs gzip-compressed (`gunzip` gives MedMNIST's file back): 2.3x
 # smaller, and an 80/20 Medical MNIST test split is 11,791 rows.
-RECORD_COMPRESSED = ".gz"
+RECORD_COMPRESSED = ".gz"  # the suffix `reports.copy_files` gives compressed copies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,12 +156,7 @@ def record_run(run: GridRun) -> str:
   predictions = [os.path.relpath(p, run.workdir) for pattern in RECORD_PREDICTIONS
                  for p in glob.glob(os.path.join(glob.escape(run.workdir), "predictions", pattern))]
   small = [n for n in RECORD_FILES if n != reports.SUMMARY_FILENAME and os.path.exists(os.path.join(run.workdir, n))]
-  for name in predictions + small + [reports.SUMMARY_FILENAME]:
-    with open(os.path.join(run.workdir, name), "rb") as f:
-      data = f.read()
-    if name in predictions:
-      name, data = name + RECORD_COMPRESSED, gzip.compress(data, mtime=0)
-    reports.write_bytes_atomic(os.path.join(run.record_dir, name), data)
+  reports.copy_files(run.workdir, run.record_dir, predictions + small + [reports.SUMMARY_FILENAME], compress=predictions)
   return run.record_dir
 
 

@@ -23,10 +23,7 @@ with g set to 0), intervals over backbones, and per feature set the in-path quan
 by mean validation AUC (never by test) against its twin and the linear head.
 """
 
-import csv
 import glob
-import gzip
-import io
 import logging
 import os
 import time
@@ -164,29 +161,21 @@ def record_runs(root: str, records: str, max_test_examples: int | None = None) -
   files written. Test predictions of more than `max_test_examples` rows (0: all) are left out:
   the report's example bootstrap does not use them. summary.json is written last, so a record with
   it is complete."""
-  written = []
-  for search in glob.glob(os.path.join(glob.escape(root), "**", LR_SEARCH_FILE), recursive=True):
-    written.append(_copy(search, os.path.join(records, os.path.relpath(search, root))))
+  searches = [os.path.relpath(p, root) for p in glob.glob(os.path.join(glob.escape(root), "**", LR_SEARCH_FILE),
+                                                          recursive=True)]
+  written = reports.copy_files(root, records, searches)
   for summary in glob.glob(os.path.join(glob.escape(root), "**", reports.SUMMARY_FILENAME), recursive=True):
-    run, target = os.path.dirname(summary), os.path.join(records, os.path.relpath(os.path.dirname(summary), root))
-    for test_csv in glob.glob(os.path.join(glob.escape(run), "predictions", "*_test_*.csv")):
-      if max_test_examples is not None and _rows(test_csv) > max_test_examples:
-        continue
-      written.append(_copy(test_csv, os.path.join(target, "predictions", os.path.basename(test_csv) + ".gz")))
-    written += [_copy(os.path.join(run, name), os.path.join(target, name)) for name in RECORD_FILES]
+    run = os.path.dirname(summary)
+    predictions = [os.path.relpath(p, run) for p in glob.glob(os.path.join(glob.escape(run), "predictions", "*_test_*.csv"))
+                   if max_test_examples is None or _rows(p) <= max_test_examples]
+    written += reports.copy_files(run, os.path.join(records, os.path.relpath(run, root)),
+                                  predictions + list(RECORD_FILES), compress=predictions)
   return written
 
 
 def _rows(path: str) -> int:
   with open(path, "rb") as f:
     return sum(1 for _ in f)
-
-
-def _copy(source: str, target: str) -> str:
-  with open(source, "rb") as f:
-    data = f.read()
-  reports.write_bytes_atomic(target, gzip.compress(data, mtime=0) if target.endswith(".gz") else data)
-  return target
 
 
 def _load_runs(root: str, dataset: str, design: str, seeds: list[int]) -> list[dict]:
@@ -289,18 +278,15 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
     answer.append(_answer(dataset, dataset_rows, found))
     chosen = _chosen_in_path(dataset_rows)
     if chosen:
-      forest[dataset] = {other: found[(chosen["model"], other)]["seed_auc"]
-                         for other in (chosen["model"] + TWIN_SUFFIX, "linear") if (chosen["model"], other) in found}
+      forest[dataset] = {name: found[(chosen["model"], other)]["seed_auc"]
+                         for name, other in (("twin", chosen["model"] + TWIN_SUFFIX), ("linear", "linear"))
+                         if (chosen["model"], other) in found}
     per_key[dataset] = found
   lines += _backbone_lines(per_key, bootstrap)
-  csv_text = io.StringIO()
-  writer = csv.DictWriter(csv_text, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-  writer.writeheader()
-  writer.writerows(rows)
   out = out or root
   os.makedirs(out, exist_ok=True)
   csv_path, md_path = os.path.join(out, "results.csv"), os.path.join(out, "results.md")
-  reports.write_text_atomic(csv_path, csv_text.getvalue())
+  reports.write_text_atomic(csv_path, reports.csv_text(rows, CSV_COLUMNS))
   header = [f"# {study.name}", "", "Mean ± sample std (ddof 1) over seeds; each run's test metrics at its "
             "best-validation-AUC epoch. Chosen = highest mean validation AUC within the kind (never test).", "",
             "## Does the quantum head help?", "",
@@ -348,18 +334,19 @@ def _chosen_in_path(rows: list[dict]) -> dict | None:
 
 
 def forest_plot(intervals: dict[str, dict[str, stats.Interval]]) -> mpl_figure.Figure:
-  """Forest plot: per feature set, ΔAUC of its chosen in-path quantum head minus each other head
-  (point and interval), one marker per other head."""
+  """Forest plot: per feature set, ΔAUC of its chosen in-path quantum head minus its "twin" and
+  minus the "linear" head (the keys of each set's entry; point and interval)."""
   keys = list(intervals)
   fig = mpl_figure.Figure(figsize=(6.4, 0.9 + 0.42 * len(keys)), layout="constrained")
   ax = fig.subplots()
-  for j, (other, marker) in enumerate((("twin", "o"), ("linear", "s"))):
+  for j, (other, marker, offset) in enumerate((("twin", "o", 0.15), ("linear", "s", -0.15))):
+    labelled = False
     for i, key in enumerate(keys):
-      found = [v for name, v in intervals[key].items() if (name == "linear") == (other == "linear")]
-      if found:
-        y = len(keys) - 1 - i + (0.15 if j == 0 else -0.15)
-        ax.errorbar(found[0].estimate, y, xerr=[[found[0].estimate - found[0].low], [found[0].high - found[0].estimate]],
-                    fmt=marker, color=f"C{j}", capsize=3, label=f"quantum − {other}" if i == 0 else None)
+      if other in intervals[key]:
+        d = intervals[key][other]
+        ax.errorbar(d.estimate, len(keys) - 1 - i + offset, xerr=[[d.estimate - d.low], [d.high - d.estimate]],
+                    fmt=marker, color=f"C{j}", capsize=3, label=None if labelled else f"quantum − {other}")
+        labelled = True
   ax.axvline(0.0, color="0.4", lw=0.8)
   ax.set_yticks(range(len(keys)), list(reversed(keys)))
   ax.set_xlabel("test AUC difference (95% interval over paired seeds)")

@@ -6,8 +6,10 @@ object-oriented API (``Figure`` renders PNG through Agg), so no pyplot state or 
 touched.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 import csv
+import gzip
+import io
 import json
 import logging
 import math
@@ -210,6 +212,31 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     os.fsync(dir_fd)
   finally:
     os.close(dir_fd)
+
+
+def copy_files(source_dir: str | os.PathLike, target_dir: str | os.PathLike, names: Iterable[str],
+               compress: Collection[str] = ()) -> list[str]:
+  """Copies `names` (paths relative to `source_dir`) to the same places under `target_dir`, one by
+  one in the given order, each atomically; a name in `compress` is written gzip-compressed (mtime 0,
+  so the bytes depend on the content only) under `name + ".gz"`. Returns the paths written."""
+  written = []
+  for name in names:
+    with open(os.path.join(source_dir, name), "rb") as f:
+      data = f.read()
+    if name in compress:
+      name, data = name + ".gz", gzip.compress(data, mtime=0)
+    write_bytes_atomic(os.path.join(target_dir, name), data)
+    written.append(os.path.join(target_dir, name))
+  return written
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+  """CSV text of `rows` with the header `columns` (keys outside them are left out)."""
+  text = io.StringIO()
+  writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+  writer.writeheader()
+  writer.writerows(rows)
+  return text.getvalue()
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
