@@ -11,10 +11,10 @@ import sys
 
 from absl import app, flags
 
-from qcnn_jax.checkpointing import WorkdirConflictError
-from qcnn_jax.corruptions import CorruptionsUnavailable
+from qcnn_jax.training.checkpointing import WorkdirConflictError
+from qcnn_jax.data.corruptions import CorruptionsUnavailable
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
-from qcnn_jax.train import ConfigError
+from qcnn_jax.training.train import ConfigError
 
 flags.DEFINE_bool("verbose", False, "Show the full traceback of a known error.")
 USAGE_ERRORS = (WorkdirConflictError, ConfigError)

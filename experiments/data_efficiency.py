@@ -13,7 +13,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
-from qcnn_jax import data_efficiency, heads_study, runtime
+from qcnn_jax import runtime
+from qcnn_jax.studies import data_efficiency, frozen_heads
 
 config_flags.DEFINE_config_file("config", "experiments/configs/data_efficiency.py", "Study config.",
                                 lock_config=False)
@@ -33,7 +34,7 @@ def main(argv):
   if not FLAGS.only_report:
     data_efficiency.train(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets)
   if FLAGS.records:
-    heads_study.record_runs(FLAGS.workdir, FLAGS.records, max_test_examples=0)
+    frozen_heads.record_runs(FLAGS.workdir, FLAGS.records, max_test_examples=0)
   print(f"Report: {data_efficiency.write_report(FLAGS.config, FLAGS.workdir, FLAGS.out or FLAGS.workdir)}")
 
 

@@ -7,7 +7,8 @@ residual head also the test metrics with its gate at 0, its linear path alone).
 from absl import flags
 
 from experiments import cli
-from qcnn_jax import runtime, train
+from qcnn_jax import runtime
+from qcnn_jax.training import train
 
 flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.", required=True)
 flags.DEFINE_enum("split", None, ["train", "val", "test"], "Split to evaluate (default: all).")

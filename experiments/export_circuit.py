@@ -9,7 +9,8 @@ and `circuit.qasm.json`: readout_kind, readout_wires, readout (float64) and reso
 from absl import flags
 
 from experiments import cli
-from qcnn_jax import circuit_export, runtime
+from qcnn_jax import runtime
+from qcnn_jax.studies import circuit_export
 
 flags.DEFINE_string("workdir", None, "A run trained by experiments.train.", required=True)
 flags.DEFINE_string("split", "test", "Split of the example.")

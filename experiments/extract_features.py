@@ -6,7 +6,8 @@ r"""Exports the frozen backbone features of a finished run (best-validation chec
 from absl import flags
 
 from experiments import cli
-from qcnn_jax import features, runtime
+from qcnn_jax import runtime
+from qcnn_jax.studies import features
 
 flags.DEFINE_string("workdir", None, "A finished (or checkpointed) resnet18/resnet50/resnet50_* run.", required=True)
 flags.DEFINE_string("out", None, "Feature file to write (.npz).", required=True)

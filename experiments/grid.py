@@ -10,7 +10,7 @@ to train; `{workdir}/results.md` and `results.csv` always list every run of the 
 
 Runs that survive a new machine: with `--records=results/<grid>/runs` every run that finishes is
 copied (config, summary, metrics, val/test predictions; no checkpoints) to
-`{records}/{dataset}/{model}/seed_{k}/`; commit that folder. On a fresh clone the same command
+`{records}/{dataset}/{model}/seed{k}/`; commit that folder. On a fresh clone the same command
 counts recorded runs (made with the same config) as finished, trains only the others and builds
 the report from records and workdirs alike. `--record_finished` records the finished runs of an
 existing grid directory without training.
@@ -22,7 +22,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import cli
-from qcnn_jax import grid, runtime
+from qcnn_jax import runtime
+from qcnn_jax.studies import grid
 
 config_flags.DEFINE_config_file("config", None, "Grid config (experiments/configs/grid_*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Grid directory: one workdir per run, results.md, results.csv.", required=True)

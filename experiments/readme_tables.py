@@ -19,7 +19,7 @@ import sys
 from absl import flags
 
 from experiments import cli
-from qcnn_jax import reports
+from qcnn_jax.evaluation import reports
 
 flags.DEFINE_string("readme", "README.md", "The file whose blocks to refresh.")
 flags.DEFINE_bool("check", False, "Only check: exit 1 (naming the blocks) when a block is stale.")

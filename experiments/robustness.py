@@ -10,7 +10,7 @@ readout error, and MedMNIST-C image corruptions: `<workdir>/robustness.csv`,
       --nocircuit
 
 Circuit settings need a quantum run; corruptions work for any run (they need the optional
-`medmnistc` package: see qcnn_jax/corruptions.py).
+`medmnistc` package: see qcnn_jax/data/corruptions.py).
 """
 
 import time
@@ -18,7 +18,9 @@ import time
 from absl import flags, logging
 
 from experiments import cli
-from qcnn_jax import robustness, runtime, train
+from qcnn_jax import runtime
+from qcnn_jax.studies import robustness
+from qcnn_jax.training import train
 
 flags.DEFINE_string("workdir", None, "A run trained by experiments.train.", required=True)
 flags.DEFINE_bool("circuit", True, "Evaluate the circuit under shots, noise and readout error (quantum runs).")

@@ -14,7 +14,8 @@ pairs also get a bootstrap over runs, paired in the order given (list the seeds 
 from absl import flags
 
 from experiments import cli
-from qcnn_jax import robustness_report, train
+from qcnn_jax.studies import robustness_report
+from qcnn_jax.training import train
 
 flags.DEFINE_list("runs", None, "name=workdir of each run (a repeated name pools its runs).", required=True)
 flags.DEFINE_list("pairs", [], "A:B pairs of run names to compare.")

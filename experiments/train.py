@@ -1,4 +1,4 @@
-r"""Trains and evaluates one run: parses flags, then calls `qcnn_jax.train.train_and_evaluate`.
+r"""Trains and evaluates one run: parses flags, then calls `qcnn_jax.training.train.train_and_evaluate`.
 
   python -m experiments.train --config=experiments/configs/medmnist.py \
       --config.dataset=breastmnist --config.model=resnet50_qcnn --workdir=runs/breast_hybrid
@@ -12,7 +12,8 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import cli
-from qcnn_jax import parallel, runtime, train
+from qcnn_jax import parallel, runtime
+from qcnn_jax.training import train
 
 config_flags.DEFINE_config_file("config", "experiments/configs/medmnist.py", "Config file (ml_collections).",
                                 lock_config=True)

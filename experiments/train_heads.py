@@ -11,7 +11,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
-from qcnn_jax import heads_study, runtime
+from qcnn_jax import runtime
+from qcnn_jax.studies import frozen_heads
 
 config_flags.DEFINE_config_file("config", "experiments/configs/heads.py", "Head study config.", lock_config=False)
 flags.DEFINE_string("workdir", None, "Study directory: one workdir per run, results.md, results.csv.", required=True)
@@ -29,10 +30,10 @@ def main(argv):
   runtime.quiet_library_logs()
   runtime.enable_compilation_cache()
   if not FLAGS.only_report:
-    heads_study.train_study(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, selected=FLAGS.designs)
+    frozen_heads.train_study(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, selected=FLAGS.designs)
   if FLAGS.records:
-    heads_study.record_runs(FLAGS.workdir, FLAGS.records, FLAGS.config.bootstrap.get("max_test_examples"))
-  csv_path, md_path = heads_study.write_report(FLAGS.config, FLAGS.workdir, FLAGS.out)
+    frozen_heads.record_runs(FLAGS.workdir, FLAGS.records, FLAGS.config.bootstrap.get("max_test_examples"))
+  csv_path, md_path = frozen_heads.write_report(FLAGS.config, FLAGS.workdir, FLAGS.out)
   print(f"Report: {md_path}  {csv_path}")
 
 

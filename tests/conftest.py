@@ -35,7 +35,7 @@ def quick_run(tmp_path_factory):
   """(workdir, summary) of a tiny run of README command 1's config: the embedded BreastMNIST, the
   residual hybrid head on 4 qubits, a width-4 ResNet-50, 1 epoch (shared by export and robustness)."""
   from experiments.configs import quick  # pylint: disable=g-import-not-at-top
-  from qcnn_jax import train  # pylint: disable=g-import-not-at-top
+  from qcnn_jax.training import train  # pylint: disable=g-import-not-at-top
   tmp = tmp_path_factory.mktemp("quick_run")
   config = quick.get_config()
   config.model_options.width = 4

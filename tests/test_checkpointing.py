@@ -1,4 +1,4 @@
-"""qcnn_jax.checkpointing: orbax round trips, latest/best retention, killed saves, workdir guard."""
+"""qcnn_jax.training.checkpointing: orbax round trips, latest/best retention, killed saves, workdir guard."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from qcnn_jax import checkpointing
+from qcnn_jax.training import checkpointing
 
 
 @flax.struct.dataclass
@@ -100,7 +100,7 @@ _KILLED_CHILD = textwrap.dedent("""
     sys.path.insert(0, os.path.dirname({test_file!r}))
     from orbax.checkpoint._src.path import atomicity
     import test_checkpointing as t
-    from qcnn_jax import checkpointing
+    from qcnn_jax.training import checkpointing
 
     ckpt = checkpointing.RunCheckpoints({workdir!r})
     ckpt.save(1, t._make_state(1.0), val_auc=0.5)

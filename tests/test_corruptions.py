@@ -1,4 +1,4 @@
-"""MedMNIST-C corruptions through the medmnistc registry, without torch (qcnn_jax.corruptions)."""
+"""MedMNIST-C corruptions through the medmnistc registry, without torch (qcnn_jax.data.corruptions)."""
 
 import sys
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from qcnn_jax import corruptions
+from qcnn_jax.data import corruptions
 
 pytest.importorskip("medmnistc")
 

@@ -8,30 +8,31 @@ import numpy as np
 import pytest
 
 from experiments.configs import data_efficiency as config_module
-from qcnn_jax import data_efficiency, heads_train
+from qcnn_jax.studies import data_efficiency
+from qcnn_jax.training import frozen
 from tests.test_heads import feature_set, head_config
 
 
 def test_stratified_subsets_keep_each_class_share_and_differ_by_seed():
   labels = np.array([[0]] * 70 + [[1]] * 30)
-  a, b = (heads_train.stratified_subset(labels, 0.1, s) for s in (0, 1))
+  a, b = (frozen.stratified_subset(labels, 0.1, s) for s in (0, 1))
   assert len(a) == len(b) == 10 and np.sum(labels[a, 0] == 1) == 3 and np.sum(labels[b, 0] == 1) == 3
-  assert not np.array_equal(a, b) and np.array_equal(a, heads_train.stratified_subset(labels, 0.1, 0))
-  tiny = heads_train.stratified_subset(labels, 0.01, 0)  # every class keeps at least one example
+  assert not np.array_equal(a, b) and np.array_equal(a, frozen.stratified_subset(labels, 0.1, 0))
+  tiny = frozen.stratified_subset(labels, 0.01, 0)  # every class keeps at least one example
   assert sorted(labels[tiny, 0]) == [0, 1]
-  assert len(heads_train.stratified_subset(labels, 1.0, 3)) == 100
+  assert len(frozen.stratified_subset(labels, 1.0, 3)) == 100
   with pytest.raises(ValueError, match=r"in \(0, 1\]"):
-    heads_train.stratified_subset(labels, 0.0, 0)
+    frozen.stratified_subset(labels, 0.0, 0)
 
 
 def test_a_subset_run_equals_a_run_on_the_subset_alone():
   fs = feature_set()
   config = head_config(kind="quantum", bottleneck_norm=True, calibrate=False)  # no prior: nothing else differs
-  subset = heads_train.stratified_subset(fs.labels["train"], 0.5, 2)
-  together = heads_train.train_seeds(config, fs, [2, 2], subsets=[subset, np.arange(len(fs.labels["train"]))])
+  subset = frozen.stratified_subset(fs.labels["train"], 0.5, 2)
+  together = frozen.train_seeds(config, fs, [2, 2], subsets=[subset, np.arange(len(fs.labels["train"]))])
   alone_fs = dataclasses.replace(fs, features={**fs.features, "train": fs.features["train"][subset]},
                                  labels={**fs.labels, "train": fs.labels["train"][subset]})
-  alone = heads_train.train_seeds(config, alone_fs, [2])[0]
+  alone = frozen.train_seeds(config, alone_fs, [2])[0]
   assert together[0].records[0]["step"] == alone.records[0]["step"] == len(subset) // config.batch_size
   np.testing.assert_allclose(together[0].logits["test"], alone.logits["test"], atol=1e-5)
   assert not np.allclose(together[0].logits["test"], together[1].logits["test"], atol=1e-4)

@@ -11,7 +11,7 @@ import pytest
 from qiskit import qasm2, qasm3
 from qiskit.quantum_info import Statevector
 
-from qcnn_jax import circuit_export
+from qcnn_jax.studies import circuit_export
 from qcnn_jax.models.quantum import QCNNSpec, export, param_shapes, qcnn_apply
 
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype")

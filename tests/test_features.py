@@ -5,7 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from qcnn_jax import features, metrics, train
+from qcnn_jax.evaluation import metrics
+from qcnn_jax.data import features as feature_files
+from qcnn_jax.studies import features
+from qcnn_jax.training import train
 from test_train import SPLITS, synthetic_breast, tiny_config  # pylint: disable=unused-import  # fixture
 
 
@@ -33,7 +36,9 @@ def test_exported_features_with_the_runs_own_head_give_its_test_metrics(resnet_r
   final = json.loads((workdir / "metrics_final.json").read_text())
   assert metrics.classification_report(fs.labels["val"], fs.features["val"] @ kernel + bias, fs.task)[
       "acc"] == pytest.approx(final["val"]["acc"])
-  assert features.load(str(tmp_path / "f.npz")).meta == fs.meta
+  assert feature_files.load(str(tmp_path / "f.npz")).meta == fs.meta
+  assert not any(isinstance(v, str) and v.startswith("/") for v in fs.meta.values())  # no machine path
+  assert len(fs.meta["source_config_sha256"]) == 64
 
 
 def test_a_model_without_a_resnet_is_refused(tmp_path, synthetic_breast):

@@ -12,7 +12,9 @@ import pytest
 
 from experiments import grid as grid_cli
 from experiments.configs import grid_smoke, medmnist
-from qcnn_jax import grid, metrics, reports, train
+from qcnn_jax.evaluation import metrics, reports
+from qcnn_jax.studies import grid
+from qcnn_jax.training import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,7 +11,9 @@ import pennylane as qml
 import pytest
 
 from experiments.configs import heads as heads_config
-from qcnn_jax import features, heads_study, heads_train
+from qcnn_jax.data import features
+from qcnn_jax.studies import frozen_heads
+from qcnn_jax.training import frozen
 from qcnn_jax.models import heads
 from qcnn_jax.models.quantum import qcnn as qcnn_lib
 
@@ -155,8 +157,8 @@ def test_small_angle_initialisation_starts_near_zero():
 def test_seed_of_a_vmapped_run_equals_that_seed_alone(head):
   fs = feature_set()
   config = head_config(**head)
-  together = heads_train.train_seeds(config, fs, [0, 3])
-  alone = heads_train.train_seeds(config, fs, [3])[0]
+  together = frozen.train_seeds(config, fs, [0, 3])
+  alone = frozen.train_seeds(config, fs, [3])[0]
   assert together[1].seed == alone.seed == 3
   assert together[1].best_epoch == alone.best_epoch
   np.testing.assert_allclose(together[1].logits["test"], alone.logits["test"], atol=1e-5)
@@ -168,9 +170,9 @@ def test_a_run_of_a_vmapped_rate_search_equals_a_run_at_those_rates_alone():
   fs = feature_set()
   config = head_config(kind="quantum", bottleneck_norm=True, calibrate=True)
   rates = [{"block": 3e-2, "rest": 1e-3}, {"block": 1e-3, "rest": 1e-2}]
-  together = heads_train.train_seeds(config, fs, [1, 1], rates)
+  together = frozen.train_seeds(config, fs, [1, 1], rates)
   config.learning_rate, config.block_learning_rate = 1e-2, 1e-3
-  alone = heads_train.train_seeds(config, fs, [1])[0]
+  alone = frozen.train_seeds(config, fs, [1])[0]
   assert together[1].rates == alone.rates == rates[1]
   np.testing.assert_allclose(together[1].logits["test"], alone.logits["test"], atol=1e-5)
   assert not np.allclose(together[0].logits["test"], together[1].logits["test"], atol=1e-3)
@@ -190,9 +192,9 @@ def test_standardized_features_have_the_training_splits_zero_mean_and_unit_std(t
     np.testing.assert_array_equal(stored["train_std"], std)
   config = head_config(kind="linear", calibrate=True)
   config.standardize = True
-  on_raw = heads_train.train_seeds(config, fs, [0])[0]
+  on_raw = frozen.train_seeds(config, fs, [0])[0]
   config.standardize = False
-  np.testing.assert_allclose(heads_train.train_seeds(config, scaled, [0])[0].logits["test"], on_raw.logits["test"],
+  np.testing.assert_allclose(frozen.train_seeds(config, scaled, [0])[0].logits["test"], on_raw.logits["test"],
                              atol=1e-5)
 
 
@@ -200,7 +202,7 @@ def test_training_learns_selects_the_best_epoch_and_reports_diagnostics():
   fs = feature_set(task="multi-class", num_outputs=3)
   config = head_config(kind="quantum", norm=True, angle_scale=math.pi, angle_init_std=0.1, calibrate=True)
   config.num_epochs, config.learning_rate, config.block_learning_rate = 10, 1e-2, 5e-2
-  result = heads_train.train_seeds(config, fs, [0])[0]
+  result = frozen.train_seeds(config, fs, [0])[0]
   aucs = [r["val_auc"] for r in result.records]
   assert result.best_epoch == int(np.argmax(aucs)) and result.val_auc == max(aucs)
   assert result.reports["test"]["auc"] > 0.8
@@ -212,15 +214,14 @@ def test_training_learns_selects_the_best_epoch_and_reports_diagnostics():
 
 def test_residual_runs_record_each_seeds_gate():
   config = head_config(kind="quantum", norm=True, angle_scale=math.pi, calibrate=True, residual=True, gate_init=0.5)
-  results = heads_train.train_seeds(config, feature_set(), [0, 1])
+  results = frozen.train_seeds(config, feature_set(), [0, 1])
   gates = [[r["residual_gate"] for r in result.records] for result in results]
   assert all(g != 0.5 for seed in gates for g in seed) and gates[0] != gates[1]
   for result in results:  # the reported epoch's gate, and its test metrics with g = 0
     assert result.gate_off["residual_gate"] == result.records[result.best_epoch]["residual_gate"]
     assert set(result.gate_off) == {"residual_gate", "test_auc_gate_off", "test_acc_gate_off",
                                     "test_balanced_accuracy_gate_off"}
-    assert 0.0 <= result.gate_off["test_auc_gate_off"] <= 1.0
-  assert heads_train.train_seeds(head_config(kind="quantum", calibrate=True), feature_set(), [0])[0].gate_off == {}
+  assert frozen.train_seeds(head_config(kind="quantum", calibrate=True), feature_set(), [0])[0].gate_off == {}
 
 
 def test_feature_file_round_trip(tmp_path):
@@ -246,8 +247,8 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   study.seeds = (0, 1, 2)
   study.bootstrap.num_resamples = 200
   root = str(tmp_path / "study")
-  heads_study.train_study(study, root)
-  csv_path, md_path = heads_study.write_report(study, root)
+  frozen_heads.train_study(study, root)
+  csv_path, md_path = frozen_heads.write_report(study, root)
   rows = {r["model"]: r for r in csv.DictReader(open(csv_path))}
   assert set(rows) == {"calibrated", "calibrated_twin", "residual", "residual_twin", "linear"}
   assert rows["calibrated_twin"]["kind"] == "classical" and rows["calibrated_twin"]["twin_of"] == "calibrated"
@@ -256,10 +257,10 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   assert "| calibrated | calibrated_twin | 3 |" in text and "Does the quantum head help?" in text
   row = next(line for line in text.splitlines() if line.startswith("| calibrated | calibrated_twin |")).split("|")
   assert row[4].split()[0] == row[5].split()[0]  # both bootstraps start from the same mean difference
-  summary = heads_study.reports.read_json(f"{root}/breastmnist/calibrated/seed1/summary.json")
+  summary = frozen_heads.reports.read_json(f"{root}/breastmnist/calibrated/seed1/summary.json")
   assert summary["kind"] == "quantum" and summary["seed"] == 1 and summary["quantum_params"] > 0
   assert "test_auc_gate_off" not in summary
-  gated = [heads_study.reports.read_json(f"{root}/breastmnist/residual/seed{s}/summary.json") for s in (0, 1, 2)]
+  gated = [frozen_heads.reports.read_json(f"{root}/breastmnist/residual/seed{s}/summary.json") for s in (0, 1, 2)]
   effect = next(line for line in text.splitlines() if line.startswith("| residual | 3 |")).split("|")
   assert float(effect[5]) == pytest.approx(np.mean([g["test_auc_gate_off"] for g in gated]), abs=1e-4)
   assert float(effect[6].split()[0]) == pytest.approx(np.mean([g["test_auc"] - g["test_auc_gate_off"] for g in gated]),
@@ -281,8 +282,8 @@ def test_learning_rates_are_chosen_by_validation_on_the_same_grid_for_every_desi
   study.seeds = (0, 1, 2)
   study.bootstrap.num_resamples = 200
   root = str(tmp_path / "study")
-  heads_study.train_study(study, root)
-  searches = {d: heads_study.reports.read_json(f"{root}/breastmnist/{d}/lr_search.json")
+  frozen_heads.train_study(study, root)
+  searches = {d: frozen_heads.reports.read_json(f"{root}/breastmnist/{d}/lr_search.json")
               for d in ("inpath", "inpath_twin", "linear")}
   assert [len(searches[d]["grid"]) for d in searches] == [4, 4, 2]  # a linear head has no block rate
   for search in searches.values():
@@ -291,22 +292,22 @@ def test_learning_rates_are_chosen_by_validation_on_the_same_grid_for_every_desi
     assert all(len(p["val_auc"]) == 2 and "test_auc" not in p for p in search["grid"])
   assert not list((tmp_path / "study" / "breastmnist@b2").glob("*/lr_search.json"))  # reused, not searched
   for key in ("breastmnist", "breastmnist@b2"):
-    summary = heads_study.reports.read_json(f"{root}/{key}/inpath_twin/seed2/summary.json")
+    summary = frozen_heads.reports.read_json(f"{root}/{key}/inpath_twin/seed2/summary.json")
     assert (summary["lr_block"], summary["lr_head"]) == (searches["inpath_twin"]["chosen"]["block"],
                                                          searches["inpath_twin"]["chosen"]["rest"])
-  csv_path, md_path = heads_study.write_report(study, root)
+  csv_path, md_path = frozen_heads.write_report(study, root)
   rows = [r for r in csv.DictReader(open(csv_path)) if r["model"] == "linear"]
   assert [float(r["lr_head"]) for r in rows] == [searches["linear"]["chosen"]["rest"]] * 2
   text = open(md_path).read()
   assert "## breastmnist over 2 backbones" in text and "| inpath | inpath_twin | 2 |" in text
-  assert (tmp_path / "study" / heads_study.FOREST_FILE).stat().st_size > 1000
+  assert (tmp_path / "study" / frozen_heads.FOREST_FILE).stat().st_size > 1000
   answer = next(line for line in text.splitlines() if line.startswith("| breastmnist | inpath |")).split("|")
   assert float(answer[6]) == pytest.approx(float(rows[0]["test_auc_mean"]), abs=1e-4)  # the linear head's AUC
   assert answer[5].strip().startswith(("+", "-")) and answer[7].strip().startswith(("+", "-"))
   records = str(tmp_path / "records")  # the committed record rebuilds the same report
-  heads_study.record_runs(root, records)
+  frozen_heads.record_runs(root, records)
   test_csv = next((tmp_path / "study" / "breastmnist" / "linear" / "seed0" / "predictions").glob("*_test_*")).name
   assert sorted(p.name for p in (tmp_path / "records" / "breastmnist" / "linear" / "seed0").rglob("*")) == sorted([
       "config.json", "predictions", test_csv + ".gz", "summary.json"])
-  again_csv, again_md = heads_study.write_report(study, records, str(tmp_path / "again"))
+  again_csv, again_md = frozen_heads.write_report(study, records, str(tmp_path / "again"))
   assert open(again_csv).read() == open(csv_path).read() and open(again_md).read() == text

@@ -1,4 +1,4 @@
-"""qcnn_jax.metrics against medmnist's own evaluator (medmnist 3.0.2, installed without torch)."""
+"""qcnn_jax.evaluation.metrics against medmnist's own evaluator (medmnist 3.0.2, installed without torch)."""
 
 import contextlib
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn import exceptions as sklearn_exceptions
 
-from qcnn_jax import metrics
+from qcnn_jax.evaluation import metrics
 
 with contextlib.redirect_stdout(io.StringIO()):  # medmnist prints a torch hint on import
   from medmnist import evaluator as mm_evaluator

@@ -9,7 +9,7 @@ import optax
 import pytest
 from flax import traverse_util
 
-from qcnn_jax import train
+from qcnn_jax.training import train
 from qcnn_jax.models import MODELS, get_model, hybrid
 
 NAMES = ["resnet18", "resnet50", "qcnn", "resnet50_qcnn", "resnet50_mlp", "resnet50_qcnn_residual",
@@ -95,7 +95,7 @@ def test_jitted_train_step(name):
   def run(key):
     variables = model.init(key, x, train=False)
     state = train.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adam(1e-2),
-                                    batch_stats=variables.get("batch_stats", {}), rng=key)
+                                    batch_stats=variables.get("batch_stats", {}))
     batch = {"image": x, "label": labels}
     new_state, metrics = train.train_step(state, batch, model=model, task="multi-class")
     new_state, metrics = train.train_step(new_state, batch, model=model, task="multi-class")

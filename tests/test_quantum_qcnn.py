@@ -202,7 +202,10 @@ def test_noise():
     np.testing.assert_allclose(np.asarray(silent), np.asarray(exact), atol=1e-5)
   noisy = QCNN(4, conv_unit="u14", noise=Noise("depolarizing", 0.2)).apply(variables, features)
   assert float(jnp.max(jnp.abs(noisy - exact))) > 1e-3
-  assert bool(jnp.all(jnp.abs(noisy) <= jnp.abs(exact) + 1e-6))  # depolarizing shrinks <Z>
+  # A theorem, unlike "noise shrinks <Z>" mid-circuit: depolarizing at p = 3/4 after the last gate
+  # leaves the readout qubit maximally mixed, so <Z> = 0 whatever came before.
+  mixed = QCNN(4, conv_unit="u14", noise=Noise("depolarizing", 0.75)).apply(variables, features)
+  np.testing.assert_allclose(np.asarray(mixed), 0.0, atol=1e-5)
   with pytest.raises(ValueError):
     Noise("bitflip", 0.1)
 

@@ -1,4 +1,4 @@
-"""qcnn_jax.reports: JSONL metrics, MedMNIST prediction CSVs (read back by medmnist), plots, summary."""
+"""qcnn_jax.evaluation.reports: JSONL metrics, MedMNIST prediction CSVs (read back by medmnist), plots, summary."""
 
 import contextlib
 import io
@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qcnn_jax import metrics
-from qcnn_jax import reports
+from qcnn_jax.evaluation import metrics
+from qcnn_jax.evaluation import reports
 
 with contextlib.redirect_stdout(io.StringIO()):  # medmnist prints a torch hint on import
   from medmnist import evaluator as mm_evaluator
@@ -134,11 +134,12 @@ def test_readme_tables_are_the_reports_tables(tmp_path, monkeypatch):
   """Every generated table of the README equals the table of the report it names (no hand-typed
   numbers), and a stale block is found and rewritten."""
   from experiments import readme_tables  # pylint: disable=g-import-not-at-top
-  readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-  text = readme.read_text(encoding="utf-8")
-  monkeypatch.chdir(readme.parent)
-  assert readme_tables.BLOCK.search(text), "the README has no generated table"
-  assert readme_tables.refresh(text) == (text, [])
+  root = pathlib.Path(__file__).resolve().parents[1]
+  monkeypatch.chdir(root)
+  for page in (root / "README.md", root / "docs" / "results.md"):
+    text = page.read_text(encoding="utf-8")
+    assert readme_tables.BLOCK.search(text), f"{page} has no generated table"
+    assert readme_tables.refresh(text) == (text, []), page
   report = tmp_path / "report.md"
   report.write_text("# R\n\n## Answer\n\ntext\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nmore\n\n| x |\n", encoding="utf-8")
   block = f"<!-- table: {report}#Answer -->\n| a | b |\n|---|---|\n| 1 | 3 |\n<!-- end table -->"

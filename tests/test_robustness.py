@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from qcnn_jax import metrics, robustness, robustness_report, train
+from qcnn_jax.evaluation import metrics
+from qcnn_jax.studies import robustness, robustness_report
+from qcnn_jax.training import train
 from qcnn_jax.models.quantum import QCNNSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype")

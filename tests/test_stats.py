@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as sklearn_metrics
 
-from qcnn_jax import metrics, published, stats
+from qcnn_jax.evaluation import metrics, stats
+from qcnn_jax.studies import published
 
 
 def test_weighted_auc_matches_sklearn_on_resampled_data_with_ties():

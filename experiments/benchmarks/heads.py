@@ -7,7 +7,7 @@ Synthetic binary features (D = 2048, like ResNet-50's) of BreastMNIST's (546) an
 (4,708) training-set sizes, validation and test a tenth of that. Heads: `linear`, `qcnn` (the
 calibrated 8-qubit design of experiments/configs/heads.py) and `mlp` (its classical twin).
 `sequential` trains the seeds one by one, each with a fresh compile (`jax.clear_caches()`: a grid
-starts one process per run); `vmapped` trains them as one program (`heads_train.train_seeds`).
+starts one process per run); `vmapped` trains them as one program (`frozen.train_seeds`).
 One JSON row per measurement: head, n_train, seeds, mode, epochs, wall_s (everything: compile,
 training, evaluation, selection), compile_s (of the training and evaluation programs, summed over
 runs), and for vmapped rows measured beside a sequential one, speedup and max_logit_diff (largest
@@ -22,7 +22,8 @@ from absl import app, flags
 
 from experiments import benchmarks
 from experiments.configs import heads as heads_config
-from qcnn_jax import features, heads_train
+from qcnn_jax.data import features
+from qcnn_jax.training import frozen
 
 flags.DEFINE_list("heads", ["linear", "mlp", "qcnn"], "Heads to time.")
 flags.DEFINE_list("seeds", ["1", "10", "32"], "Seed counts S.")
@@ -55,13 +56,13 @@ def run(config, fs, seeds: list[int], mode: str) -> tuple[dict, list]:
   """Trains `seeds` in `mode`; returns the timing row fields and the per-seed results."""
   start = time.time()
   if mode == "vmapped":
-    results = heads_train.train_seeds(config, fs, seeds)
+    results = frozen.train_seeds(config, fs, seeds)
     compile_s = results[0].timing["compile_s"]
   else:
     results = []
     for seed in seeds:
       jax.clear_caches()
-      results += heads_train.train_seeds(config, fs, [seed])
+      results += frozen.train_seeds(config, fs, [seed])
     compile_s = sum(r.timing["compile_s"] for r in results)
   return {"wall_s": time.time() - start, "compile_s": compile_s}, results
 

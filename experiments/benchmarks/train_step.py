@@ -27,7 +27,8 @@ from absl import app, flags
 
 from experiments import benchmarks
 
-from qcnn_jax import runtime, train
+from qcnn_jax import runtime
+from qcnn_jax.training import train
 from qcnn_jax.models import MODELS, get_model
 from qcnn_jax.models.resnet import resolve_stem
 
@@ -60,7 +61,7 @@ def time_step(name: str, size: int, batch: int) -> dict:
   labels = (jnp.arange(batch) % 2)[:, None]
   variables = jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(1), images[:1])
   state = train.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adam(1e-3),
-                                  batch_stats=variables.get("batch_stats", {}), rng=jax.random.PRNGKey(2))
+                                  batch_stats=variables.get("batch_stats", {}))
   step = jax.jit(functools.partial(train.train_step, model=model, task="binary-class"), donate_argnums=0)
   batch_dict = {"image": images, "label": labels}
 

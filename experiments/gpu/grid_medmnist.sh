@@ -19,8 +19,8 @@ mkdir -p "$OUT" "$LOGS"
 if [ -d "$WHEELS" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl || exit 1
 fi
-# PennyLane 0.45 calls jax.core.is_concrete, which JAX 0.11 removed: sitecustomize.py puts it back.
-mkdir -p /tmp/site && cp "$(dirname "$0")/sitecustomize.py" /tmp/site/
+# The project pins JAX (requirements.txt); PennyLane fails on releases it does not support: stop here.
+python3 -c "import jax; from importlib.metadata import version as v; import sys; sys.exit(0 if jax.__version__ == v('jax') and jax.__version__.startswith('0.10.') else 'this script needs JAX 0.10 (requirements.txt): add jax[cuda12]==0.10.2 wheels to \$WHEELS')" || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 QCNN_JAX_CACHE_DIR=/tmp/jaxcache
 export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null

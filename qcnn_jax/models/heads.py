@@ -49,8 +49,6 @@ HEAD_DEFAULTS = {"norm": False, "bottleneck_norm": True, "angle_scale": math.pi,
 # 0. End to end its gate stays near 0 (README), so its circuit barely changes a prediction.
 RESIDUAL_HEAD = {"norm": True, "bottleneck_norm": False, "angle_scale": math.pi, "angle_init_std": None,
                  "calibrate": True, "residual": True}
-LEGACY_HEAD = {"norm": False, "angle_scale": math.pi / 2, "angle_init_std": None, "calibrate": False,
-               "residual": False}
 
 
 def is_residual_gate(path) -> bool:

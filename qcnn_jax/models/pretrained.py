@@ -103,6 +103,31 @@ def _listing(items: list[str]) -> str:
   return ", ".join(items[:_MAX_LISTED]) + more
 
 
+def _convert_leaves(flat: dict, state: dict, prefix: tuple, load_head: bool):
+  """(new flat variables, torch names used, names missing from `state`, shape mismatches) of copying
+  the file tensors `state` into the ResNet leaves under `prefix` of `flat` (Flax flattened variables)."""
+  new_flat, used, missing, mismatched = dict(flat), set(), [], []
+  for key, leaf in flat.items():
+    collection, module_path, leaf_name = key[0], key[1:-1], key[-1]
+    if module_path[: len(prefix)] != prefix:
+      continue
+    module_path = module_path[len(prefix):]
+    if module_path == ("fc",) and not load_head:
+      continue
+    name = torch_name(module_path, collection, leaf_name)
+    if name not in state:
+      missing.append(name)
+      continue
+    used.add(name)
+    value = to_flax(state[name], leaf.shape)
+    if value.shape != tuple(leaf.shape):
+      mismatched.append(f"{name}: expected {tuple(leaf.shape)} (Flax layout), found {value.shape} "
+                        f"(torch {state[name].shape})")
+      continue
+    new_flat[key] = jnp.asarray(value, dtype=leaf.dtype)
+  return new_flat, used, missing, mismatched
+
+
 def load_torchvision_resnet(path: str | os.PathLike, variables, *, arch: str = "resnet50",
                             load_head: bool = False):
   """Returns ``variables`` with the ResNet weights of a torchvision/timm ``.safetensors`` file.
@@ -134,33 +159,11 @@ def load_torchvision_resnet(path: str | os.PathLike, variables, *, arch: str = "
     resnet_params = resnet_params[name]
   _check_arch(resnet_params, arch)
   flat = traverse_util.flatten_dict({name: variables[name] for name in ("params", "batch_stats")})
-  new_flat, used, missing, mismatched = dict(flat), set(), [], []
-  for key, leaf in flat.items():
-    collection, module_path, leaf_name = key[0], key[1:-1], key[-1]
-    if module_path[: len(prefix)] != prefix:
-      continue
-    module_path = module_path[len(prefix):]
-    if module_path == ("fc",) and not load_head:
-      continue
-    name = torch_name(module_path, collection, leaf_name)
-    if name not in state:
-      missing.append(name)
-      continue
-    used.add(name)
-    value = to_flax(state[name], leaf.shape)
-    if value.shape != tuple(leaf.shape):
-      mismatched.append(f"{name}: expected {tuple(leaf.shape)} (Flax layout), found {value.shape} "
-                        f"(torch {state[name].shape})")
-      continue
-    new_flat[key] = jnp.asarray(value, dtype=leaf.dtype)
+  new_flat, used, missing, mismatched = _convert_leaves(flat, state, prefix, load_head)
   unexpected = sorted(name for name in state if name not in used and not name.startswith("fc."))
-  errors = []
-  if missing:
-    errors.append(f"missing tensors: {_listing(missing)}")
-  if unexpected:
-    errors.append(f"unexpected tensors (another architecture?): {_listing(unexpected)}")
-  if mismatched:
-    errors.append(f"shape mismatches: {_listing(mismatched)}")
+  errors = [f"{what}: {_listing(names)}" for what, names in (
+      ("missing tensors", missing), ("unexpected tensors (another architecture?)", unexpected),
+      ("shape mismatches", mismatched)) if names]
   if resnet_params["conv1"]["kernel"].shape[0] != 7:
     errors.append("the model uses the 3x3 'cifar' stem (stem='cifar', or stem='auto' with inputs "
                   "<= 32 px); pretrained ImageNet weights need stem='imagenet'")

@@ -1,0 +1,180 @@
+"""Data-efficiency study on frozen features: heads trained on stratified fractions of the training split.
+
+Where could a compact quantum head help? Theory bounds its generalisation error by its few trainable
+gates (Caro et al. 2022), so the place to look is few training examples. A data-efficiency config
+(`experiments/configs/data_efficiency.py`) holds a head study (`heads_study`) and:
+
+  fractions     training fractions, e.g. (0.01, 0.05, 0.1, 0.25, 0.5, 1.0).
+  designs       the head designs to train (names of the study's designs and twins).
+  rates_root    the head study's run folder: each design trains at the learning rates its
+                validation search chose there on the full split (`frozen_heads.search_rates`).
+  comparisons   (A, B) design pairs given paired intervals per fraction.
+
+Run k of every design trains on the same subset (`frozen.stratified_subset` with seed k) from
+the same initialisation seed, so A − B is paired by k. Selection (best epoch) uses the whole
+validation split; test metrics are never used for a choice. Runs live in
+`{root}/{features}/{design}/f{fraction}/seed{k}`; a run with summary.json is not trained again.
+"""
+
+import os
+import time
+
+import matplotlib
+import ml_collections
+import numpy as np
+
+from qcnn_jax.data import features
+from qcnn_jax.evaluation import reports, stats
+from qcnn_jax.studies import frozen_heads
+from qcnn_jax.studies import runs as run_folders
+from qcnn_jax.training import frozen
+
+matplotlib.use("Agg")
+from matplotlib import figure as mpl_figure  # pylint: disable=g-import-not-at-top
+
+CSV_COLUMNS = ("dataset", "model", "kind", "train_fraction", "n_train", "n_seeds", "test_auc_mean", "test_auc_std",
+               "test_acc_mean", "test_balanced_accuracy_mean", "lr_block", "lr_head")
+DIFF_COLUMNS = ("dataset", "train_fraction", "n_train", "a", "b", "n_seeds", "delta_auc", "low", "high")
+
+
+def run_dir(root: str, key: str, design: str, fraction: float, seed: int) -> str:
+  return os.path.join(root, key, design, f"f{fraction:g}", run_folders.seed_dir(seed))
+
+
+def train(config: ml_collections.ConfigDict, root: str, *, datasets=None) -> None:
+  """Trains every unfinished (feature set, design, fraction): its seeds in one vmapped program."""
+  study, seeds = config.study, [int(s) for s in config.study.seeds]
+  keys = datasets or [k for k, path in study.features.items() if os.path.exists(path)]
+  for key in keys:
+    feature_set = features.load(study.features[key])
+    for design in config.designs:
+      run_config = frozen_heads.run_config(study, key, design)
+      rates = frozen_heads.search_rates(study, config.rates_root, key, design)
+      for fraction in config.fractions:
+        left = [s for s in seeds if not run_folders.RunFolder(run_dir(root, key, design, fraction, s)).finished(
+            frozen.record_config(run_config, s, rates))]
+        if not left:
+          continue
+        subsets = [frozen.stratified_subset(feature_set.labels["train"], fraction, s) for s in left]
+        start = time.time()
+        results = frozen.train_seeds(run_config, feature_set, left, [rates] * len(left), subsets)
+        for result, subset in zip(results, subsets):
+          frozen.write_run(result, run_dir(root, key, design, fraction, result.seed), run_config, feature_set,
+                                time.time() - start, train_fraction=fraction, n_train=len(subset))
+
+
+def _summaries(config: ml_collections.ConfigDict, root: str, key: str, design: str, fraction: float) -> dict[int, dict]:
+  """{seed: summary} of the finished runs of a design at a training fraction, made with the study's
+  config at the design's searched rates."""
+  study = config.study
+  run_config = frozen_heads.run_config(study, key, design)
+  rates = frozen_heads.search_rates(study, config.rates_root, key, design, search=False)
+  out = {}
+  for seed in [int(s) for s in study.seeds]:
+    folder = run_folders.RunFolder(run_dir(root, key, design, fraction, seed))
+    if folder.finished(frozen.record_config(run_config, seed, rates)):
+      out[seed] = folder.summary()
+  return out
+
+
+def collect(config: ml_collections.ConfigDict, root: str) -> tuple[list[dict], list[dict]]:
+  """(rows: one per feature set × design × fraction, differences: one per comparison × fraction)."""
+  study = config.study
+  specs = frozen_heads.designs(study)
+  bootstrap = {k: v for k, v in study.bootstrap.items() if k != "max_test_examples"}
+  rows, diffs = [], []
+  for key in study.features:
+    for fraction in config.fractions:
+      runs = {d: _summaries(config, root, key, d, fraction) for d in config.designs}
+      for design, found in runs.items():
+        if not found:
+          continue
+        values = lambda k: np.array([s[k] for s in found.values()], np.float64)
+        first = next(iter(found.values()))
+        rows.append({"dataset": key, "model": design, "kind": specs[design]["head"]["kind"], "train_fraction": fraction,
+                     "n_train": first["n_train"], "n_seeds": len(found), "test_auc_mean": values("test_auc").mean(),
+                     "test_auc_std": values("test_auc").std(ddof=1) if len(found) > 1 else np.nan,
+                     "test_acc_mean": values("test_acc").mean(),
+                     "test_balanced_accuracy_mean": values("test_balanced_accuracy").mean(),
+                     "lr_block": first["lr_block"], "lr_head": first["lr_head"]})
+      for a, b in config.comparisons:
+        paired = sorted(set(runs.get(a, {})) & set(runs.get(b, {})))
+        if len(paired) < 2:
+          continue
+        interval = stats.seed_bootstrap([runs[a][s]["test_auc"] for s in paired],
+                                        [runs[b][s]["test_auc"] for s in paired], **bootstrap)
+        diffs.append({"dataset": key, "train_fraction": fraction, "n_train": runs[a][paired[0]]["n_train"], "a": a,
+                      "b": b, "n_seeds": len(paired), "delta_auc": interval.estimate, "low": interval.low,
+                      "high": interval.high})
+  return rows, diffs
+
+
+def plot(rows: list[dict], path: str) -> str:
+  """Test AUC (mean ± std over seeds) against the number of training examples, one panel per set."""
+  keys = list(dict.fromkeys(r["dataset"] for r in rows))
+  fig = mpl_figure.Figure(figsize=(4.2 * max(1, len(keys)), 3.4), layout="constrained")
+  for ax, key in zip(np.atleast_1d(fig.subplots(1, max(1, len(keys)))), keys):
+    for design in dict.fromkeys(r["model"] for r in rows if r["dataset"] == key):
+      mine = sorted((r for r in rows if r["dataset"] == key and r["model"] == design), key=lambda r: r["n_train"])
+      ax.errorbar([r["n_train"] for r in mine], [r["test_auc_mean"] for r in mine],
+                  yerr=[r["test_auc_std"] for r in mine], label=design, marker="o", capsize=2)
+    ax.set_xscale("log")
+    ax.set(title=key, xlabel="training examples", ylabel="test AUC")
+    ax.grid(alpha=0.3)
+  if keys:
+    fig.axes[0].legend(fontsize=7)
+  return reports.save_figure(fig, path)
+
+
+def _in_short(config: ml_collections.ConfigDict, rows: list[dict], diffs: list[dict]) -> list[str]:
+  """Section "In short": per set and fraction, the first comparison's A against each of its Bs."""
+  if not config.comparisons:
+    return []
+  quantum = config.comparisons[0][0]
+  others = [b for a, b in config.comparisons if a == quantum]
+  lines = ["", "## In short", "", f"`{quantum}` (quantum) minus each other head, test AUC, paired seeds.", "",
+           "| set | fraction | n train | quantum AUC | " + " | ".join(f"Δ vs {b}" for b in others) + " |",
+           "|---|---|---|---|" + "---|" * len(others)]
+  for row in rows:
+    if row["model"] != quantum:
+      continue
+    cells = []
+    for other in others:
+      found = [d for d in diffs if (d["dataset"], d["train_fraction"], d["b"]) == (row["dataset"],
+                                                                                  row["train_fraction"], other)]
+      cells.append(f"{found[0]['delta_auc']:+.3f} [{found[0]['low']:+.3f}, {found[0]['high']:+.3f}]" if found
+                   else "—")
+    lines.append(f"| {row['dataset']} | {row['train_fraction']:g} | {row['n_train']} | {row['test_auc_mean']:.3f} | "
+                 + " | ".join(cells) + " |")
+  return lines
+
+
+def write_report(config: ml_collections.ConfigDict, root: str, out: str) -> str:
+  """Writes `{out}/results.csv`, `{out}/differences.csv`, `{out}/results.md` and
+  `{out}/data_efficiency.png` from the runs under `root`; returns the markdown path."""
+  rows, diffs = collect(config, root)
+  os.makedirs(out, exist_ok=True)
+  reports.write_text_atomic(os.path.join(out, "results.csv"), reports.csv_text(rows, CSV_COLUMNS))
+  reports.write_text_atomic(os.path.join(out, "differences.csv"), reports.csv_text(diffs, DIFF_COLUMNS))
+  plot(rows, os.path.join(out, "data_efficiency.png"))
+  lines = [f"# {config.name}", "", "Test AUC, mean ± sample std over seeds (each seed its own stratified subset, the "
+           "same for every design); best epoch by validation AUC on the whole validation split; learning rates "
+           "as chosen on the full training split. Δ = A − B, paired by seed, bootstrap over seeds.", "",
+           "![data efficiency](data_efficiency.png)"]
+  lines += _in_short(config, rows, diffs)
+  for key in dict.fromkeys(r["dataset"] for r in rows):
+    mine = [r for r in rows if r["dataset"] == key]
+    designs = list(dict.fromkeys(r["model"] for r in mine))
+    lines += ["", f"## {key}", "", "| fraction | n train | " + " | ".join(designs) + " |",
+              "|---|---|" + "---|" * len(designs)]
+    for fraction in dict.fromkeys(r["train_fraction"] for r in mine):
+      cells = {r["model"]: f"{r['test_auc_mean']:.3f} ± {r['test_auc_std']:.3f} ({r['n_seeds']})"
+               for r in mine if r["train_fraction"] == fraction}
+      n_train = next(r["n_train"] for r in mine if r["train_fraction"] == fraction)
+      lines.append(f"| {fraction:g} | {n_train} | " + " | ".join(cells.get(d, "—") for d in designs) + " |")
+    lines += ["", "| fraction | n train | A | B | seeds | ΔAUC [95% interval] |", "|---|---|---|---|---|---|"]
+    lines += [f"| {d['train_fraction']:g} | {d['n_train']} | {d['a']} | {d['b']} | {d['n_seeds']} | "
+              f"{d['delta_auc']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |" for d in diffs if d["dataset"] == key]
+  path = os.path.join(out, "results.md")
+  reports.write_text_atomic(path, "\n".join(lines) + "\n")
+  return path

@@ -1,0 +1,432 @@
+"""Head study on frozen features: designs × datasets × seeds, each quantum design with its twin.
+
+A study config (`experiments/configs/heads.py`) holds:
+
+  name          report title.
+  features      feature-set name -> feature file (`python -m experiments.extract_features`); a name
+                is a dataset, or "<dataset>@<backbone>" for another backbone's features of it.
+  base          run config: `head` (FeatureHead options) and the optimisation keys of medmnist.py.
+  designs       design name -> {"head": FeatureHead options, "overrides": base keys} (both optional).
+                Every design of kind "quantum" gets a classical twin "<name>_twin" (kind
+                "classical", everything else equal), trained on the same seeds.
+  seeds         training seeds; all seeds of a design train as one vmapped program.
+  dataset_overrides  optional: dataset -> base keys (e.g. fewer epochs on a large set).
+  bootstrap     num_resamples, confidence, seed of the paired intervals.
+  lr_search     optional: block and head rate grids, seeds, and `on` (feature set -> the set whose
+                search it reuses); each design trains at the pair its validation chose (`search_rates`).
+
+Runs live in `{root}/{features}/{design}/seed{k}` (files as `qcnn_jax.training.train` writes them); a design
+whose seeds all have summary.json is skipped. The report (`results.csv`, `results.md`, a forest
+plot) gives every design's mean ± std over seeds and learning rates, the paired intervals
+quantum − twin and quantum/twin − linear, what the residual designs' gate g adds (test metrics
+with g set to 0), intervals over backbones, and per feature set the in-path quantum design chosen
+by mean validation AUC (never by test) against its twin and the linear head.
+"""
+
+import glob
+import logging
+import os
+import time
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from matplotlib import figure as mpl_figure
+
+from qcnn_jax import runtime
+from qcnn_jax.data import features
+from qcnn_jax.evaluation import reports, stats
+from qcnn_jax.studies import runs as run_folders
+from qcnn_jax.training import checkpointing, frozen
+
+TWIN_SUFFIX = "_twin"
+BACKBONE_SEP = "@"  # feature-set names "<dataset>@<backbone>": more backbones of one dataset
+LR_SEARCH_FILE = "lr_search.json"
+FOREST_FILE = "quantum_minus_others.png"
+CSV_COLUMNS = ("dataset", "model", "kind", "twin_of", "n_seeds", "test_auc_mean", "test_auc_std", "test_acc_mean",
+               "test_acc_std", "val_auc_mean", "test_balanced_accuracy_mean", "test_f1_macro_mean", "num_params",
+               "quantum_params", "wall_time_s", "lr_block", "lr_head")
+
+
+def designs(study: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
+  """Design name -> {"head", "overrides", "twin_of"}, twins added after their quantum design."""
+  out = {}
+  for name, spec in study.designs.items():
+    spec = spec.to_dict()
+    head, overrides = {"kind": study.base.head.kind, **spec.get("head", {})}, spec.get("overrides", {})
+    out[name] = {"head": head, "overrides": overrides, "twin_of": None}
+    if head["kind"] == "quantum":
+      out[name + TWIN_SUFFIX] = {"head": {**head, "kind": "classical"}, "overrides": overrides, "twin_of": name}
+  return out
+
+
+def dataset_of(key: str) -> str:
+  """The dataset of a feature-set name: "breastmnist" and "breastmnist@b16s1" (another backbone's
+  features of the same set) are both "breastmnist"."""
+  return key.split(BACKBONE_SEP)[0]
+
+
+def run_config(study: ml_collections.ConfigDict, key: str, design: str) -> ml_collections.ConfigDict:
+  """Base config with the dataset's overrides, then the design's head options and overrides."""
+  spec = designs(study)[design]
+  config = study.base.copy_and_resolve_references()
+  config.unlock()
+  config.dataset, config.design = dataset_of(key), design
+  config.update(study.get("dataset_overrides", {}).get(dataset_of(key), ml_collections.ConfigDict()).to_dict())
+  config.head.update(spec["head"])
+  config.update(spec["overrides"])
+  return config
+
+
+def run_dir(root: str, key: str, design: str, seed: int) -> str:
+  return os.path.join(root, key, design, run_folders.seed_dir(seed))
+
+
+def finished(root: str, key: str, design: str, seed: int, config: ml_collections.ConfigDict,
+             rates: dict[str, float]) -> bool:
+  """True when the run's folder holds a finished run made with `config` at these `rates`."""
+  return run_folders.RunFolder(run_dir(root, key, design, seed)).finished(frozen.record_config(config, seed, rates))
+
+
+def rate_grid(study: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> list[dict[str, float]]:
+  """The learning-rate grid of a design: every (block, head) pair of `study.lr_search` (head rates
+  only for a linear head, which has no block); without `lr_search`, the config's own rates."""
+  search = study.get("lr_search")
+  if not search:
+    return [frozen.base_rates(config)]
+  blocks = search.block if config.head.kind != "linear" else (None,)
+  return [{"block": h if b is None else b, "rest": h} for b in blocks for h in search.head]
+
+
+def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: str,
+                 search: bool = True) -> dict[str, float]:
+  """The rates a design trains with on feature set `key`: chosen by mean validation AUC over
+  `lr_search.seeds` among `rate_grid` on the feature set `lr_search.on[key]` (default `key`
+  itself), never by test. The search (every grid point's per-seed validation AUC and the choice) is
+  kept in `{root}/{searched set}/{design}/lr_search.json` and reused; without it and with
+  `search=False` (reports) raises FileNotFoundError instead of searching."""
+  config = run_config(study, key, design)
+  grid = rate_grid(study, config)
+  if len(grid) == 1:
+    return grid[0]
+  searched = study.lr_search.get("on", {}).get(key, key)
+  path = os.path.join(root, searched, design, LR_SEARCH_FILE)
+  if os.path.exists(path):
+    return reports.read_json(path)["chosen"]
+  if not search:
+    raise FileNotFoundError(f"no {path}: the learning rates of {design} on {searched} were never searched")
+  seeds = [int(s) for s in study.lr_search.seeds]
+  start = time.time()
+  results = frozen.train_seeds(config, features.load(study.features[searched]), seeds * len(grid),
+                                    [r for r in grid for _ in seeds])
+  points = [{"rates": r, "val_auc": [res.val_auc for res in results[i * len(seeds):(i + 1) * len(seeds)]]}
+            for i, r in enumerate(grid)]
+  for point in points:
+    point["val_auc_mean"] = float(np.mean(point["val_auc"]))
+  chosen = max(points, key=lambda p: p["val_auc_mean"])["rates"]  # first of equals, in grid order
+  reports.write_json_atomic(path, {"design": design, "features": searched, "seeds": seeds, "chosen": chosen,
+                                   "wall_time_s": time.time() - start, "grid": points})
+  logging.info("%s %s: learning rates %s chosen by validation (%d runs, %.0f s)", searched, design, chosen,
+               len(results), time.time() - start)
+  return chosen
+
+
+def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, selected=None) -> None:
+  """Trains every unfinished (feature set, design) of the study, all its seeds in one program, at
+  the design's learning rates (`search_rates`)."""
+  seeds = [int(s) for s in study.seeds]
+  if datasets is None:  # every set whose features exist; a named set must have them
+    datasets = [d for d, path in study.features.items() if os.path.exists(path)]
+  for dataset in datasets:
+    if dataset not in study.features:
+      raise ValueError(f"dataset {dataset!r} has no feature file in the study; it has {list(study.features)}")
+  for dataset in datasets:
+    feature_set = features.load(study.features[dataset])
+    with runtime.progress_bar(len(selected or designs(study)), unit="design", desc=f"heads {dataset}",
+                              enabled=study.get("progress", True)) as bar:
+      for design in selected or designs(study):
+        config = run_config(study, dataset, design)
+        rates = search_rates(study, root, dataset, design)
+        left = [s for s in seeds if not finished(root, dataset, design, s, config, rates)]
+        bar.set_postfix_str(f"{design}, {len(left)} seeds")
+        if not left:
+          bar.update()
+          continue
+        start = time.time()
+        results = frozen.train_seeds(config, feature_set, left, [rates] * len(left))
+        wall = time.time() - start
+        for result in results:
+          frozen.write_run(result, run_dir(root, dataset, design, result.seed), config, feature_set, wall)
+        logging.info("%s %s: %d seeds in %.1f s, test AUC %.4f ± %.4f", dataset, design, len(left), wall,
+                     np.mean([r.reports["test"]["auc"] for r in results]),
+                     np.std([r.reports["test"]["auc"] for r in results]))
+        bar.update()
+
+
+def record_runs(root: str, records: str, max_test_examples: int | None = None) -> list[str]:
+  """Copies the small files of every finished run under `root` (config.json, summary.json, the test
+  predictions gzip-compressed) and every `lr_search.json` to the same place under `records`, the
+  committed record a report can be rebuilt from (`write_report(study, records)`); returns the
+  files written. Test predictions of more than `max_test_examples` rows (0: all) are left out:
+  the report's example bootstrap does not use them. summary.json is written last, so a record with
+  it is complete."""
+  searches = [os.path.relpath(p, root) for p in glob.glob(os.path.join(glob.escape(root), "**", LR_SEARCH_FILE),
+                                                          recursive=True)]
+  written = reports.copy_files(root, records, searches)
+  for summary in glob.glob(os.path.join(glob.escape(root), "**", reports.SUMMARY_FILENAME), recursive=True):
+    run = os.path.dirname(summary)
+    predictions = [os.path.relpath(p, run) for p in glob.glob(os.path.join(glob.escape(run), "predictions", "*_test_*.csv"))
+                   if max_test_examples is None or _rows(p) <= max_test_examples]
+    record = os.path.join(records, os.path.relpath(run, root))
+    written += reports.copy_files(run, record, predictions + [checkpointing.CONFIG_FILENAME], compress=predictions)
+    run_folders.drop_machine_paths(record)
+    written += reports.copy_files(run, record, [reports.SUMMARY_FILENAME])  # last: the record is complete
+  return written
+
+
+def _rows(path: str) -> int:
+  with open(path, "rb") as f:
+    return sum(1 for _ in f)
+
+
+def _load_runs(study: ml_collections.ConfigDict, root: str, dataset: str, design: str) -> list[dict]:
+  """The finished runs of a design on a feature set (made with the study's config at the searched
+  rates): {"seed", "summary", "test_scores"} each; [] when its rates were never searched."""
+  config = run_config(study, dataset, design)
+  try:
+    rates = search_rates(study, root, dataset, design, search=False)
+  except FileNotFoundError:
+    return []
+  runs = []
+  for seed in [int(s) for s in study.seeds]:
+    if finished(root, dataset, design, seed, config, rates):
+      folder = run_folders.RunFolder(run_dir(root, dataset, design, seed))
+      _, scores = reports.read_predictions_csv(folder.test_predictions())
+      runs.append({"seed": seed, "summary": folder.summary(), "test_scores": scores})
+  return runs
+
+
+def _row(dataset: str, design: str, spec: dict, runs: list[dict]) -> dict[str, Any]:
+  def values(key):
+    return np.array([r["summary"][key] for r in runs], np.float64)
+  row = {"dataset": dataset, "model": design, "kind": spec["head"]["kind"],
+         "twin_of": spec["twin_of"] or "", "n_seeds": len(runs)}
+  for key in ("test_auc", "test_acc"):
+    row[f"{key}_mean"] = float(values(key).mean()) if runs else np.nan
+    row[f"{key}_std"] = float(values(key).std(ddof=1)) if len(runs) > 1 else np.nan
+  for key in ("val_auc", "test_balanced_accuracy", "test_f1_macro"):
+    row[f"{key}_mean"] = float(values(key).mean()) if runs else np.nan
+  for key in ("num_params", "quantum_params", "wall_time_s", "lr_block", "lr_head"):
+    row[key] = runs[0]["summary"].get(key, np.nan) if runs else np.nan
+  row["in_path"] = spec["head"]["kind"] != "linear" and not spec["head"].get("residual")
+  return row
+
+
+def _compare(a: list[dict], b: list[dict], labels: np.ndarray, task: str, bootstrap: dict,
+             examples: bool) -> dict[str, Any]:
+  """Paired intervals of A − B in test AUC: over seeds (paired by seed) and, when `examples`, over
+  test examples."""
+  seeds = sorted({r["seed"] for r in a} & {r["seed"] for r in b})
+  pick = lambda runs: [next(r for r in runs if r["seed"] == s) for s in seeds]
+  a, b = pick(a), pick(b)
+  seed_auc = stats.seed_bootstrap([r["summary"]["test_auc"] for r in a], [r["summary"]["test_auc"] for r in b],
+                                  **bootstrap)
+  if not examples:
+    return {"seeds": len(seeds), "seed_auc": seed_auc}
+  intervals = stats.example_bootstrap(labels, [r["test_scores"] for r in a], [r["test_scores"] for r in b], task,
+                                      **bootstrap)
+  return {"seeds": len(seeds), "seed_auc": seed_auc, "example_auc": intervals["auc"], "example_acc": intervals["acc"]}
+
+
+def _design_table(dataset_rows: list[dict]) -> list[str]:
+  """One feature set's table of designs (mean ± std over seeds)."""
+  lines = ["| model | kind | seeds | test AUC | test ACC | val AUC | balanced acc | F1 (macro) | params "
+           "(quantum) | lr block / head | wall s (all seeds) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in dataset_rows:
+    if not r["n_seeds"]:
+      lines.append(f"| {r['model']} | {r['kind']} | 0 | pending | | | | | | | |")
+      continue
+    lines.append(f"| {r['model']} | {r['kind']} | {r['n_seeds']} | {r['test_auc_mean']:.4f} ± {r['test_auc_std']:.4f} "
+                 f"| {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | {r['val_auc_mean']:.4f} | "
+                 f"{r['test_balanced_accuracy_mean']:.4f} | {r['test_f1_macro_mean']:.4f} | {r['num_params']} "
+                 f"({r['quantum_params']}) | {_rates(r)} | {r['wall_time_s']:.1f} |")
+  return lines
+
+
+def _comparison_lines(specs: dict, runs: dict, labels, task: str, bootstrap: dict, max_examples) -> tuple:
+  """(markdown lines, {(A, B): comparison}) of each design against its twin and of every bottleneck
+  design against the linear head."""
+  lines = ["\nPaired differences in test AUC (A − B), percentile intervals: seeds = bootstrap over the "
+           "paired seeds; examples = the same test-example resamples for A and B.\n"]
+  examples = max_examples is None or len(labels) <= max_examples
+  if not examples:
+    lines.append(f"{len(labels)} test examples (over {max_examples}): only the seed bootstrap is computed.\n")
+  lines += ["| A | B | seeds | ΔAUC (seeds) | ΔAUC (test examples) | ΔACC (test examples) |", "|---|---|---|---|---|---|"]
+  comparisons = [(d, d + TWIN_SUFFIX) for d in specs if d + TWIN_SUFFIX in specs]
+  # Twins against linear too: what the shared bottleneck costs, circuit or not.
+  comparisons += [(d, "linear") for d in specs if specs[d]["head"]["kind"] in ("quantum", "product", "classical")
+                  and "linear" in specs]
+  found = {}
+  for a, b in comparisons:
+    if runs[a] and runs[b]:
+      found[(a, b)] = c = _compare(runs[a], runs[b], labels, task, bootstrap, examples)
+      lines.append(f"| {a} | {b} | {c['seeds']} | {c['seed_auc'].format(4)} | "
+                   f"{c['example_auc'].format(4) if examples else '—'} | "
+                   f"{c['example_acc'].format(4) if examples else '—'} |")
+  return lines, found
+
+
+def _features_line(study, dataset: str, path: str, feature_set, specs: dict) -> str:
+  meta = feature_set.meta
+  return (f"\n## {dataset}\n\nFeatures: `{os.path.basename(path)}` from {meta['source_model']} "
+          f"seed {meta['source_seed']} (epoch {meta['source_epoch']}, val AUC "
+          f"{meta['source_val_auc']:.4f}); {feature_set.features['train'].shape[0]} train, "
+          f"{feature_set.features['test'].shape[0]} test examples, {feature_set.dim} features; "
+          f"{run_config(study, dataset, 'linear').num_epochs if 'linear' in specs else ''} epochs.\n")
+
+
+def _feature_set_section(study, root: str, dataset: str, path: str, bootstrap: dict, max_examples):
+  """(rows, markdown lines, answer line, comparisons, forest entry or None) of one feature set."""
+  specs = designs(study)
+  feature_set = features.load(path)
+  runs = {d: _load_runs(study, root, dataset, d) for d in specs}
+  dataset_rows = [_row(dataset, d, specs[d], runs[d]) for d in specs]
+  # Predictions CSVs are sorted by official index: align the labels with them.
+  labels = feature_set.labels["test"][np.argsort(feature_set.index["test"])]
+  lines = [_features_line(study, dataset, path, feature_set, specs)] + _design_table(dataset_rows)
+  comparison_lines, found = _comparison_lines(specs, runs, labels, feature_set.task, bootstrap, max_examples)
+  lines += comparison_lines + _gate_lines(runs, bootstrap)
+  chosen, forest = _chosen_in_path(dataset_rows), None
+  if chosen:
+    forest = {name: found[(chosen["model"], other)]["seed_auc"]
+              for name, other in (("twin", chosen["model"] + TWIN_SUFFIX), ("linear", "linear"))
+              if (chosen["model"], other) in found}
+  return dataset_rows, lines, _answer(dataset, dataset_rows, found), found, forest
+
+
+def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = None) -> tuple[str, str]:
+  """Writes `{out}/results.csv` and `{out}/results.md` (default out: `root`) from the runs under
+  `root` (workdirs or their records); returns their paths."""
+  bootstrap = dict(study.get("bootstrap", {"num_resamples": 10_000, "confidence": 0.95, "seed": 0}))
+  max_examples = bootstrap.pop("max_test_examples", None)
+  rows, lines, answer, per_key, forest = [], [], [], {}, {}
+  for dataset, path in study.features.items():
+    if not os.path.exists(path):
+      lines.append(f"\n## {dataset}\n\nNo feature file `{path}` yet: nothing trained.\n")
+      answer.append(f"| {dataset} | — | — | — | — | — | — |")
+      continue
+    dataset_rows, dataset_lines, answer_line, per_key[dataset], entry = _feature_set_section(
+        study, root, dataset, path, bootstrap, max_examples)
+    rows, lines, answer = rows + dataset_rows, lines + dataset_lines, answer + [answer_line]
+    if entry is not None:
+      forest[dataset] = entry
+  lines += _backbone_lines(per_key, bootstrap)
+  out = out or root
+  os.makedirs(out, exist_ok=True)
+  csv_path, md_path = os.path.join(out, "results.csv"), os.path.join(out, "results.md")
+  reports.write_text_atomic(csv_path, reports.csv_text(rows, CSV_COLUMNS))
+  header = [f"# {study.name}", "", "Mean ± sample std (ddof 1) over seeds; each run's test metrics at its "
+            "best-validation-AUC epoch. Chosen = highest mean validation AUC within the kind (never test).", "",
+            "## Does the quantum head help?", "",
+            "In-path quantum heads only (the circuit's output is the prediction's only path: no residual "
+            "linear path); the one with the highest mean validation AUC per feature set, against its "
+            "parameter-matched twin and the linear head. ΔAUC = quantum − other, bootstrap over paired seeds.", "",
+            "| features | best in-path quantum (val) | test AUC | twin | ΔAUC vs twin | linear | ΔAUC vs linear |",
+            "|---|---|---|---|---|---|---|", *answer]
+  if forest:
+    reports.save_figure(forest_plot(forest), os.path.join(out, FOREST_FILE))
+    header += ["", f"![in-path quantum head minus twin and linear]({FOREST_FILE})"]
+  reports.write_text_atomic(md_path, "\n".join(header + lines) + "\n")
+  return csv_path, md_path
+
+
+def _gate_lines(runs: dict[str, list[dict]], bootstrap: dict) -> list[str]:
+  """Markdown lines "what the residual gate adds" for the designs whose runs all have gate-off
+  metrics (`stats.gate_effect`); [] when none has."""
+  effects = {d: stats.gate_effect([r["summary"] for r in rs], [r["summary"] for r in rs], **bootstrap)
+             for d, rs in runs.items() if rs and all("test_auc_gate_off" in r["summary"] for r in rs)}
+  if not effects:
+    return []
+  lines = ["\nWhat the residual gate adds on test: the same parameters with g = 0 (the linear path alone); "
+           "Δ = gate on − gate off, bootstrap over seeds.\n",
+           "| model | seeds | g (min, max) | test AUC | test AUC, g = 0 | ΔAUC (seeds) | ΔACC (seeds) |",
+           "|---|---|---|---|---|---|---|"]
+  lines += [f"| {d} | {len(runs[d])} | {e['gate_min']:.2g}, {e['gate_max']:.2g} | {e['test_auc']:.4f} | "
+            f"{e['test_auc_gate_off']:.4f} | {e['seed_auc'].format(4)} | {e['seed_acc'].format(4)} |"
+            for d, e in effects.items()]
+  return lines
+
+
+def _rates(row: dict) -> str:
+  """"block / head" learning rates of a row ("—" for a linear head's block)."""
+  if not np.isfinite(row.get("lr_head", np.nan)):
+    return "—"
+  block = "—" if row["kind"] == "linear" else f"{row['lr_block']:.0e}"
+  return f"{block} / {row['lr_head']:.0e}"
+
+
+def _chosen_in_path(rows: list[dict]) -> dict | None:
+  """The row of the in-path quantum design with the highest mean validation AUC, or None."""
+  quantum = [r for r in rows if r["n_seeds"] and r["kind"] == "quantum" and r["in_path"]]
+  return max(quantum, key=lambda r: r["val_auc_mean"]) if quantum else None
+
+
+def forest_plot(intervals: dict[str, dict[str, stats.Interval]]) -> mpl_figure.Figure:
+  """Forest plot: per feature set, ΔAUC of its chosen in-path quantum head minus its "twin" and
+  minus the "linear" head (the keys of each set's entry; point and interval)."""
+  keys = list(intervals)
+  fig = mpl_figure.Figure(figsize=(6.4, 0.9 + 0.42 * len(keys)), layout="constrained")
+  ax = fig.subplots()
+  for j, (other, marker, offset) in enumerate((("twin", "o", 0.15), ("linear", "s", -0.15))):
+    labelled = False
+    for i, key in enumerate(keys):
+      if other in intervals[key]:
+        d = intervals[key][other]
+        ax.errorbar(d.estimate, len(keys) - 1 - i + offset, xerr=[[d.estimate - d.low], [d.high - d.estimate]],
+                    fmt=marker, color=f"C{j}", capsize=3, label=None if labelled else f"quantum − {other}")
+        labelled = True
+  ax.axvline(0.0, color="0.4", lw=0.8)
+  ax.set_yticks(range(len(keys)), list(reversed(keys)))
+  ax.set_xlabel("test AUC difference (95% interval over paired seeds)")
+  ax.legend(fontsize=8, loc="best")
+  ax.grid(axis="x", alpha=0.3)
+  return fig
+
+
+def _answer(dataset: str, rows: list[dict], comparisons: dict) -> str:
+  """One line of the answer table: the val-chosen in-path quantum design against its twin and linear."""
+  q = _chosen_in_path(rows)
+  if q is None:
+    return f"| {dataset} | — | — | — | — | — | — |"
+  by_name = {r["model"]: r for r in rows}
+
+  def versus(other: str) -> tuple[str, str]:
+    c, r = comparisons.get((q["model"], other)), by_name.get(other)
+    return (f"{r['test_auc_mean']:.4f}" if r and r["n_seeds"] else "—"), (c["seed_auc"].format(4) if c else "—")
+
+  twin, linear = versus(q["model"] + TWIN_SUFFIX), versus("linear")
+  return f"| {dataset} | {q['model']} | {q['test_auc_mean']:.4f} | {twin[0]} | {twin[1]} | {linear[0]} | {linear[1]} |"
+
+
+def _backbone_lines(per_key: dict[str, dict], bootstrap: dict) -> list[str]:
+  """Markdown section "over backbones" for each dataset with features of several backbones: every
+  comparison found on all of them, its seed-mean ΔAUC per backbone and the bootstrap interval over
+  backbones (each backbone's seed mean one paired value); [] when no dataset has several."""
+  groups: dict[str, list[str]] = {}
+  for key in per_key:
+    groups.setdefault(dataset_of(key), []).append(key)
+  lines = []
+  for dataset, keys in groups.items():
+    if len(keys) < 2:
+      continue
+    common = [pair for pair in per_key[keys[0]] if all(pair in per_key[k] for k in keys)]
+    lines += [f"\n## {dataset} over {len(keys)} backbones\n",
+              f"Feature sets: {', '.join(f'`{k}`' for k in keys)}. ΔAUC (A − B) = mean over the paired seeds "
+              "per backbone; interval = bootstrap over backbones.\n",
+              "| A | B | backbones | ΔAUC per backbone | ΔAUC over backbones |", "|---|---|---|---|---|"]
+    for a, b in common:
+      deltas = [per_key[k][(a, b)]["seed_auc"].estimate for k in keys]
+      interval = stats.seed_bootstrap(deltas, np.zeros(len(deltas)), **bootstrap)
+      lines.append(f"| {a} | {b} | {len(keys)} | {', '.join(f'{d:+.3f}' for d in deltas)} | {interval.format(4)} |")
+  return lines

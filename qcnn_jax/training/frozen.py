@@ -1,0 +1,301 @@
+"""Training heads on frozen features, S seeds at once: one `jax.vmap`-ed, `lax.scan`-ed program.
+
+`train_seeds(config, feature_set, seeds, rates, subsets)` trains one head design
+(`qcnn_jax.models.heads`) once per run — a seed, optionally with its own learning rate per role
+and its own subset of the training split — with the loop of `qcnn_jax.training.train`: same optimizer
+(`create_optimizer`: one rate per role, schedule, clipping), same loss (`class_weights` included),
+same per-epoch data order (`pipeline.epoch_order(n, seed, epoch)`, last partial batch dropped),
+same NaN guard, validation AUC after every epoch and the best-validation epoch's parameters kept
+per run — but with the features on the device, each epoch one `lax.scan` over its steps and the
+runs stacked on a leading axis under `jax.vmap`. Every update is linear in its base rate, so the
+optimizer runs at unit rates and `train.scale_by_role` applies each run's own (a learning-rate
+grid is one program). The program compiles once for all runs, and run k of a vmapped program
+equals that run alone (tests/test_heads.py).
+
+Per-epoch diagnostics (on the validation split, per seed): `saturated` (share of bottleneck units
+with |tanh| > 0.99), `grad_norm_quantum` / `grad_norm_classical` (mean over the epoch's steps),
+`angle_shift_rms` / `angle_shift_max` (how far the circuit angles moved from their initial
+values, radians), `readout_min` / `readout_max` (range of the blocks' readout values), `residual_gate`
+(g of a residual head). A residual head's summary.json also has the reported epoch's gate and its
+test metrics with g set to 0 (`train.gate_off_entries`), as end-to-end runs have.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from qcnn_jax.data import pipeline
+from qcnn_jax.data.features import FeatureSet
+from qcnn_jax.evaluation import metrics, provenance, reports
+from qcnn_jax.models import heads
+from qcnn_jax.training.train import (ROLES, angle_shift, base_rates, check_finite, class_names, class_weights,
+                                     count_params, create_optimizer, gate_off_entries, grad_norms, improves,
+                                     keep_if_finite, per_example_loss, quantum_leaves, residual_gate, role_labels,
+                                     scale_by_role, summarize_probe)
+
+
+@dataclasses.dataclass
+class SeedResult:
+  """One seed's run: per-epoch records, selected epoch, reports and logits of val/test, timing, and
+  for a residual head its gate and gate-off test metrics (`train.gate_off_report`'s entries)."""
+
+  seed: int
+  records: list[dict[str, Any]]
+  best_epoch: int
+  val_auc: float
+  reports: dict[str, dict]
+  logits: dict[str, np.ndarray]
+  num_params: int
+  quantum_params: int
+  timing: dict[str, float]  # compile_s, train_s of the whole (all-seed) program
+  rates: dict[str, float]  # base learning rate per optimiser role (`train.param_role`)
+  gate_off: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> heads.FeatureHead:
+  """The head `config.head` describes, with the training split's prior logits."""
+  options = {k: v for k, v in config.head.to_dict().items() if v is not None}
+  prior = heads.prior_logits(feature_set.labels["train"], feature_set.task, feature_set.num_outputs)
+  return heads.FeatureHead(feature_set.num_outputs, prior=prior, **options)
+
+
+def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+  """Sorted indices of a stratified random subset of a training split: of each class (first label
+  column) round(fraction · its count) examples, at least 1, drawn by numpy's PCG64 seeded by `seed`.
+  The size per class depends only on `fraction`, so every seed's subset has the same length.
+
+  Args:
+    labels: (N, L) integer labels.
+    fraction: in (0, 1].
+    seed: subset seed (pair runs of different heads by giving them the same seed).
+  """
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"train fraction must be in (0, 1], got {fraction}")
+  column = np.asarray(labels)[:, 0]
+  rng = np.random.default_rng([seed, 7919])
+  picked = [rng.choice(np.flatnonzero(column == c), max(1, round(fraction * np.sum(column == c))), replace=False)
+            for c in np.unique(column)]
+  return np.sort(np.concatenate(picked))
+
+
+def _epoch_fn(head, tx, labels, task: str, weights):
+  """epoch(params, opt_state, order (steps, B), rates {role: ()}, x, y) -> (params, opt_state, step
+  metrics); `tx` has unit rates, the run's own are applied by `scale_by_role` (vmapped over runs)."""
+  def loss_fn(params, x, y):
+    return per_example_loss(head.apply({"params": params}, x), y, task, weights).mean()
+
+  def step(carry, idx):
+    params, opt_state, rates, x_all, y_all = carry
+    loss, grads = jax.value_and_grad(loss_fn)(params, x_all[idx], y_all[idx])
+    updates, new_opt = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, scale_by_role(updates, labels, rates))
+    (params, opt_state), finite = keep_if_finite(loss, optax.global_norm(grads), new_params,
+                                                 (new_params, new_opt), (params, opt_state))
+    return (params, opt_state, rates, x_all, y_all), {"loss": loss, "finite": finite, **grad_norms(grads)}
+
+  def epoch(params, opt_state, order, rates, x, y):
+    (params, opt_state, _, _, _), out = jax.lax.scan(step, (params, opt_state, rates, x, y), order)
+    return params, opt_state, out
+
+  return epoch
+
+
+def _forward_fn(head):
+  """forward(params, x) -> (logits, per-example diagnostics `heads.probe_stats`)."""
+  return lambda params, x: heads.apply_probed(head, {"params": params}, x)
+
+
+def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
+  """Per-seed validation diagnostics (`heads.probe_stats`, averaged or ranged over examples) and
+  circuit-angle shift from the initial values (host numpy), as `train.train_and_evaluate` records."""
+  out = []
+  for s in range(jax.tree.leaves(params)[0].shape[0]):
+    trained, initial = (jax.tree.map(lambda p: p[s], tree) for tree in (params, init_params))
+    record = summarize_probe({k: v[s] for k, v in probe.items()})
+    record.update(angle_shift([a - b for a, b in zip(quantum_leaves(trained), quantum_leaves(initial))]))
+    record.update(residual_gate(trained))
+    out.append(record)
+  return out
+
+
+@dataclasses.dataclass
+class _Program:
+  """A compiled all-runs program: `epoch(params, opt_state, orders, rates, x, y)` and
+  `forward(params, x)` (vmapped over runs), the initial parameters and optimiser state (stacked),
+  the per-role rates, the epoch data order and the compile time."""
+  epoch: Any
+  forward: Any
+  params: Any
+  opt_state: Any
+  rates: dict
+  orders: Any
+  compile_s: float
+
+
+def _compile(config, head, feature_set: FeatureSet, seeds, rates, subsets, selection: str) -> _Program:
+  """Initialises every run's parameters, builds the unit-rate optimiser and compiles the programs."""
+  task = feature_set.task
+  x_train, y_train = jnp.asarray(feature_set.features["train"]), jnp.asarray(feature_set.labels["train"])
+  weights = class_weights(feature_set.labels["train"], task, feature_set.num_outputs, config.get("class_weights"))
+  n_train = len(subsets[0])
+  batch_size = min(config.batch_size, n_train)
+  steps = pipeline.steps_per_epoch(n_train, batch_size)
+  init = jax.jit(lambda key: head.init(key, jnp.zeros((1, x_train.shape[1])))["params"])
+  params = jax.tree.map(lambda *p: jnp.stack(p), *[init(jax.random.PRNGKey(s)) for s in seeds])
+  single = jax.tree.map(lambda p: p[0], params)
+  tx = create_optimizer(config, single, steps * config.num_epochs, rates=dict.fromkeys(ROLES, 1.0))
+  opt_state = jax.vmap(tx.init)(params)
+  run_rates = {role: jnp.asarray([r[role] for r in rates], jnp.float32) for role in ROLES}
+  orders = lambda e: jnp.asarray(np.stack([
+      subset[pipeline.epoch_order(n_train, s, e)[:steps * batch_size]].reshape(steps, -1)
+      for s, subset in zip(seeds, subsets)]))
+  start = time.time()  # compiled ahead of time, so that compile_s is measured apart from training
+  epoch_fn = _epoch_fn(head, tx, role_labels(single), task, None if weights is None else jnp.asarray(weights))
+  epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, 0, 0, None, None))).lower(
+      params, opt_state, orders(0), run_rates, x_train, y_train).compile()
+  x_select = jnp.asarray(feature_set.features[selection])
+  forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None))).lower(params, x_select).compile()
+  return _Program(epoch, forward, params, opt_state, run_rates, orders, time.time() - start)
+
+
+def _epoch_records(program: _Program, params, out, feature_set: FeatureSet, selection: str, epoch: int,
+                   init_params) -> list[dict]:
+  """Each run's record of one epoch: train loss, AUC/ACC on the selection split, diagnostics."""
+  task = feature_set.task
+  logits, probe = jax.device_get(program.forward(params, jnp.asarray(feature_set.features[selection])))
+  diagnostics = _diagnostics(probe, jax.device_get(params), init_params)
+  labels, steps = feature_set.labels[selection], out["loss"].shape[1]
+  records = []
+  for i, diag in enumerate(diagnostics):
+    scores = metrics.scores_from_logits(logits[i], task)
+    records.append({"epoch": epoch, "step": (epoch + 1) * steps, "train_loss": float(out["loss"][i].mean()),
+                    f"{selection}_auc": metrics.auc(labels, scores, task),
+                    f"{selection}_acc": metrics.acc(labels, scores, task),
+                    "grad_norm_quantum": float(out["grad_norm_quantum"][i].mean()),
+                    "grad_norm_classical": float(out["grad_norm_classical"][i].mean()), **diag})
+  return records
+
+
+def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seeds: Sequence[int],
+                rates: Sequence[dict[str, float]] | None = None,
+                subsets: Sequence[np.ndarray] | None = None) -> list[SeedResult]:
+  """Trains the head of `config` once per entry of `seeds` (with its `rates`) in one vmapped program.
+
+  Args:
+    config: head study run config (`experiments/configs/heads.py`): `head` (FeatureHead options),
+      `standardize` (features standardised with the training split's statistics) and the
+      optimisation keys of `experiments/configs/medmnist.py` (`class_weights` included).
+    feature_set: frozen features (`qcnn_jax.data.features`) with a train split and, for selection,
+      a val split (without one the last epoch is reported, as `train.improves` rules); test if any.
+    seeds: training seed of each run (parameter initialisation and data order); may repeat.
+    rates: base learning rate per role (`train.ROLES`) of each run; default `train.base_rates(config)`
+      for every run. Runs differing only in rates form a learning-rate search.
+    subsets: training examples of each run (indices into the training split, all of one length n;
+      `stratified_subset`); default the whole split. The batch size is then min(batch_size, n).
+
+  Returns:
+    One SeedResult per run, in the order of `seeds`.
+  """
+  if config.get("standardize"):
+    feature_set = feature_set.standardized()
+  rates = list(rates) if rates is not None else [base_rates(config)] * len(seeds)
+  subsets = ([np.arange(len(feature_set.labels["train"]))] * len(seeds) if subsets is None
+             else [np.asarray(i) for i in subsets])
+  selection = "val" if "val" in feature_set.features else "train"
+  head = build_head(config, feature_set)
+  program = _compile(config, head, feature_set, seeds, rates, subsets, selection)
+  params, opt_state, init_params = program.params, program.opt_state, jax.device_get(program.params)
+  x_train, y_train = jnp.asarray(feature_set.features["train"]), jnp.asarray(feature_set.labels["train"])
+  best = {"auc": np.full(len(seeds), -np.inf), "epoch": np.full(len(seeds), -1), "params": init_params}
+  records: list[list[dict]] = [[] for _ in seeds]
+  start = time.time()
+  for e in range(config.num_epochs):
+    params, opt_state, out = program.epoch(params, opt_state, program.orders(e), program.rates, x_train, y_train)
+    out = jax.device_get(out)
+    for i in range(len(seeds)):
+      check_finite(out["finite"][i], e * out["finite"].shape[1] + 1)
+    host_params = jax.device_get(params)
+    for i, record in enumerate(_epoch_records(program, params, out, feature_set, selection, e, init_params)):
+      records[i].append(record)
+      if improves(record[f"{selection}_auc"], best["auc"][i], selection):
+        best["auc"][i], best["epoch"][i] = record[f"{selection}_auc"], e
+        best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
+  return _results(head, feature_set, seeds, rates, best, records,
+                  {"compile_s": program.compile_s, "train_s": time.time() - start})
+
+
+def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
+  array = np.array(array, copy=True)
+  array[i] = row
+  return array
+
+
+def _results(head, feature_set: FeatureSet, seeds, rates, best, records, timing: dict[str, float]) -> list[SeedResult]:
+  """Reports of the best-validation parameters of every seed on val and test (and on test with the
+  residual gate at 0, for a residual head)."""
+  apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
+  logits = {split: np.asarray(apply(best["params"], jnp.asarray(feature_set.features[split])))
+            for split in ("val", "test") if split in feature_set.features}
+  test_off = (np.asarray(apply(heads.gate_off(best["params"]), jnp.asarray(feature_set.features["test"])))
+              if "test" in logits and residual_gate(jax.tree.map(lambda p: p[0], best["params"])) else None)
+  names = class_names(feature_set.meta["label_names"], feature_set.task)
+  report = lambda split, x: metrics.classification_report(feature_set.labels[split], x, feature_set.task, names)
+  results = []
+  for i, seed in enumerate(seeds):
+    one = jax.tree.map(lambda p: p[i], best["params"])
+    num_params, quantum_params = count_params(one)
+    split_reports = {split: report(split, logits[split][i]) for split in logits}
+    gate_off = {} if test_off is None else gate_off_entries(one, report("test", test_off[i]))
+    results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]), float(best["auc"][i]), split_reports,
+                              {split: logits[split][i] for split in logits}, num_params, quantum_params, timing,
+                              dict(rates[i]), gate_off))
+  return results
+
+
+def record_config(config: ml_collections.ConfigDict, seed: int, rates: dict[str, float]) -> dict[str, Any]:
+  """The config.json of one run: the study's run config with the run's seed and base learning rates
+  (`learning_rate` for the "rest" role, `block_learning_rate` for the "block" role)."""
+  run_config = config.to_dict()
+  run_config["seed"] = seed
+  run_config["learning_rate"], run_config["block_learning_rate"] = rates["rest"], rates["block"]
+  return run_config
+
+
+def write_run(result: SeedResult, workdir: str, config: ml_collections.ConfigDict, feature_set: FeatureSet,
+              wall_time_s: float, **extra) -> str:
+  """Writes one seed's run like `qcnn_jax.training.train` does: config.json, metrics.jsonl, metrics_final.json,
+  val/test predictions (MedMNIST CSVs) and summary.json (last, so its presence means finished; with
+  the `extra` entries)."""
+  os.makedirs(workdir, exist_ok=True)
+  run_config = record_config(config, result.seed, result.rates)
+  reports.write_json_atomic(os.path.join(workdir, "config.json"), run_config)
+  reports.write_text_atomic(os.path.join(workdir, "metrics.jsonl"),
+                            "".join(json.dumps(reports.to_jsonable(r)) + "\n" for r in result.records))
+  reports.write_json_atomic(os.path.join(workdir, "metrics_final.json"), result.reports)
+  flag = feature_set.meta["dataset"].replace("_", "")
+  for split, report in result.reports.items():
+    scores = metrics.scores_from_logits(result.logits[split], feature_set.task)
+    reports.write_predictions_csv(os.path.join(workdir, "predictions"), flag, split, feature_set.index[split],
+                                  scores, auc=report["auc"], acc=report["acc"],
+                                  run=f"{config.design}-seed{result.seed}", size=feature_set.meta.get("size"))
+  test = result.reports["test"]
+  reports.write_summary(
+      workdir, test_auc=test["auc"], test_acc=test["acc"], val_auc=result.val_auc, best_epoch=result.best_epoch + 1,
+      num_params=result.num_params, quantum_params=result.quantum_params,
+      n_qubits=config.head.n_qubits if config.head.kind in ("quantum", "product") else 0,
+      wall_time_s=wall_time_s, images_per_s=float("nan"), dataset=feature_set.meta["dataset"], model=config.design,
+      kind=config.head.kind, seed=result.seed, num_epochs=config.num_epochs, selection_split="val", **result.timing,
+      lr_block=result.rates["block"], lr_head=result.rates["rest"],
+      features=feature_set.meta, **{f"test_{k}": test[k] for k in ("precision_macro", "recall_macro", "f1_macro",
+                                                                    "balanced_accuracy")},
+      **result.gate_off, **extra, provenance=provenance.provenance(run_config))
+  return workdir
