@@ -360,7 +360,7 @@ def test_the_compared_block_gets_its_own_learning_rate_whether_quantum_or_classi
   np.testing.assert_allclose(updates["head"]["twin_0"]["hidden"]["kernel"], -0.01)
   np.testing.assert_allclose(updates["head"]["product_0"]["quantum_theta"], -0.01)
   assert train.count_params(params) == (10, 5)
-  # Unit rates then scale_by_role give the same step (the vmapped learning-rate search of heads_train).
+  # Unit rates then scale_by_role give the same step (the vmapped learning-rate search of training.frozen).
   unit = train.create_optimizer(config, params, 10, rates={"block": 1.0, "rest": 1.0})
   scaled = train.scale_by_role(unit.update(grads, unit.init(params), params)[0], train.role_labels(params),
                                {"block": 0.01, "rest": 0.1})

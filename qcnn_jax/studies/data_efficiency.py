@@ -2,7 +2,7 @@
 
 Where could a compact quantum head help? Theory bounds its generalisation error by its few trainable
 gates (Caro et al. 2022), so the place to look is few training examples. A data-efficiency config
-(`experiments/configs/data_efficiency.py`) holds a head study (`heads_study`) and:
+(`experiments/configs/data_efficiency.py`) holds a head study (`studies.frozen_heads`) and:
 
   fractions     training fractions, e.g. (0.01, 0.05, 0.1, 0.25, 0.5, 1.0).
   designs       the head designs to train (names of the study's designs and twins).

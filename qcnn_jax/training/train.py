@@ -186,7 +186,7 @@ def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int
   `config.optimizer`: "adam", "adamw" or "sgd" (momentum `config.momentum`); `config.schedule`
   shapes every role's rate; optional global-norm gradient clipping `config.grad_clip_norm`.
   `rates` (role -> base rate) overrides `base_rates(config)`; every update is linear in its base
-  rate, so rates of 1 followed by `scale_by_role` give the same steps (how `heads_train` vmaps a
+  rate, so rates of 1 followed by `scale_by_role` give the same steps (how `training.frozen` vmaps a
   learning-rate search).
   """
   def make(lr: float) -> optax.GradientTransformation:
