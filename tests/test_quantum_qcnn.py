@@ -12,7 +12,7 @@ from qcnn_jax.models.quantum import (CONV_UNITS, QCNN, Noise, QCNNHead, QCNNSpec
                                      layer_args, layout, n_params, param_shapes, qcnn_apply, readout_wires, resources,
                                      sample_fn)
 from qcnn_jax.models.quantum.execution import QubitMemoryError, check_memory, memory_estimate, resolve
-from qcnn_jax.models.quantum.qcnn import circuit_depth
+from qcnn_jax.models.quantum.qcnn import circuit_depth, postprocess
 
 # PennyLane builds its initial state as complex128; JAX truncates it to complex64 with a warning.
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype complex128:UserWarning")
@@ -88,6 +88,16 @@ def test_readouts(readout, n_readout, n_outcomes, size):
   else:
     assert bool(jnp.all(jnp.abs(out) <= 1 + 1e-6))
   assert set(variables["params"]) == {"quantum_conv", "quantum_pool"}
+
+
+def test_probs_readout_without_kept_mass_is_uniform_with_finite_gradient():
+  """A few shots may put no count on the kept outcomes: uniform over them, not 0/0."""
+  spec = QCNNSpec(5, conv_unit="ttn", readout="probs", n_readout=2, n_outcomes=3)
+  raw = jnp.array([[0.0, 0.0, 0.0, 1.0], [0.2, 0.1, 0.1, 0.6]])
+  out = postprocess(spec, raw)
+  np.testing.assert_allclose(np.asarray(out), [[1 / 3] * 3, [0.5, 0.25, 0.25]], rtol=1e-6)
+  grad = jax.grad(lambda r: postprocess(spec, r)[:, 0].sum())(raw)
+  assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad[0]).sum()) == 0.0
 
 
 @pytest.mark.parametrize("num_outputs,readout,expected", [

@@ -148,6 +148,11 @@ LAYOUTS = {
               ([(0, 4)], [(4, 0)])], [0]),
     (5, 2): ([([(0, 4), (0, 1), (2, 3), (1, 2), (3, 4)], [(1, 0), (3, 2)]),
               ([(0, 4), (0, 2), (2, 4)], [(2, 0)])], [0, 4]),
+    (12, 1): ([([(0, 11), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (1, 2), (3, 4), (5, 6), (7, 8), (9, 10)],
+                [(1, 0), (3, 2), (5, 4), (7, 6), (9, 8), (11, 10)]),
+               ([(0, 10), (0, 2), (4, 6), (8, 10), (2, 4), (6, 8)], [(2, 0), (6, 4), (10, 8)]),
+               ([(0, 8), (0, 4), (4, 8)], [(4, 0)]),
+               ([(0, 8)], [(8, 0)])], [0]),
 }
 
 
@@ -239,8 +244,11 @@ def _random_inputs(spec, dtype):
   return jax.tree.map(lambda a: jnp.asarray(a, dtype), (params, features)), expected
 
 
-# 8-qubit gate-by-gate is slow to compile; test_quantum_qcnn checks it equals fused.
-FLOAT32_CASES = [(spec, "fused") for spec in CASES] + [(spec, "gates") for spec in CASES[1:]]
+# 8-qubit gate-by-gate is slow to compile; test_quantum_qcnn checks it equals fused. The default
+# engine ("auto" -> statevector) also runs 12 qubits, where it fuses gates into 3-qubit blocks.
+TWELVE = QCNNSpec(12, conv_unit="so4")
+FLOAT32_CASES = ([(spec, "fused") for spec in CASES] + [(spec, "gates") for spec in CASES[1:]]
+                 + [(spec, "auto") for spec in CASES + [TWELVE]])
 
 
 @pytest.mark.parametrize("spec,execution", FLOAT32_CASES,
@@ -252,11 +260,12 @@ def test_qcnn_matches_reference_float32(spec, execution):
   np.testing.assert_allclose(np.asarray(got), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("spec", CASES[:2], ids=["8q", "5q"])
-def test_qcnn_matches_reference_float64(spec):
+@pytest.mark.parametrize("spec,execution", [(spec, execution) for spec in CASES[:2] for execution in ("fused", "auto")]
+                         + [(TWELVE, "auto")], ids=["8q-fused", "8q-auto", "5q-fused", "5q-auto", "12q-auto"])
+def test_qcnn_matches_reference_float64(spec, execution):
   with jax.enable_x64(True):
     (params, features), expected = _random_inputs(spec, jnp.float64)
-    got = jax.jit(lambda p, x: qcnn_apply(spec, p, x))(params, features)
+    got = jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution=execution))(params, features)
     assert got.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(got), expected, atol=1e-10)
 

@@ -217,3 +217,16 @@ def test_shots_and_noise_rejected():
     qcnn_apply(spec, params, features, execution="statevector", shots=100, key=jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match="'fused' or 'gates'"):
     qcnn_apply(spec, params, features, execution="statevector", noise=Noise("depolarizing", 0.01))
+
+
+@pytest.mark.parametrize("engine", ["statevector", "fused"])
+def test_every_dot_of_forward_and_gradient_is_full_precision(engine):
+  """On GPUs a DEFAULT-precision dot may round to TF32 (moved outputs by 3e-4 on an H100): every
+  dot_general of the circuit, forward and adjoint/backprop gradient, asks for HIGHEST."""
+  spec = QCNNSpec(10, "so4")  # 10 qubits: the statevector engine fuses gates and has a dense suffix
+  params, features = random_inputs(spec, 4)
+  loss = lambda p, x: jnp.sum(qcnn_apply(spec, p, x, execution=engine) ** 2)
+  text = jax.jit(jax.value_and_grad(loss)).lower(params, features).as_text()
+  dots = [line for line in text.splitlines() if "dot_general" in line]
+  assert len(dots) >= 4
+  assert all("precision = [HIGHEST, HIGHEST]" in line for line in dots), [l for l in dots if "HIGHEST" not in l][:3]

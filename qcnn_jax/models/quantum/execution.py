@@ -178,8 +178,9 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
 def statevector_apply(spec: qcnn.QCNNSpec, params: dict, features, *, max_block_qubits: int | None = None):
   """``qcnn_apply``'s "statevector" execution (exact, noiseless; no memory check): (B, F) features
   -> (B, R) readout values. ``max_block_qubits``: its gate fusion (``statevector.program``; 1: off)."""
-  blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
-  return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
+  with jax.default_matmul_precision("highest"):  # the units' matrices are PennyLane matmuls
+    blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
+    return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
 
 
 def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = "fused",
@@ -204,6 +205,11 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
   """
   execution = resolve(execution, shots, noise)
   check_memory(spec, features.shape[0], execution, noise)
+  with jax.default_matmul_precision("highest"):  # no TF32 on GPUs, PennyLane's own matmuls included
+    return _apply(spec, params, features, execution, shots, noise, key)
+
+
+def _apply(spec: qcnn.QCNNSpec, params: dict, features, execution: str, shots, noise, key):
   if execution == "statevector":
     if shots is not None or noise is not None:
       raise ValueError("execution 'statevector' computes exact noiseless expectations; "

@@ -175,11 +175,14 @@ def qcnn_circuit(spec: QCNNSpec, features, conv_blocks: Sequence[Block], pool_bl
 
 
 def postprocess(spec: QCNNSpec, raw):
-  """Circuit output -> (R,): stacked <Z> values, or the first n_outcomes probabilities renormalised."""
+  """Circuit output -> (R,): stacked <Z> values, or the first n_outcomes probabilities renormalised
+  (uniform where they hold no probability at all, e.g. none of a few shots landed on them)."""
   if spec.readout != "probs":
     return jnp.stack(raw, axis=-1)
   kept = raw[..., : spec.output_size]
-  return kept / jnp.sum(kept, axis=-1, keepdims=True)
+  mass = jnp.sum(kept, axis=-1, keepdims=True)
+  empty = mass <= jnp.finfo(kept.dtype).tiny
+  return jnp.where(empty, 1.0 / spec.output_size, kept / jnp.where(empty, 1.0, mass))
 
 
 def circuit_depth(operations) -> int:
