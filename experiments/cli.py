@@ -15,11 +15,12 @@ from qcnn_jax.training.checkpointing import WorkdirConflictError
 from qcnn_jax.data.corruptions import CorruptionsUnavailable
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
 from qcnn_jax.training.train import ConfigError
+from qcnn_jax.studies.device_eval import HardwareExtraMissing
 
 flags.DEFINE_bool("verbose", False, "Show the full traceback of a known error.")
 USAGE_ERRORS = (WorkdirConflictError, ConfigError)
 KNOWN_ERRORS = USAGE_ERRORS + (DatasetNotFoundError, ChecksumError, FileNotFoundError, FloatingPointError,
-                               CorruptionsUnavailable)
+                               CorruptionsUnavailable, HardwareExtraMissing)
 
 
 def run(main) -> None:

@@ -42,8 +42,8 @@ class _LibraryInfoFilter(logging.Filter):
     return record.levelno > logging.INFO or not any(m in record.pathname for m in self._markers)
 
 
-def quiet_library_logs(libraries: tuple[str, ...] = ("orbax", "tensorflow_datasets", "jax", "grain")) -> None:
-  """Hides the per-operation INFO logs of orbax, TFDS, JAX and grain (warnings still show),
+def quiet_library_logs(libraries: tuple[str, ...] = ("orbax", "tensorflow_datasets", "jax", "grain", "qiskit")) -> None:
+  """Hides the per-operation INFO logs of orbax, TFDS, JAX, grain and qiskit (warnings still show),
   so that a training log shows the run's own progress lines."""
   for handler in logging.getLogger().handlers + logging.getLogger("absl").handlers:
     handler.addFilter(_LibraryInfoFilter(libraries))
