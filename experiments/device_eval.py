@@ -9,7 +9,7 @@ examples. Needs the optional extra: pip install -e ".[hardware]".
 Writes <out>/device_eval.csv (one row per noise source: backend, shots, n_examples, test_auc,
 test_acc, exact_test_auc, exact_test_acc, drops, routed depth and two-qubit gate count, mean and
 max, seconds), device_eval.json (what ran, where from), device_eval_readouts.npz (every example's
-readout per source) and device_eval.png; <out> is the workdir unless --out is given.
+readout and logits per source, exact included) and device_eval.png; <out> is the workdir unless --out is given.
 """
 
 import os
@@ -53,7 +53,7 @@ def main(argv):
   out = FLAGS.out or FLAGS.workdir
   csv_path = device_eval.write_csv(rows, os.path.join(out, "device_eval.csv"))
   np.savez_compressed(os.path.join(out, "device_eval_readouts.npz"), index=found.index, labels=found.labels,
-                      **readouts)
+                      task=trainer.dataset.task, **readouts)
   device_eval.plot(rows, os.path.join(out, "device_eval.png"))
   calibration = device.properties().last_update_date if device.properties() else None
   reports.write_json_atomic(os.path.join(out, "device_eval.json"), {

@@ -33,7 +33,8 @@ def shared_data() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
   """(workdir, summary) of a tiny run of README command 1's config: the embedded BreastMNIST, the
-  residual hybrid head on 4 qubits, a width-4 ResNet-50, 1 epoch (shared by export and robustness)."""
+  default hybrid (its 4-qubit circuit in the prediction path), a width-4 ResNet-50, 1 epoch (shared by
+  export, robustness and device evaluation)."""
   from experiments.configs import quick  # pylint: disable=g-import-not-at-top
   from qcnn_jax.training import train  # pylint: disable=g-import-not-at-top
   tmp = tmp_path_factory.mktemp("quick_run")

@@ -129,3 +129,19 @@ def test_device_eval_command(quick_run, tmp_path):
                         "--backend=fake_nowhere", f"--out={out}"], capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: no fake backend")
   assert "Traceback" not in bad.stderr
+
+
+def test_circuit_resources_command_routes_on_the_backend(tmp_path):
+  needs_hardware_extra()
+  out = tmp_path / "resources.csv"
+  result = subprocess.run([sys.executable, "-m", "experiments.circuit_resources", "--qubits=4", "--units=ttn,so4",
+                           f"--backend={SMALL_BACKEND}", f"--out={out}"], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  with open(out, newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["unit"] for r in rows] == ["ttn", "so4"] and {r["routed_backend"] for r in rows} == {SMALL_BACKEND}
+  for r in rows:
+    native = export.resources(QCNNSpec(4, r["unit"], "angle_y"))["native"]
+    assert int(r["native_cnot"]) == native["gates_2q"]
+    # routing on a line adds SWAPs (3 two-qubit gates each) that the optimiser partly cancels
+    assert 0 < int(r["routed_2q"]) <= native["gates_2q"] + 3 * 6 and int(r["routed_depth"]) > native["depth"] // 2

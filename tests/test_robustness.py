@@ -79,6 +79,30 @@ def test_settings_of_a_trained_run(quick_run):
   assert first["auc"] == again["auc"] and first["loss"] != second["loss"]  # seeded, and fresh samples per seed
 
 
+def _logits(trainer, state, setting):
+  return robustness.evaluate(trainer, state, setting)[1]["logits"][:, 0]
+
+
+def test_noise_reaches_the_logits_of_the_in_path_head(quick_run):
+  """README command 1's head puts its circuit in the prediction path, logit = a <Z> + b: a readout
+  flip with probability eps scales <Z> by 1 - 2 eps, so every logit moves to (1 - 2 eps) logit +
+  2 eps b; depolarizing noise pulls <Z> towards 0 on average; amplitude damping moves it too."""
+  workdir, _ = quick_run
+  trainer, state, _, _ = train.load_run(str(workdir))
+  assert trainer.config.model == "resnet50_qcnn" and trainer.dataset.task == "binary-class"
+  head = state.params["head"]
+  scale, bias = float(head["logit_scale"][0]), float(head["logit_bias"][0])
+  exact = _logits(trainer, state, robustness.Setting("exact"))
+  readout = (exact - bias) / scale
+  assert np.ptp(readout) > 1e-3  # the circuit's output varies over the test images
+  flipped = _logits(trainer, state, robustness.Setting("readout_error", 0.2))
+  np.testing.assert_allclose(flipped, 0.6 * exact + 0.4 * bias, atol=1e-4)
+  depolarized = (_logits(trainer, state, robustness.Setting("depolarizing", 0.1)) - bias) / scale
+  assert np.abs(depolarized).mean() < 0.95 * np.abs(readout).mean()
+  damped = (_logits(trainer, state, robustness.Setting("amplitude_damping", 0.1)) - bias) / scale
+  assert np.abs(damped - readout).max() > 1e-3 and np.abs(damped - depolarized).max() > 1e-3
+
+
 def test_robustness_command_writes_csv_and_plot(quick_run):
   workdir, summary = quick_run
   result = subprocess.run([sys.executable, "-m", "experiments.robustness", f"--workdir={workdir}", "--shots=20",

@@ -212,22 +212,24 @@ def score(trainer: train.Trainer, labels: np.ndarray, logits_: np.ndarray) -> di
 
 def evaluate(trainer: train.Trainer, state: train.TrainState, device, found: Examples, sources, shots: int,
              seed: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
-  """(one CSV row per noise source, readouts {"exact": (N, R), source: (N, R)}) of `found` examples
-  on `device`; the exact row is the model's own circuit on the same examples."""
-  exact_logits = logits(trainer, state, found.images)
-  exact = score(trainer, found.labels, exact_logits)
+  """(one CSV row per noise source, arrays) of `found` examples on `device`; the exact row is the
+  model's own circuit on the same examples. Arrays: the model's readout (N, R) and logits (N, K) of
+  the exact circuit ("exact", "logits_exact") and of each source (source, "logits_" + source)."""
+  out = {"exact": model_readout(found.exported_readout, found.spec), "logits_exact": logits(trainer, state, found.images)}
+  exact = score(trainer, found.labels, out["logits_exact"])
   routed, resources = transpile(found.programs, device, seed)
-  readouts, rows = {"exact": model_readout(found.exported_readout, found.spec)}, []
+  rows = []
   for source in sources:
     start = time.time()
     probs = outcome_probabilities(sample(routed, device, source, shots, seed), len(qcnn.readout_wires(found.spec)))
-    readouts[source] = model_readout(raw_readout(probs, found.spec), found.spec)
-    report = score(trainer, found.labels, logits(trainer, state, found.images, readouts[source]))
+    out[source] = model_readout(raw_readout(probs, found.spec), found.spec)
+    out[f"logits_{source}"] = logits(trainer, state, found.images, out[source])
+    report = score(trainer, found.labels, out[f"logits_{source}"])
     rows.append({"backend": device.name, "noise": source, "shots": shots, "n_examples": len(found.labels),
                  "test_auc": report["auc"], "test_acc": report["acc"], "exact_test_auc": exact["auc"],
                  "exact_test_acc": exact["acc"], "auc_drop": exact["auc"] - report["auc"],
                  "acc_drop": exact["acc"] - report["acc"], **resources, "sample_s": time.time() - start})
-  return rows, readouts
+  return rows, out
 
 
 def write_csv(rows: list[dict], path: str) -> str:

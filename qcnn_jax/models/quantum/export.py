@@ -92,16 +92,20 @@ def count(tape: qml.tape.QuantumScript) -> dict[str, int]:
           "gates_2q": sum(len(op.wires) == 2 for op in ops), "gates_other": sum(len(op.wires) > 2 for op in ops)}
 
 
+def generic_inputs(spec: qcnn.QCNNSpec) -> tuple[dict, np.ndarray]:
+  """(angles, features (F,)) drawn away from 0 and 2π (seeded), so that no gate of the circuit
+  reduces to the identity: what resource counts are taken on."""
+  rng = np.random.default_rng(0)
+  params = {k: rng.uniform(0.1, 2 * math.pi - 0.1, shape) for k, shape in qcnn.param_shapes(spec).items()}
+  return params, rng.uniform(0.1, 1.0, spec.n_features)
+
+
 @functools.lru_cache(maxsize=64)
 def resources(spec: qcnn.QCNNSpec) -> dict:
   """What a device needs for `spec`: qubits, trainable parameters, and depth and gate counts as
   built (the units' own gates) and in the RX, RY, RZ + CNOT basis (generic angles, so no gate
   vanishes)."""
-  shapes = qcnn.param_shapes(spec)
-  rng = np.random.default_rng(0)
-  params = {k: rng.uniform(0.1, 2 * math.pi - 0.1, shape) for k, shape in shapes.items()}
-  features = rng.uniform(0.1, 1.0, spec.n_features)
-  tape = gate_tape(spec, params, features)
+  tape = gate_tape(spec, *generic_inputs(spec))
   return {"n_qubits": spec.n_qubits, "n_params": qcnn.n_params(spec), "readout_wires": list(qcnn.readout_wires(spec)),
           "as_built": count(tape), "native": count(native_tape(tape))}
 
