@@ -27,7 +27,8 @@ def write_run(folder, run: int, logits: dict[str, np.ndarray], labels: np.ndarra
                   "acc_drop": 0.1, "depth_mean": 10, "depth_max": 10, "gates_2q_mean": 4, "gates_2q_max": 4,
                   "sample_s": 1.0} for source in logits]
   device_eval.write_csv(device_rows, str(folder / "device_eval.csv"))
-  arrays = {"logits_exact": logits["ideal"], **{f"logits_{k}": v for k, v in logits.items()}}
+  arrays = {"logits_exact": logits["ideal"], **{f"logits_{k}": v for k, v in logits.items()},
+            "exact": logits["ideal"], **{k: (1.0 if k == "ideal" else 0.5) * logits["ideal"] + 0.1 for k in logits}}
   np.savez(folder / "device_eval_readouts.npz", index=np.arange(len(labels)), labels=labels, task="binary-class",
            **arrays)
 
@@ -63,6 +64,7 @@ def test_device_rows_bootstrap_the_mean_drop_over_runs(runs):
   (ideal, device) = noise_report.device_rows(runs, num_resamples=500)
   assert ideal["noise"] == "ideal" and ideal["auc_drop_low"] == ideal["auc_drop_high"] == 0.0  # logits = exact
   assert device["auc_drop"] == pytest.approx(np.mean([0.1, 0.2])) and device["n_runs"] == 2
+  assert (ideal["readout_scale"], device["readout_scale"]) == (pytest.approx(1.0), pytest.approx(0.5))
   assert 0.3 < device["auc_drop_low"] < device["auc_drop_high"] < 0.7  # from the logits: AUC ~1 vs ~0.5
 
 

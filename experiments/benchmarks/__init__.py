@@ -12,3 +12,13 @@ def write_rows(path: str | None, rows: list[dict]) -> None:
   if path:
     with open(path, "a") as f:
       f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+def importable(module: str) -> bool:
+  """Whether an optional benchmark package imports; prints why a row is skipped when not."""
+  try:
+    __import__(module)
+  except ImportError as e:
+    print(f"{module}: row skipped, `import {module}` failed ({e}); see the benchmark's optional environment")
+    return False
+  return True

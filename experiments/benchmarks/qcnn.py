@@ -11,6 +11,11 @@ float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
                      its own pass over the state, as before 2026-12-03).
   pennylane_fused    ``execution="fused"``: default.qubit, backprop, jit(vmap), fused 4x4 blocks.
   pennylane_plain    ``execution="gates"``: default.qubit, backprop, jit(vmap), gate by gate.
+  tensorcircuit      the same circuit in TensorCircuit-NG on its JAX backend (complex64): RY
+                     encoding, each conv / pool unit as its 4x4 matrix (the project's own,
+                     ``layer_args``) on the same wire pairs, <Z> by ``expectation_ps``, jit(vmap);
+                     skipped with a message when ``import tensorcircuit`` fails (optional
+                     environment below).
   torchlayer         the same circuit as ``qml.qnn.TorchLayer`` (default.qubit, torch backprop),
                      one sample at a time as ``encode`` takes one feature vector (how PyTorch
                      hybrids run it); skipped with a message when ``import torch`` fails.
@@ -32,6 +37,13 @@ persistent cache), grad_peak_bytes (XLA's argument + output + temporary bytes of
 executable), max_rss_mb (process peak so far: run one impl per process for a clean number),
 max_abs_diff (forward output vs the first jitted row). Per-sample loops (torchlayer,
 lightning_adjoint) time ``--loop_samples`` samples and report samples/s.
+
+Optional environment for the tensorcircuit row (never a project dependency):
+
+  python3.11 -m venv /tmp/tcvenv
+  /tmp/tcvenv/bin/pip install -r requirements.txt tensorcircuit-ng==1.10.0
+  /tmp/tcvenv/bin/pip install --no-deps medmnist==3.0.2 -e .
+  /tmp/tcvenv/bin/python -m experiments.benchmarks.qcnn --impls=project,tensorcircuit,pennylane_plain --n_qubits=8
 
 Optional environment for the torchlayer row (torch must never go into the project's .venv):
 
@@ -63,10 +75,10 @@ from experiments import benchmarks
 from qcnn_jax import runtime
 from qcnn_jax.models.quantum import QCNNSpec, execution, param_shapes, qcnn, qcnn_apply, statevector
 
-IMPLS = ("project", "project_unfused", "pennylane_fused", "pennylane_plain", "torchlayer", "lightning_adjoint",
-         "roofline")
+IMPLS = ("project", "project_unfused", "pennylane_fused", "pennylane_plain", "tensorcircuit", "torchlayer",
+         "lightning_adjoint", "roofline")
 JITTED = {"project": "statevector", "project_unfused": "statevector", "pennylane_fused": "fused",
-          "pennylane_plain": "gates"}
+          "pennylane_plain": "gates", "tensorcircuit": None}
 
 flags.DEFINE_enum("n_qubits", "8", ["8", "10", "12", "16"], "Circuit width.")
 flags.DEFINE_string("conv_unit", "su4", "Convolution unit (key of CONV_UNITS).")
@@ -101,8 +113,36 @@ def max_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def tensorcircuit_forward(spec: QCNNSpec):
+  """``forward(params, features (B, F)) -> (B, R)``: the circuit in TensorCircuit-NG (JAX backend)."""
+  import tensorcircuit as tc  # pylint: disable=import-outside-toplevel
+  if (spec.encoding, spec.readout, spec.reuploading) != ("angle_y", "expval", 1):
+    raise app.UsageError("the tensorcircuit row builds angle_y encoding, one <Z> readout, no re-uploading")
+  tc.set_backend("jax")
+  tc.set_dtype("complex64")
+  layers, readout = qcnn.layout(spec), qcnn.readout_wires(spec)
+
+  def one(x, conv, pool):
+    circuit = tc.Circuit(spec.n_qubits)
+    for w in range(spec.n_qubits):
+      circuit.ry(w, theta=x[w])
+    for index, layer in enumerate(layers):
+      for pairs, matrices in ((layer.conv_pairs, conv), (layer.pool_pairs, pool)):
+        for a, b in pairs:
+          circuit.unitary(a, b, unitary=matrices[index])
+    return jnp.stack([jnp.real(circuit.expectation_ps(z=[w])) for w in readout])
+
+  def forward(params, features):
+    conv, pool = execution.layer_args(spec, params, "fused")
+    return jax.vmap(one, in_axes=(0, None, None))(features, conv, pool)
+
+  return forward
+
+
 def jitted_forward(spec: QCNNSpec, impl: str):
   """``forward(params, features (B, F)) -> (B, R)`` of a jitted row (``JITTED``)."""
+  if impl == "tensorcircuit":
+    return tensorcircuit_forward(spec)
   if impl == "project_unfused":
     return lambda params, features: execution.statevector_apply(spec, params, features, max_block_qubits=1)
   return lambda params, features: qcnn_apply(spec, params, features, execution=JITTED[impl])
@@ -263,20 +303,16 @@ def main(argv):
   unknown = [impl for impl in FLAGS.impls if impl not in IMPLS]
   if unknown:
     raise app.UsageError(f"impls {unknown} not in {IMPLS}")
-  jitted, jitted_outputs = jitted_rows(spec, [i for i in FLAGS.impls if i in JITTED], params, features,
-                                       FLAGS.repeats)
+  impls = [i for i in FLAGS.impls if i != "tensorcircuit" or benchmarks.importable("tensorcircuit")]
+  jitted, jitted_outputs = jitted_rows(spec, [i for i in impls if i in JITTED], params, features, FLAGS.repeats)
   rows, reference = [], None
-  for impl in FLAGS.impls:
+  for impl in impls:
     if impl in JITTED:
       row, outputs = jitted[impl], jitted_outputs[impl]
     elif impl == "lightning_adjoint":
       row, outputs = lightning_row(spec, params, loop_features, FLAGS.repeats)
     elif impl == "torchlayer":
-      try:
-        import torch  # pylint: disable=import-outside-toplevel,unused-import
-      except ImportError:
-        print("torchlayer: skipped, `import torch` failed (see the optional environment in this "
-              "module's docstring)")
+      if not benchmarks.importable("torch"):
         continue
       row, outputs = torchlayer_row(spec, params, loop_features, FLAGS.repeats)
     else:

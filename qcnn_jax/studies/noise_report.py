@@ -23,9 +23,6 @@ from qcnn_jax.studies import robustness
 
 SWEEP_KINDS = robustness.CIRCUIT_KINDS
 GROWING = {"shots": True, "depolarizing": False, "amplitude_damping": False, "readout_error": False}
-DEVICE_COLUMNS = ("noise", "n_runs", "test_auc", "test_auc_std", "auc_drop", "auc_drop_std", "auc_drop_low",
-                  "auc_drop_high", "test_acc", "acc_drop", "acc_drop_std", "acc_drop_low", "acc_drop_high",
-                  "exact_test_auc", "exact_test_acc", "n_examples", "shots", "backend", "depth_mean", "gates_2q_mean")
 
 
 def _read_csv(path: str, hint: str) -> list[dict]:
@@ -69,6 +66,13 @@ def tolerances(rows: list[dict], tolerance: float = 0.01) -> dict[str, str]:
   return found
 
 
+def readout_scale(exact: np.ndarray, noisy: np.ndarray) -> float:
+  """Least-squares slope s of noisy = s * exact + c over examples and readout values: how much the
+  noise shrinks the circuit's output (1: not at all; a uniform shrink keeps the ranking, so AUC)."""
+  x, y = exact.ravel() - exact.mean(), noisy.ravel() - noisy.mean()
+  return float(x @ y / (x @ x))
+
+
 def device_rows(workdirs: list[str], num_resamples: int = 2000, seed: int = 0) -> list[dict]:
   """One row per noise source found in every run's `device_eval.csv` (see the module docstring)."""
   tables = [{r["noise"]: r for r in _read_csv(os.path.join(w, "device_eval.csv"),
@@ -88,7 +92,8 @@ def device_rows(workdirs: list[str], num_resamples: int = 2000, seed: int = 0) -
                                       num_resamples=num_resamples, seed=seed)
     row = {"noise": source, "n_runs": len(runs), "n_examples": runs[0]["n_examples"], "shots": runs[0]["shots"],
            "backend": runs[0]["backend"], "depth_mean": value("depth_mean").mean(),
-           "gates_2q_mean": value("gates_2q_mean").mean()}
+           "gates_2q_mean": value("gates_2q_mean").mean(),
+           "readout_scale": float(np.mean([readout_scale(a["exact"], a[source]) for a in arrays]))}
     for m in ("auc", "acc"):
       std = lambda v: v.std(ddof=1) if len(runs) > 1 else float("nan")
       row.update({f"test_{m}": value(f"test_{m}").mean(), f"test_{m}_std": std(value(f"test_{m}")),
@@ -123,12 +128,15 @@ def _device_markdown(device: list[dict]) -> list[str]:
   lines = [f"## Simulated device: {first['backend']}, {first['shots']} shots, {first['n_examples']} test images", "",
            f"Exact circuits on the same images: AUC {first['exact_test_auc']:.4f}, ACC {first['exact_test_acc']:.4f} "
            f"(mean over runs). Routed circuits: depth {first['depth_mean']:.0f}, {first['gates_2q_mean']:.0f} "
-           "two-qubit gates. Drop intervals: 95% bootstrap over test examples of the mean drop over runs.", "",
-           "| noise | test AUC | AUC drop | AUC drop 95% CI | test ACC | ACC drop | ACC drop 95% CI |",
-           "|---|---|---|---|---|---|---|"]
+           "two-qubit gates. Drop intervals: 95% bootstrap over test examples of the mean drop over runs. "
+           "Readout scale: slope of the noisy readout against the exact one (1: unchanged; a uniform shrink keeps "
+           "the ranking of the examples, hence AUC, but moves the decision threshold, hence ACC).", "",
+           "| noise | test AUC | AUC drop | AUC drop 95% CI | test ACC | ACC drop | ACC drop 95% CI | readout scale |",
+           "|---|---|---|---|---|---|---|---|"]
   lines += [f"| {r['noise']} | {r['test_auc']:.4f}{_pm(r, 'test_auc_std')} | {r['auc_drop']:+.4f}{_pm(r, 'auc_drop_std')} "
             f"| [{r['auc_drop_low']:+.4f}, {r['auc_drop_high']:+.4f}] | {r['test_acc']:.4f}{_pm(r, 'test_acc_std')} "
-            f"| {r['acc_drop']:+.4f}{_pm(r, 'acc_drop_std')} | [{r['acc_drop_low']:+.4f}, {r['acc_drop_high']:+.4f}] |"
+            f"| {r['acc_drop']:+.4f}{_pm(r, 'acc_drop_std')} | [{r['acc_drop_low']:+.4f}, {r['acc_drop_high']:+.4f}] "
+            f"| {r['readout_scale']:.3f} |"
             for r in device]
   return lines
 
