@@ -194,9 +194,9 @@ def interleaved_seconds(calls: dict, repeats: int) -> dict:
 
 def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int) -> tuple[dict, dict]:
   """Rows of the jitted impls, their forward and gradient timed side by side (interleaved rounds),
-  and each impl's forward outputs (B, R). With ``pennylane_plain`` among them, each row gets
-  ``fwd_speedup_vs_plain`` and ``grad_speedup_vs_plain``: the median over rounds of the plain
-  path's time / the row's time."""
+  and each impl's forward outputs (B, R). With ``pennylane_plain`` (``tensorcircuit``) among them,
+  each row gets ``fwd_speedup_vs_plain`` and ``grad_speedup_vs_plain`` (``..._vs_tensorcircuit``):
+  the median over rounds of that path's time / the row's time."""
   rows, calls = {}, {}
   for impl in impls:
     rows[impl], (calls[(impl, "fwd")], calls[(impl, "grad")]) = compile_jitted(spec, impl, params, features)
@@ -205,9 +205,10 @@ def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int
   for impl, row in rows.items():
     row["fwd_samples_per_s"] = batch / float(np.median(times[(impl, "fwd")]))
     row["grad_samples_per_s"] = batch / float(np.median(times[(impl, "grad")]))
-    if "pennylane_plain" in rows:
-      for kind in ("fwd", "grad"):
-        row[f"{kind}_speedup_vs_plain"] = float(np.median(times[("pennylane_plain", kind)] / times[(impl, kind)]))
+    for reference, name in (("pennylane_plain", "plain"), ("tensorcircuit", "tensorcircuit")):
+      if reference in rows:
+        for kind in ("fwd", "grad"):
+          row[f"{kind}_speedup_vs_{name}"] = float(np.median(times[(reference, kind)] / times[(impl, kind)]))
   return rows, {impl: np.asarray(calls[(impl, "fwd")]()) for impl in rows}
 
 
@@ -326,8 +327,8 @@ def main(argv):
     row.update(impl=impl, n_qubits=spec.n_qubits, batch=FLAGS.batch, conv_unit=spec.conv_unit,
                max_rss_mb=max_rss_mb())
     rows.append(row)
-    speedup = (f"  vs plain x{row['fwd_speedup_vs_plain']:5.1f} / x{row['grad_speedup_vs_plain']:5.1f}"
-               if "grad_speedup_vs_plain" in row else "")
+    speedup = "".join(f"  vs {name} x{row[f'fwd_speedup_vs_{name}']:5.2f} / x{row[f'grad_speedup_vs_{name}']:5.2f}"
+                      for name in ("plain", "tensorcircuit") if f"grad_speedup_vs_{name}" in row)
     print(f"{impl:>18}: fwd {row['fwd_samples_per_s']:10.1f}/s  fwd+grad {row['grad_samples_per_s']:10.1f}/s  "
           f"compile {row.get('compile_s', float('nan')):6.1f}s (warm {row.get('compile_s_warm', float('nan')):5.1f}s)"
           f"  grad peak {row.get('grad_peak_bytes', 0) / 2**20:8.1f} MiB  rss {row['max_rss_mb']:7.0f} MiB{speedup}",
