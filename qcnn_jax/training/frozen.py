@@ -131,7 +131,8 @@ def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
 class _Program:
   """A compiled all-runs program: `epoch(params, opt_state, orders, rates, x, y)` and
   `forward(params, x)` (vmapped over runs), the initial parameters and optimiser state (stacked),
-  the per-role rates, the epoch data order and the compile time."""
+  the per-role rates, the epoch data order, the compile time and the data on the device: training
+  features and labels, the selection split's features (moved there once, not every epoch)."""
   epoch: Any
   forward: Any
   params: Any
@@ -139,6 +140,9 @@ class _Program:
   rates: dict
   orders: Any
   compile_s: float
+  x_train: Any
+  y_train: Any
+  x_select: Any
 
 
 def _compile(config, head, feature_set: FeatureSet, seeds, rates, subsets, selection: str) -> _Program:
@@ -164,14 +168,15 @@ def _compile(config, head, feature_set: FeatureSet, seeds, rates, subsets, selec
       params, opt_state, orders(0), run_rates, x_train, y_train).compile()
   x_select = jnp.asarray(feature_set.features[selection])
   forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None))).lower(params, x_select).compile()
-  return _Program(epoch, forward, params, opt_state, run_rates, orders, time.time() - start)
+  return _Program(epoch, forward, params, opt_state, run_rates, orders, time.time() - start, x_train, y_train,
+                  x_select)
 
 
 def _epoch_records(program: _Program, params, out, feature_set: FeatureSet, selection: str, epoch: int,
                    init_params) -> list[dict]:
   """Each run's record of one epoch: train loss, AUC/ACC on the selection split, diagnostics."""
   task = feature_set.task
-  logits, probe = jax.device_get(program.forward(params, jnp.asarray(feature_set.features[selection])))
+  logits, probe = jax.device_get(program.forward(params, program.x_select))
   diagnostics = _diagnostics(probe, jax.device_get(params), init_params)
   labels, steps = feature_set.labels[selection], out["loss"].shape[1]
   records = []
@@ -214,12 +219,12 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   head = build_head(config, feature_set)
   program = _compile(config, head, feature_set, seeds, rates, subsets, selection)
   params, opt_state, init_params = program.params, program.opt_state, jax.device_get(program.params)
-  x_train, y_train = jnp.asarray(feature_set.features["train"]), jnp.asarray(feature_set.labels["train"])
   best = {"auc": np.full(len(seeds), -np.inf), "epoch": np.full(len(seeds), -1), "params": init_params}
   records: list[list[dict]] = [[] for _ in seeds]
   start = time.time()
   for e in range(config.num_epochs):
-    params, opt_state, out = program.epoch(params, opt_state, program.orders(e), program.rates, x_train, y_train)
+    params, opt_state, out = program.epoch(params, opt_state, program.orders(e), program.rates, program.x_train,
+                                           program.y_train)
     out = jax.device_get(out)
     for i in range(len(seeds)):
       check_finite(out["finite"][i], e * out["finite"].shape[1] + 1)
