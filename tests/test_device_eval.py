@@ -98,6 +98,8 @@ def test_readouts_replace_the_circuit_in_the_trained_model(quick_run):
   needs_hardware_extra()
   workdir, _ = quick_run
   trainer, state, _, _ = train.load_run(str(workdir))
+  with pytest.raises(train.ConfigError, match=r"split 'tset' not in \['test', 'train', 'val'\]"):
+    device_eval.examples(trainer, state, "tset")
   found = device_eval.examples(trainer, state, "test", limit=20)
   np.testing.assert_allclose(device_eval.model_readout(found.exported_readout, found.spec), found.engine_readout,
                              atol=2e-5)

@@ -23,9 +23,7 @@ def export_run(workdir: str, split: str = "test", index: int = 0, out: str = "ci
   of `split`; returns the description written beside it."""
   trainer, state, meta, selected = train.load_run(workdir)
   config = trainer.config
-  if split not in trainer.dataset.splits:
-    raise train.ConfigError(f"split {split!r} not in {sorted(trainer.dataset.splits)}")
-  source = trainer.splits[split]
+  source = trainer.split(split)
   positions = np.flatnonzero(pipeline.column(source, "index") == index)
   if not len(positions):
     raise train.ConfigError(f"{split} has no example with index {index} (it has {len(source)} examples, 0..{len(source) - 1})")

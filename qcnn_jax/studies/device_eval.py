@@ -117,9 +117,7 @@ class Examples:
 
 def examples(trainer: train.Trainer, state: train.TrainState, split: str = "test", limit: int = 0) -> Examples:
   """The first `limit` examples of `split` (0: all) and their exported circuits."""
-  if split not in trainer.dataset.splits:
-    raise train.ConfigError(f"split {split!r} not in {sorted(trainer.dataset.splits)}")
-  source = trainer.splits[split]
+  source = trainer.split(split)
   record = pipeline.gather(source, np.arange(min(limit, len(source)) if limit > 0 else len(source)))
   circuits = trainer.circuits(jax.device_get({"params": state.params, "batch_stats": state.batch_stats}),
                               record["image"])

@@ -435,6 +435,12 @@ class Trainer:
   def class_names(self) -> list[str]:
     return class_names(self.dataset.label_names, self.dataset.task)
 
+  def split(self, name: str):
+    """The stored examples of split `name`; ConfigError naming the run's splits when it has none."""
+    if name not in self.splits:
+      raise ConfigError(f"split {name!r} not in {sorted(self.splits)}")
+    return self.splits[name]
+
   def circuits(self, variables: dict, images: np.ndarray) -> list:
     """(circuit spec, trained angles, encoding inputs (B, F)) of every QCNN the model runs on stored
     images (B, H, W, C) uint8 (see `export.capture_circuits`); empty for a classical model."""

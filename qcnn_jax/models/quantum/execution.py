@@ -124,8 +124,10 @@ def quiet_complex128_truncation():
 
 
 def unit_matrix(unit_fn: Callable, params):
-  """(4, 4) complex matrix of a two-qubit unit ``unit_fn(params, wires)`` in wire order (a, b)."""
-  return qml.matrix(unit_fn, wire_order=[0, 1])(params, wires=[0, 1])
+  """(4, 4) complex matrix of a two-qubit unit ``unit_fn(params, wires)`` in wire order (a, b),
+  multiplied out by PennyLane in full precision (no TF32 on GPUs)."""
+  with jax.default_matmul_precision("highest"):
+    return qml.matrix(unit_fn, wire_order=[0, 1])(params, wires=[0, 1])
 
 
 def apply_unitary(matrix, wires) -> None:
@@ -170,7 +172,8 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
       return qcnn.qcnn_circuit(spec, features, conv, pool, noise)
 
     run = circuit if shots is None else qml.set_shots(circuit, shots=shots)
-    return qcnn.postprocess(spec, run())
+    with jax.default_matmul_precision("highest"):  # PennyLane's simulation matmuls: no TF32 on GPUs
+      return qcnn.postprocess(spec, run())
 
   return forward
 
@@ -178,9 +181,8 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
 def statevector_apply(spec: qcnn.QCNNSpec, params: dict, features, *, max_block_qubits: int | None = None):
   """``qcnn_apply``'s "statevector" execution (exact, noiseless; no memory check): (B, F) features
   -> (B, R) readout values. ``max_block_qubits``: its gate fusion (``statevector.program``; 1: off)."""
-  with jax.default_matmul_precision("highest"):  # the units' matrices are PennyLane matmuls
-    blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
-    return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
+  blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
+  return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
 
 
 def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = "fused",
@@ -205,11 +207,6 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
   """
   execution = resolve(execution, shots, noise)
   check_memory(spec, features.shape[0], execution, noise)
-  with jax.default_matmul_precision("highest"):  # no TF32 on GPUs, PennyLane's own matmuls included
-    return _apply(spec, params, features, execution, shots, noise, key)
-
-
-def _apply(spec: qcnn.QCNNSpec, params: dict, features, execution: str, shots, noise, key):
   if execution == "statevector":
     if shots is not None or noise is not None:
       raise ValueError("execution 'statevector' computes exact noiseless expectations; "
