@@ -14,6 +14,10 @@ them), and for hybrid models quantum_share: the fraction of the step spent in th
 ResNet-50 with the stem ours picks for the size (3x3 stride-1 conv and no max-pool up to 32 px, as
 MedMNIST's ResNet (28)), Adam, BCE-with-logits, on CUDA when there is a GPU. torch is never a
 dependency of qcnn_jax: install it in its own environment (see experiments/benchmarks/qcnn.py).
+
+`--grad_out=FILE.npz` also saves each JAX model's gradient at its initial parameters on the timed
+batch (same seeds in every process), which `experiments.benchmarks.xla_flags` compares between XLA
+settings.
 """
 
 import functools
@@ -21,7 +25,9 @@ import tempfile
 import time
 
 import jax
+from jax import flatten_util
 import jax.numpy as jnp
+import numpy as np
 import optax
 from absl import app, flags
 
@@ -42,11 +48,14 @@ flags.DEFINE_string("dtype", None, "Compute dtype of the ResNet (e.g. bfloat16);
 flags.DEFINE_integer("n_qubits", None, "Qubits of the quantum models' circuit; default the model's (8).")
 flags.DEFINE_string("execution", None, "QCNN execution (auto, fused, statevector, gates); default: the model's (auto).")
 flags.DEFINE_string("out", None, "JSON-lines output file.")
+flags.DEFINE_string("grad_out", None, "Optional .npz file: each JAX model's gradient at its initial parameters on "
+                    "the timed batch, one flat float32 vector per '<model>_<size>' key (to compare XLA settings).")
 FLAGS = flags.FLAGS
 
 TORCHVISION = "torchvision_resnet50"
 # A hybrid's classical stand-in with the same input and output shapes (for the quantum share).
 CLASSICAL_TWIN = {"resnet50_qcnn": "resnet50_mlp"}
+GRADIENTS: dict[str, np.ndarray] = {}  # filled for --grad_out
 
 
 def time_step(name: str, size: int, batch: int) -> dict:
@@ -64,6 +73,8 @@ def time_step(name: str, size: int, batch: int) -> dict:
                                   batch_stats=variables.get("batch_stats", {}))
   step = jax.jit(functools.partial(train.train_step, model=model, task="binary-class"), donate_argnums=0)
   batch_dict = {"image": images, "label": labels}
+  if FLAGS.grad_out:
+    GRADIENTS[f"{name}_{size}"] = initial_gradient(model, state, batch_dict)
 
   def compile_seconds():
     jax.clear_caches()
@@ -88,6 +99,16 @@ def time_step(name: str, size: int, batch: int) -> dict:
           "first_call_s": first_call_s, "backend": jax.default_backend(),
           "dtype": options.get("dtype", "float32"),
           **{k: options[k] for k in ("width", "n_qubits", "execution") if k in options}}
+
+
+def initial_gradient(model, state: train.TrainState, batch: dict) -> np.ndarray:
+  """Flat (P,) float32 gradient of the train step's loss at ``state``'s parameters."""
+  def loss(params):
+    logits, _ = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
+                            mutable=["batch_stats"])
+    return train.per_example_loss(logits, batch["label"], "binary-class").mean()
+
+  return np.asarray(flatten_util.ravel_pytree(jax.jit(jax.grad(loss))(state.params))[0])
 
 
 def time_torch_step(size: int, batch: int) -> dict:
@@ -152,6 +173,8 @@ def main(argv):
           row["vs_torchvision"] = row["images_per_s"] / sized[TORCHVISION]["images_per_s"]
           print(f"{name:>20} {size:>3} px: {row['vs_torchvision']:.2f}x torchvision's images/s", flush=True)
     benchmarks.write_rows(FLAGS.out, rows)
+  if FLAGS.grad_out:
+    np.savez(FLAGS.grad_out, **GRADIENTS)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -39,6 +40,35 @@ def resolve_stem(stem: str, height: int, width: int) -> str:
 SMALL_MAP_MAX_PIXELS = 4
 
 
+@jax.custom_vjp
+def channel_matmul(x, kernel):
+  """(B, H, W, C) x (C, F) -> (B, H, W, F): a 1x1 convolution.
+
+  Its gradient is written out because XLA:CPU lowers the kernel gradient that autodiff derives
+  (``dot_general(g, x)`` over B, H, W, then a transpose) with a transposed copy of the output
+  gradient g fused into the BatchNorm backward before it (35-45 ms per layer at 28 px, batch 32):
+  ``einsum("bhwc,bhwf->cf", x, g)`` is one library dot, 1.6-3.7x faster (measured per layer).
+  """
+  return jnp.einsum("bhwc,cf->bhwf", x, kernel)
+
+
+def _channel_matmul_fwd(x, kernel):
+  return channel_matmul(x, kernel), (x, kernel)
+
+
+def _channel_matmul_bwd(residuals, g):
+  x, kernel = residuals
+  # XLA:CPU's dot transposes its first operand here: let that be the one with fewer channels.
+  if x.shape[-1] <= g.shape[-1]:
+    kernel_grad = jnp.einsum("bhwc,bhwf->cf", x, g)
+  else:
+    kernel_grad = jnp.einsum("bhwf,bhwc->fc", g, x).T
+  return jnp.einsum("bhwf,cf->bhwc", g, kernel), kernel_grad
+
+
+channel_matmul.defvjp(_channel_matmul_fwd, _channel_matmul_bwd)
+
+
 class Conv(nn.Module):
   """Bias-free k x k convolution padded like torch (k // 2 per side): (B, H, W, C) -> (B, H', W', F).
 
@@ -65,7 +95,7 @@ class Conv(nn.Module):
     kernel = self.param("kernel", _conv_init, (k, k, x.shape[-1], self.features), jnp.float32).astype(self.dtype)
     x = x.astype(self.dtype)
     if k == 1:
-      return jnp.einsum("bhwc,cf->bhwf", x[:, ::s, ::s, :], kernel[0, 0])
+      return channel_matmul(x[:, ::s, ::s, :], kernel[0, 0])
     out_h, out_w = (x.shape[1] + 2 * pad - k) // s + 1, (x.shape[2] + 2 * pad - k) // s + 1
     if out_h * out_w <= SMALL_MAP_MAX_PIXELS:
       padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
