@@ -96,10 +96,12 @@ def _epoch_fn(head, tx, labels, task: str, weights):
   def step(carry, idx):
     params, opt_state, rates, x_all, y_all = carry
     loss, grads = jax.value_and_grad(loss_fn)(params, x_all[idx], y_all[idx])
-    updates, new_opt = tx.update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, scale_by_role(updates, labels, rates))
-    (params, opt_state), finite = keep_if_finite(loss, optax.global_norm(grads), new_params,
-                                                 (new_params, new_opt), (params, opt_state))
+    def update():
+      updates, new_opt = tx.update(grads, opt_state, params)
+      return optax.apply_updates(params, scale_by_role(updates, labels, rates)), new_opt
+
+    (params, opt_state), finite = keep_if_finite(loss, optax.global_norm(grads), update, (params, opt_state),
+                                                 lambda new: new[0])
     return (params, opt_state, rates, x_all, y_all), {"loss": loss, "finite": finite, **grad_norms(grads)}
 
   def epoch(params, opt_state, order, rates, x, y):

@@ -10,7 +10,7 @@ import functools
 import math
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -126,10 +126,18 @@ def quantum_leaves(params) -> list[np.ndarray]:
   return [np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params) if is_quantum_path(p)]
 
 
-def keep_if_finite(loss, grad_norm, new_params, new, old):
-  """NaN guard: `(new, finite)` when loss, gradient norm and new params are finite, else `(old, finite)`."""
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(new_params))
-  return jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old), finite
+def keep_if_finite(loss, grad_norm, update: Callable[[], Any], old, params: Callable[[Any], Any]):
+  """NaN guard: `(update(), True)` when the loss, the gradient norm and the updated parameters
+  (`params(new)`) are finite, else `(old, False)`.
+
+  Two `lax.cond`s rather than a select between the new and the old state: a good step then makes no
+  pass over the state beyond the update itself (the select took 12% of a ResNet-50 train step at
+  64 px on CPU). Under `vmap` (frozen heads) the conds become selects again.
+  """
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  new = jax.lax.cond(finite, update, lambda: old)
+  finite &= jnp.isfinite(optax.global_norm(params(new)))
+  return jax.lax.cond(finite, lambda: new, lambda: old), finite
 
 
 def class_names(label_names, task: str) -> list[str]:
@@ -278,9 +286,10 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: s
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   grad_norm = optax.global_norm(grads)
   norms = grad_norms(grads)
-  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
   # NaN guard: keep the previous state when anything is non-finite; the host stops the run.
-  new_state, finite = keep_if_finite(loss, grad_norm, new_state.params, new_state, state)
+  new_state, finite = keep_if_finite(
+      loss, grad_norm, lambda: state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats)),
+      state, lambda s: s.params)
   return new_state, {"loss": loss, "finite": finite, "grad_norm": grad_norm, **norms}
 
 
