@@ -85,3 +85,41 @@ def test_known_errors_end_in_one_message_and_a_status_not_a_traceback(tmp_path):
   verbose = run_script("experiments.extract_features", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'f.npz'}",
                        "--verbose")
   assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_conv_layers_profile_finds_every_convolution_of_the_model(tmp_path):
+  out = tmp_path / "conv.json"
+  result = run_script("experiments.benchmarks.conv_layers", "--model=resnet18", "--size=28", "--batch=2",
+                      "--repeats=1", "--torch=false", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  forward = [r for r in rows if r["pass"] == "forward"]
+  # ResNet-18: the stem, two per basic block (8 blocks) and three projection shortcuts.
+  assert sum(r["count"] for r in forward) == 1 + 2 * 8 + 3
+  assert (forward[0]["height"], forward[0]["in_channels"], forward[0]["out_channels"], forward[0]["kernel"]) == (28, 1, 64, 3)
+  assert {r["pass"] for r in rows} == {"forward", "input_grad", "kernel_grad"} and len(rows) == 3 * len(forward)
+  assert all(r["jax_ms"] > 0 and r["jax_step_ms"] == r["count"] * r["jax_ms"] for r in rows)
+
+
+def test_step_profile_labels_the_traced_ops_of_a_train_step(tmp_path):
+  out = tmp_path / "profile.json"
+  result = run_script("experiments.benchmarks.step_profile", "--model=resnet50", "--width=4", "--size=28",
+                      "--batch=4", "--steps=1", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  kinds = {(r["kind"], r["pass"]) for r in rows}
+  assert {("convolution", "forward"), ("convolution", "backward"), ("dot", "forward"), ("dot", "backward")} <= kinds
+  assert all(r["ms_per_step"] >= 0 for r in rows) and sum(r["ms_per_step"] for r in rows) > 0
+  assert any("conv_general_dilated" in r["source"] for r in rows)
+
+
+@pytest.mark.slow
+def test_xla_flags_benchmark_compares_gradients_across_settings(tmp_path):
+  out = tmp_path / "flags.json"
+  result = run_script("experiments.benchmarks.xla_flags", "--settings=default,eigen", "--sizes=28", "--batches=2",
+                      "--steps=1", "--width=4", f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [json.loads(line) for line in out.read_text().splitlines() if '"resnet50"' in line]
+  assert [(r["setting"], r["batch"], r["image_size"]) for r in rows] == [("default", 2, 28), ("eigen", 2, 28)]
+  assert rows[0]["grad_rel_diff"] == 0.0 and 0.0 < rows[1]["grad_rel_diff"] < 1e-4  # other kernels, same gradient
+  assert rows[1]["xla_flags"] == "--xla_cpu_experimental_ynn_fusion_type="

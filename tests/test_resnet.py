@@ -132,3 +132,16 @@ def test_conv_equals_flax_conv(kernel, strides, size):
   grad = lambda module: jax.grad(lambda p, x: (module.apply(p, x) ** 2).sum(), argnums=(0, 1))(params, x)
   for ours, theirs in zip(jax.tree.leaves(grad(conv)), jax.tree.leaves(grad(reference))):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels, features", [(3, 8), (8, 3)])  # either operand transposed in the kernel gradient
+def test_channel_matmul_gradient_equals_autodiff(channels, features):
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(keys[0], (2, 5, 5, channels))
+  kernel = jax.random.normal(keys[1], (channels, features))
+  g = jax.random.normal(keys[2], (2, 5, 5, features))
+  ours = jax.vjp(resnet.channel_matmul, x, kernel)[1](g)
+  theirs = jax.vjp(lambda x, k: jnp.einsum("bhwc,cf->bhwf", x, k), x, kernel)[1](g)
+  for a, b in zip(ours, theirs):
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
