@@ -12,6 +12,14 @@ def run_script(module: str, *flags: str) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", module, *flags], capture_output=True, text=True, timeout=600)
 
 
+def script_rows(tmp_path, module: str, *flags: str) -> list[dict]:
+  """The JSON rows a benchmark script writes to --out, after checking it exits 0."""
+  out = tmp_path / "rows.json"
+  result = run_script(module, *flags, f"--out={out}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  return [json.loads(line) for line in out.read_text().splitlines()]
+
+
 @pytest.mark.slow
 def test_train_step_benchmark_appends_one_row_per_model_and_size(tmp_path):
   out = tmp_path / "rows.json"
@@ -88,11 +96,8 @@ def test_known_errors_end_in_one_message_and_a_status_not_a_traceback(tmp_path):
 
 
 def test_conv_layers_profile_finds_every_convolution_of_the_model(tmp_path):
-  out = tmp_path / "conv.json"
-  result = run_script("experiments.benchmarks.conv_layers", "--model=resnet18", "--size=28", "--batch=2",
-                      "--repeats=1", "--torch=false", f"--out={out}")
-  assert result.returncode == 0, result.stderr[-2000:]
-  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  rows = script_rows(tmp_path, "experiments.benchmarks.conv_layers", "--model=resnet18", "--size=28", "--batch=2",
+                     "--repeats=1", "--torch=false")
   forward = [r for r in rows if r["pass"] == "forward"]
   # ResNet-18: the stem, two per basic block (8 blocks) and three projection shortcuts.
   assert sum(r["count"] for r in forward) == 1 + 2 * 8 + 3
@@ -102,11 +107,8 @@ def test_conv_layers_profile_finds_every_convolution_of_the_model(tmp_path):
 
 
 def test_step_profile_labels_the_traced_ops_of_a_train_step(tmp_path):
-  out = tmp_path / "profile.json"
-  result = run_script("experiments.benchmarks.step_profile", "--model=resnet50", "--width=4", "--size=28",
-                      "--batch=4", "--steps=1", f"--out={out}")
-  assert result.returncode == 0, result.stderr[-2000:]
-  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  rows = script_rows(tmp_path, "experiments.benchmarks.step_profile", "--model=resnet50", "--width=4", "--size=28",
+                     "--batch=4", "--steps=1")
   kinds = {(r["kind"], r["pass"]) for r in rows}
   assert {("convolution", "forward"), ("convolution", "backward"), ("dot", "forward"), ("dot", "backward")} <= kinds
   assert all(r["ms_per_step"] >= 0 for r in rows) and sum(r["ms_per_step"] for r in rows) > 0
@@ -115,11 +117,8 @@ def test_step_profile_labels_the_traced_ops_of_a_train_step(tmp_path):
 
 @pytest.mark.slow
 def test_xla_flags_benchmark_compares_gradients_across_settings(tmp_path):
-  out = tmp_path / "flags.json"
-  result = run_script("experiments.benchmarks.xla_flags", "--settings=default,eigen", "--sizes=28", "--batches=2",
-                      "--steps=1", "--width=4", f"--out={out}")
-  assert result.returncode == 0, result.stderr[-2000:]
-  rows = [json.loads(line) for line in out.read_text().splitlines() if '"resnet50"' in line]
+  rows = [r for r in script_rows(tmp_path, "experiments.benchmarks.xla_flags", "--settings=default,eigen", "--sizes=28",
+                                 "--batches=2", "--steps=1", "--width=4") if r["impl"] == "resnet50"]
   assert [(r["setting"], r["batch"], r["image_size"]) for r in rows] == [("default", 2, 28), ("eigen", 2, 28)]
   assert rows[0]["grad_rel_diff"] == 0.0 and 0.0 < rows[1]["grad_rel_diff"] < 1e-4  # other kernels, same gradient
   assert rows[1]["xla_flags"] == "--xla_cpu_experimental_ynn_fusion_type="
