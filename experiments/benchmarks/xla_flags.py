@@ -5,8 +5,8 @@ r"""XLA:CPU settings for the ResNet-50 train step, timed side by side with torch
 
 XLA flags are read once per process, so every (round, setting, batch) runs
 `experiments.benchmarks.train_step --models=resnet50,torchvision_resnet50` in a fresh process with
-``XLA_FLAGS`` set to the setting's flags (the settings' order alternates between rounds, so a load
-change on a shared machine does not favour one). torchvision's step is timed in the same process,
+``XLA_FLAGS`` set to the setting's flags, replacing the caller's (the settings' order alternates
+between rounds, so a load change on a shared machine does not favour one). torchvision's step is timed in the same process,
 so each row's ``vs_torchvision`` is a side-by-side ratio. Each process also saves the ResNet-50
 gradient at the initial parameters on the timed batch (same seeds everywhere); a row's
 ``grad_rel_diff`` is ||g - g_default|| / ||g_default|| against the first setting's gradient
