@@ -4,13 +4,14 @@ r"""XLA:CPU settings for the ResNet-50 train step, timed side by side with torch
       --batches=32,128 --rounds=2 --out=xla_flags.json
 
 XLA flags are read once per process, so every (round, setting, batch) runs
-`experiments.benchmarks.train_step --models=resnet50,torchvision_resnet50` in a fresh process with
+`experiments.benchmarks.train_step --models=<model>,torchvision_resnet50` in a fresh process with
 ``XLA_FLAGS`` set to the setting's flags, replacing the caller's (the settings' order alternates
-between rounds, so a load change on a shared machine does not favour one). torchvision's step is timed in the same process,
-so each row's ``vs_torchvision`` is a side-by-side ratio. Each process also saves the ResNet-50
-gradient at the initial parameters on the timed batch (same seeds everywhere); a row's
-``grad_rel_diff`` is ||g - g_default|| / ||g_default|| against the first setting's gradient
-(``default`` unless asked otherwise). Without torch the torchvision row is left out.
+between rounds, so a load change on a shared machine does not favour one). torchvision's step is
+timed in the same process, so each row's ``vs_torchvision`` is a side-by-side ratio (for
+``--model=resnet50``; without torch the torchvision row is left out). Each process also saves the
+model's gradient at the initial parameters on the timed batch (same seeds everywhere); a row's
+``grad_rel_diff`` is ||g - g_ref|| / ||g_ref|| against the first setting's gradient (``default``
+unless asked otherwise).
 
 One JSON row per (round, setting, batch, size): train_step's row plus ``setting``, ``xla_flags``,
 ``round``, ``grad_rel_diff``. The table printed at the end gives the median over rounds.
@@ -43,6 +44,7 @@ SETTINGS = {
     "fast_math": "--xla_cpu_enable_fast_math=true",
 }
 
+flags.DEFINE_string("model", "resnet50", "Model timed and differentiated (torchvision's ResNet-50 joins resnet50 only).")
 flags.DEFINE_list("settings", list(SETTINGS), "Named settings to time (the first is the gradient reference).")
 flags.DEFINE_list("sizes", ["28", "64"], "Image sizes (px).")
 flags.DEFINE_list("batches", ["32"], "Batch sizes.")
@@ -56,7 +58,8 @@ FLAGS = flags.FLAGS
 def run_setting(setting: str, batch: int, workdir: str) -> tuple[list[dict], dict[str, np.ndarray]]:
   """train_step's rows and ResNet-50 gradients of one process under ``setting``'s XLA flags."""
   out, grads = os.path.join(workdir, f"{setting}_{batch}.json"), os.path.join(workdir, f"{setting}_{batch}.npz")
-  models = "resnet50,torchvision_resnet50" if benchmarks.importable("torchvision") else "resnet50"
+  beside = FLAGS.model == "resnet50" and benchmarks.importable("torchvision")
+  models = f"{FLAGS.model},torchvision_resnet50" if beside else FLAGS.model
   command = [sys.executable, "-m", "experiments.benchmarks.train_step", f"--models={models}",
              f"--sizes={','.join(FLAGS.sizes)}", f"--batch={batch}", f"--steps={FLAGS.steps}", f"--out={out}",
              f"--grad_out={grads}"] + ([f"--width={FLAGS.width}"] if FLAGS.width else [])
@@ -84,8 +87,8 @@ def main(argv):
           rows, grads = run_setting(setting, batch, workdir)
           for row in rows:
             row.update(setting=setting, xla_flags=SETTINGS[setting], round=round_)
-            key = f"resnet50_{row['image_size']}"
-            if row["impl"] == "resnet50":
+            key = f"{FLAGS.model}_{row['image_size']}"
+            if row["impl"] == FLAGS.model:
               if setting == FLAGS.settings[0]:
                 reference.setdefault((batch, key), grads[key])
               if (batch, key) in reference:
@@ -96,9 +99,9 @@ def main(argv):
                   f"{row['images_per_s']:7.1f} images/s  vs torchvision {row.get('vs_torchvision', float('nan')):.2f}x"
                   f"  grad rel diff {row.get('grad_rel_diff', float('nan')):.1e}", flush=True)
           benchmarks.write_rows(FLAGS.out, rows)
-  print("\nmedian over rounds (resnet50):")
+  print(f"\nmedian over rounds ({FLAGS.model}):")
   for (setting, batch, size, impl), rows in table.items():
-    if impl == "resnet50":
+    if impl == FLAGS.model:
       speed = statistics.median(r["images_per_s"] for r in rows)
       ratio = statistics.median(r.get("vs_torchvision", float("nan")) for r in rows)
       print(f"{setting:>14} batch {batch:>3} {size:>3} px: {speed:7.1f} images/s, {ratio:.2f}x torchvision")
