@@ -56,12 +56,13 @@ def conv_layers(model_name: str, batch: int, size: int, channels: int) -> collec
   return shapes
 
 
-def _median_ms(fn, *args) -> float:
-  jax.block_until_ready(fn(*args))
+def _median_ms(fn, *args, wait=jax.block_until_ready) -> float:
+  """Median milliseconds of ``wait(fn(*args))`` over ``--repeats`` calls, after one warm-up call."""
+  wait(fn(*args))
   times = []
   for _ in range(FLAGS.repeats):
     start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
+    wait(fn(*args))
     times.append(time.perf_counter() - start)
   return 1e3 * statistics.median(times)
 
@@ -96,17 +97,8 @@ def time_torch(shape, batch: int) -> dict:
 
   passes = {"forward": lambda: torch.nn.functional.conv2d(x, weight, stride=s, padding=k // 2),
             "input_grad": backward([True, False, False]), "kernel_grad": backward([False, True, False])}
-  out = {}
-  with torch.no_grad():
-    for name, fn in passes.items():
-      fn()
-      times = []
-      for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-      out[name] = 1e3 * statistics.median(times)
-  return out
+  with torch.no_grad():  # CPU torch returns when the result is ready
+    return {name: _median_ms(fn, wait=lambda out: out) for name, fn in passes.items()}
 
 
 def main(argv):

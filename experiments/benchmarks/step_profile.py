@@ -12,7 +12,6 @@ and the layer it came from. Prints milliseconds per step by kind and the
 """
 
 import collections
-import functools
 import glob
 import gzip
 import json
@@ -21,14 +20,11 @@ import re
 import tempfile
 
 import jax
-import jax.numpy as jnp
-import optax
 from absl import app, flags
 
 from experiments import benchmarks
 
 from qcnn_jax.models import get_model
-from qcnn_jax.training import train
 
 flags.DEFINE_string("model", "resnet50", "Model to profile.")
 flags.DEFINE_integer("size", 28, "Image size (px).")
@@ -87,12 +83,7 @@ def profile_step() -> tuple[dict, collections.Counter]:
   """(HLO op labels, seconds per op over the traced steps) of the model's jitted train step."""
   options = {k: v for k, v in {"dtype": FLAGS.dtype, "width": FLAGS.width}.items() if v}
   model = get_model(FLAGS.model, 1, **options)
-  images = jax.random.normal(jax.random.PRNGKey(0), (FLAGS.batch, FLAGS.size, FLAGS.size, FLAGS.channels))
-  batch = {"image": images, "label": (jnp.arange(FLAGS.batch) % 2)[:, None]}
-  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(1), images[:1])
-  state = train.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adam(1e-3),
-                                  batch_stats=variables.get("batch_stats", {}))
-  step = jax.jit(functools.partial(train.train_step, model=model, task="binary-class"), donate_argnums=0)
+  state, step, batch = benchmarks.train_step_inputs(model, FLAGS.batch, FLAGS.size, FLAGS.channels)
   compiled = step.lower(state, batch).compile()
   for _ in range(2):
     state, metrics = compiled(state, batch)

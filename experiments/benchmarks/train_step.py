@@ -26,9 +26,7 @@ import time
 
 import jax
 from jax import flatten_util
-import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import app, flags
 
 from experiments import benchmarks
@@ -66,13 +64,7 @@ def time_step(name: str, size: int, batch: int) -> dict:
                "n_qubits": FLAGS.n_qubits, "execution": FLAGS.execution}
   options = {k: v for k, v in requested.items() if v is not None and k in MODELS[name][1]}
   model = get_model(name, 1, **options)
-  images = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, FLAGS.channels))
-  labels = (jnp.arange(batch) % 2)[:, None]
-  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(1), images[:1])
-  state = train.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adam(1e-3),
-                                  batch_stats=variables.get("batch_stats", {}))
-  step = jax.jit(functools.partial(train.train_step, model=model, task="binary-class"), donate_argnums=0)
-  batch_dict = {"image": images, "label": labels}
+  state, step, batch_dict = benchmarks.train_step_inputs(model, batch, size, FLAGS.channels)
   if FLAGS.grad_out:
     GRADIENTS[f"{name}_{size}"] = initial_gradient(model, state, batch_dict)
 
@@ -103,12 +95,8 @@ def time_step(name: str, size: int, batch: int) -> dict:
 
 def initial_gradient(model, state: train.TrainState, batch: dict) -> np.ndarray:
   """Flat (P,) float32 gradient of the train step's loss at ``state``'s parameters."""
-  def loss(params):
-    logits, _ = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
-                            mutable=["batch_stats"])
-    return train.per_example_loss(logits, batch["label"], "binary-class").mean()
-
-  return np.asarray(flatten_util.ravel_pytree(jax.jit(jax.grad(loss))(state.params))[0])
+  loss = functools.partial(train.train_loss, state=state, batch=batch, model=model, task="binary-class")
+  return np.asarray(flatten_util.ravel_pytree(jax.jit(jax.grad(loss, has_aux=True))(state.params)[0])[0])
 
 
 def time_torch_step(size: int, batch: int) -> dict:

@@ -270,6 +270,13 @@ def per_example_loss(logits: jax.Array, labels: jax.Array, task: str, weights: j
   return loss if weights is None else loss * weights[labels[:, 0]]
 
 
+def train_loss(params, *, state: TrainState, batch: dict[str, jax.Array], model, task: str, class_weights=None):
+  """(mean training loss (), BatchNorm updates) of `params` on `batch`, with `state`'s batch statistics."""
+  logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
+                                mutable=["batch_stats"])
+  return per_example_loss(logits, batch["label"], task, class_weights).mean(), updates
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: str, class_weights=None):
   """One optimisation step on a global batch (loss weighted by `class_weights` when given); a
   non-finite loss, gradient or update is skipped and flagged.
@@ -278,11 +285,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: s
     (new state, {"loss": (), "finite": () bool, "grad_norm": (), "grad_norm_quantum": (),
     "grad_norm_classical": ()}).
   """
-  def loss_fn(params):
-    logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"],
-                                  train=True, mutable=["batch_stats"])
-    return per_example_loss(logits, batch["label"], task, class_weights).mean(), updates
-
+  loss_fn = functools.partial(train_loss, state=state, batch=batch, model=model, task=task, class_weights=class_weights)
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   grad_norm = optax.global_norm(grads)
   norms = grad_norms(grads)
