@@ -78,6 +78,7 @@ def test_joined_program_has_two_qubit_prep_and_suffix():
   prog = statevector.program(tape, JOINED.n_qubits)
   assert any(len(op.wires) == 2 for op in tape.operations[: prog.n_prep])
   assert prog.n_suffix > 0 and prog.suffix_wires == (0, 2, 4)
+  assert prog.positions == (3, 0, 4, 1, 5, 2)  # the suffix's wires on the last axes, in order
 
 
 @pytest.mark.parametrize("spec", [REUPLOADING, JOINED], ids=["reuploading", "joined"])

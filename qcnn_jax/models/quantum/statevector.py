@@ -3,7 +3,8 @@
 The circuit is not re-defined here: ``qcnn.qcnn_circuit`` is recorded on a PennyLane tape with
 each layer's two-qubit block as one ``qml.QubitUnitary`` (the "fused" matrices), and every
 recorded operation is applied through its own ``op.matrix()`` to a batched state of shape
-(B, 2**n_qubits), wire 0 being the most significant bit (PennyLane's order).
+(B, 2**n_qubits) whose axes hold the wires in PennyLane's order (wire 0 most significant), except
+that the wires of the dense suffix block (below) are moved to the last axes (``_positions``).
 
 * State preparation: a leading ``StatePrep`` (amplitude encoding) is the initial state itself;
   otherwise the leading operations that leave the state a product of factors smaller than the
@@ -20,7 +21,8 @@ recorded operation is applied through its own ``op.matrix()`` to a batched state
   ``max_block_qubits`` overrides both, 1 turns fusion off).
 * Suffix: a QCNN's gates after its first pooling layer act on few qubits; the trailing shared
   gates are multiplied into one dense block of up to ``MAX_SUFFIX_QUBITS`` qubits (where the
-  cost estimate in ``_suffix`` says it saves work) and applied with one matmul.
+  cost estimate in ``_suffix`` says it saves work) and applied with one matmul; its wires sit on
+  the state's last axes throughout, so no axes move around that matmul.
 * Gradient: adjoint method in a ``jax.custom_vjp`` for the gates: the backward pass uncomputes
   the state with U† instead of storing it after every gate, so memory stays at a few copies of
   the state whatever the depth; batches whose state exceeds ``CHUNK_BYTES`` run chunk by chunk
@@ -78,6 +80,7 @@ class Program(NamedTuple):
   measurements: tuple[tuple[str, tuple[int, ...]], ...]  # ("expval" | "probs", wires)
   blocks: tuple[Block, ...]  # the gates before the suffix, grouped into the matrices the engine
                              # applies, in order (`_blocks`)
+  positions: tuple[int, ...]  # state axis of each wire (`_positions`); the fields above name wires
 
 
 def record(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks) -> qml.tape.QuantumScript:
@@ -129,7 +132,15 @@ def program(tape: qml.tape.QuantumScript, n_qubits: int, max_block_qubits: int |
   if max_block_qubits is None:
     max_block_qubits = MAX_BLOCK_QUBITS if n_qubits >= FUSE_MIN_QUBITS else 1
   return Program(n_prep, gates, n_suffix, suffix_wires, tuple(_measurement(mp) for mp in tape.measurements),
-                 _blocks(gates[: len(gates) - n_suffix], max_block_qubits))
+                 _blocks(gates[: len(gates) - n_suffix], max_block_qubits), _positions(n_qubits, suffix_wires))
+
+
+def _positions(n_qubits: int, suffix_wires: Sequence[int]) -> tuple[int, ...]:
+  """State axis of each wire: the suffix block's wires last, in ascending order, the others before
+  them in theirs, so that the dense suffix block multiplies contiguous runs of amplitudes (no axes
+  to move before and after its matmul)."""
+  order = [w for w in range(n_qubits) if w not in suffix_wires] + list(suffix_wires)
+  return tuple(order.index(w) for w in range(n_qubits))
 
 
 # Most qubits a block of fused gates may act on, and the circuit width from which gates are fused.
@@ -187,15 +198,17 @@ def _suffix(gates: Sequence[Gate]) -> tuple[int, tuple[int, ...]]:
   return best
 
 
-def _initial_state(prep_ops, n_qubits: int, dtype):
-  """(2**n,) state the preparation operations produce from |0...0>.
+def _initial_state(prep_ops, positions: Sequence[int], dtype):
+  """(2**n,) state the preparation operations produce from |0...0>, wire w on axis positions[w].
 
   Without a StatePrep, each qubit starts as its own factor (a (2,) tensor); a gate joins the
   factors of its wires (outer product) and is applied to that small tensor alone, and the final
-  factors are joined into the full state in wire order.
+  factors are joined into the full state in axis order.
   """
+  n_qubits = len(positions)
+  order = sorted(range(n_qubits), key=lambda w: positions[w])  # the wire on each axis
   if len(prep_ops) == 1 and isinstance(prep_ops[0], qml.StatePrep):
-    return prep_ops[0].state_vector(wire_order=range(n_qubits)).reshape(-1).astype(dtype)
+    return prep_ops[0].state_vector(wire_order=order).reshape(-1).astype(dtype)
   factors = {w: ((w,), jnp.array([1, 0], dtype)) for w in range(n_qubits)}  # wire -> (wires, tensor)
 
   def join(parts):
@@ -213,13 +226,13 @@ def _initial_state(prep_ops, n_qubits: int, dtype):
     for w in wires:
       factors[w] = (wires, tensor)
   wires, tensor = join(list({factors[w][0]: factors[w] for w in range(n_qubits)}.values()))
-  return jnp.transpose(tensor, [wires.index(w) for w in range(n_qubits)]).reshape(-1)
+  return jnp.transpose(tensor, [wires.index(w) for w in order]).reshape(-1)
 
 
 def _sample_inputs(spec: qcnn.QCNNSpec, prog: Program, dtype, conv_blocks, pool_blocks, features):
   """One sample's initial state (2**n,) and the matrices of its feature-dependent gates."""
   ops = record(spec, features, conv_blocks, pool_blocks).operations
-  state = _initial_state(ops[: prog.n_prep], spec.n_qubits, dtype)
+  state = _initial_state(ops[: prog.n_prep], prog.positions, dtype)
   mats = [op.matrix().astype(dtype) for op, gate in zip(ops[prog.n_prep:], prog.gates) if gate.per_sample]
   return state, mats
 
@@ -438,19 +451,21 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, *,
   sample = functools.partial(_sample_inputs, spec, prog, dtype, conv_blocks, pool_blocks)
   state, sample_mats = jax.vmap(sample)(features)
   n_engine = len(prog.gates) - prog.n_suffix
-  wires = tuple(gate.wires for gate in prog.gates)
+  axes = lambda ws: tuple(prog.positions[w] for w in ws)  # wires -> the state axes holding them
+  wires = tuple(axes(gate.wires) for gate in prog.gates)
+  suffix_axes = axes(prog.suffix_wires)  # the last axes, ascending
   shared = [m.astype(dtype) for m in shared]
-  suffix = (block_matrix(shared[len(shared) - prog.n_suffix:], wires[n_engine:], prog.suffix_wires, dtype)
-            if prog.n_suffix else None)
+  suffix = block_matrix(shared[len(shared) - prog.n_suffix:], wires[n_engine:], suffix_axes, dtype) if prog.n_suffix else None
   # Each engine gate's matrix: shared, or for a per-sample gate its index into a chunk's sample_mats.
   sample_index, shared_iter = itertools.count(), iter(shared)
   gate_mats = [next(sample_index) if gate.per_sample else next(shared_iter) for gate in prog.gates[:n_engine]]
-  block_wires, block_mats = zip(*_fuse(prog.blocks, wires, gate_mats, dtype)) if prog.blocks else ((), ())
+  blocks = [Block(b.gates, tuple(sorted(axes(b.wires)))) for b in prog.blocks]
+  block_wires, block_mats = zip(*_fuse(blocks, wires, gate_mats, dtype)) if blocks else ((), ())
 
   def run(chunk_state, chunk_sample_mats):
     matrices = tuple(chunk_sample_mats[m] if isinstance(m, int) else m for m in block_mats)
     chunk_state = evolve(block_wires, chunk_state, matrices)
-    return chunk_state if suffix is None else apply_dense(chunk_state, suffix, prog.suffix_wires)
+    return chunk_state if suffix is None else apply_dense(chunk_state, suffix, suffix_axes)
 
   batch, dim = state.shape
   chunk = max(d for d in range(1, batch + 1)
@@ -461,5 +476,5 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, *,
     split = lambda x: x.reshape((batch // chunk, chunk) + x.shape[1:])
     state = jax.lax.map(lambda xs: run(*xs), (split(state), [split(m) for m in sample_mats]))
     state = state.reshape(batch, dim)
-  raw = measure(state, spec.n_qubits, prog.measurements)
+  raw = measure(state, spec.n_qubits, [(kind, axes(ws)) for kind, ws in prog.measurements])
   return qcnn.postprocess(spec, raw[0] if prog.measurements[0][0] == "probs" else raw)
