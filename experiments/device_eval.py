@@ -25,6 +25,7 @@ from qcnn_jax.studies import device_eval
 from qcnn_jax.training import train
 
 flags.DEFINE_string("workdir", None, "A run trained by experiments.train.", required=True)
+cli.require_existing_workdir()
 flags.DEFINE_string("backend", "fake_sherbrooke", "Fake backend of qiskit_ibm_runtime.fake_provider.")
 flags.DEFINE_integer("shots", 4000, "Shots per example.")
 flags.DEFINE_integer("limit", 0, "Evaluate the first N examples of the split (0: all).")

@@ -11,6 +11,7 @@ from qcnn_jax import runtime
 from qcnn_jax.training import train
 
 flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.", required=True)
+cli.require_existing_workdir()
 flags.DEFINE_enum("split", None, ["train", "val", "test"], "Split to evaluate (default: all).")
 FLAGS = flags.FLAGS
 

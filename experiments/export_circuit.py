@@ -13,6 +13,7 @@ from qcnn_jax import runtime
 from qcnn_jax.studies import circuit_export
 
 flags.DEFINE_string("workdir", None, "A run trained by experiments.train.", required=True)
+cli.require_existing_workdir()
 flags.DEFINE_string("split", "test", "Split of the example.")
 flags.DEFINE_integer("index", 0, "Official index of the example within its split.")
 flags.DEFINE_string("out", None, "OpenQASM file to write (the description goes to <out>.json).", required=True)

@@ -10,6 +10,7 @@ from qcnn_jax import runtime
 from qcnn_jax.studies import features
 
 flags.DEFINE_string("workdir", None, "A finished (or checkpointed) resnet18/resnet50/resnet50_* run.", required=True)
+cli.require_existing_workdir()
 flags.DEFINE_string("out", None, "Feature file to write (.npz).", required=True)
 FLAGS = flags.FLAGS
 

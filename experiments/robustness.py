@@ -23,6 +23,7 @@ from qcnn_jax.studies import robustness
 from qcnn_jax.training import train
 
 flags.DEFINE_string("workdir", None, "A run trained by experiments.train.", required=True)
+cli.require_existing_workdir()
 flags.DEFINE_bool("circuit", True, "Evaluate the circuit under shots, noise and readout error (quantum runs).")
 flags.DEFINE_list("shots", ["100", "1000", "10000"], "Shots per example.")
 flags.DEFINE_integer("shot_seeds", 3, "Sampling seeds per shot count.")
