@@ -21,6 +21,8 @@ from qcnn_jax.training.checkpointing import CheckpointDamagedError, DiskFullErro
 from qcnn_jax.training.lock import FolderBusyError
 from qcnn_jax.data.corruptions import CorruptionsUnavailable
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
+from qcnn_jax.data.folder import FolderDatasetError
+from qcnn_jax.serving import ServingError
 from qcnn_jax.training.train import ConfigError
 from qcnn_jax.studies.device_eval import HardwareExtraMissing
 
@@ -31,7 +33,7 @@ class UsageError(ValueError):
   """A command-line mistake (a flag or config key or value that cannot be used): exit status 2."""
 
 
-USAGE_ERRORS = (WorkdirConflictError, ConfigError, UsageError, FolderBusyError)
+USAGE_ERRORS = (WorkdirConflictError, ConfigError, UsageError, FolderBusyError, FolderDatasetError, ServingError)
 KNOWN_ERRORS = USAGE_ERRORS + (DatasetNotFoundError, ChecksumError, FileNotFoundError, FloatingPointError,
                                CheckpointDamagedError, DiskFullError,
                                CorruptionsUnavailable, HardwareExtraMissing)

@@ -15,13 +15,17 @@ def get_config() -> ml_collections.ConfigDict:
   """The default (full-protocol) configuration."""
   c = ml_collections.ConfigDict()
   # Data.
-  c.dataset = "breastmnist"        # a MedMNIST 2D flag or "medical_mnist"
-  c.size = 28                      # stored image size in px (28, 64, 128, 224; Medical MNIST: 64)
+  c.dataset = "breastmnist"        # a MedMNIST 2D flag, "medical_mnist", or "folder" (your own images, docs/own_data.md)
+  c.size = 28                      # stored image size in px (28, 64, 128, 224; Medical MNIST: 64; folder: any)
   c.data_dir = config_dict.placeholder(str)   # folder with source files (searched first)
   c.tfds_dir = config_dict.placeholder(str)   # prepared TFDS data (TFDS default when unset)
   c.allow_download = True
-  c.split_scheme = "80_10_10"      # Medical MNIST only: "80_10_10" or "80_20"
-  c.split_seed = 0                 # Medical MNIST only
+  c.split_scheme = "80_10_10"      # Medical MNIST and folder: "80_10_10" or "80_20"
+  c.split_seed = 0                 # Medical MNIST and folder (unless its train/ val/ test/ folders give the split)
+  # folder only: 1 (grayscale) or 3 (RGB) converts every image; unset keeps the files' own (they must agree)
+  c.image_channels = config_dict.placeholder(int)
+  # folder only: True leaves unreadable files out (counted, listed in the cache's files.json) instead of stopping
+  c.skip_unreadable = config_dict.placeholder(bool)
   c.preprocess = ml_collections.ConfigDict({
       "mean": 0.5, "std": 0.5,
       "channels": config_dict.placeholder(int),   # 3: grayscale → RGB

@@ -1,4 +1,4 @@
-"""Datasets: MedMNIST v2 (2D) and Kaggle Medical MNIST through tensorflow-datasets.
+"""Datasets: MedMNIST v2 (2D), Kaggle Medical MNIST and a folder of your own images, through tensorflow-datasets.
 
 `load_dataset` prepares the TFDS builder once (array_record files under `tfds_dir`) and
 returns random-access data sources per split; `qcnn_jax.data.pipeline` batches them.
@@ -7,10 +7,11 @@ returns random-access data sources per split; `qcnn_jax.data.pipeline` batches t
 import dataclasses
 from typing import Any
 
-from qcnn_jax.data import medical_mnist, medmnist, sources
+from qcnn_jax.data import folder, medical_mnist, medmnist, sources
+from qcnn_jax.data.folder import FolderDatasetError
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
 
-DATASETS = medmnist.DATASETS_2D + ("medical_mnist",)
+DATASETS = medmnist.DATASETS_2D + ("medical_mnist", "folder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Dataset:
     image_shape: (H, W, C) of stored images.
     splits: split name ("train", "val", "test") → data source of records
       {"image": (H, W, C) uint8, "label": (L,) int64, "index": () int64}.
+    files: folder datasets only: the prepared copy's files.json (classes, each split's files, skipped
+      files; `folder.prepare`), None otherwise.
   """
   name: str
   task: str
@@ -33,6 +36,7 @@ class Dataset:
   num_outputs: int
   image_shape: tuple[int, int, int]
   splits: dict[str, Any]
+  files: dict | None = None
 
   @property
   def sizes(self) -> dict[str, int]:
@@ -46,7 +50,8 @@ def num_outputs_for(task: str, num_labels: int) -> int:
 
 
 def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds_dir: str | None = None,
-                 allow_download: bool = True, split_scheme: str = "80_10_10", split_seed: int = 0) -> Dataset:
+                 allow_download: bool = True, split_scheme: str = "80_10_10", split_seed: int = 0,
+                 image_channels: int | None = None, skip_unreadable: bool = False) -> Dataset:
   """Prepares (once) and opens a dataset.
 
   Args:
@@ -56,10 +61,12 @@ def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds
     tfds_dir: where TFDS writes prepared array_record files (TFDS default when None).
     allow_download: download missing MedMNIST files from the official release.
     split_scheme, split_seed: Medical MNIST split ("80_10_10" or "80_20") and its seed.
+    image_channels, skip_unreadable: folder datasets' channels and unreadable files (`folder.prepare`).
 
   Returns:
     The `Dataset`.
   """
+  listing = None  # a folder dataset's files.json
   if name == "medical_mnist":
     if size != medical_mnist.IMAGE_SIZE:
       raise ValueError(f"Medical MNIST images are 64 px; got size={size}. Use resize in the "
@@ -70,6 +77,10 @@ def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds
     builder = medical_mnist.MedicalMnist(config=config, source_dir=data_dir, data_dir=tfds_dir, file_format="array_record")
     medical_mnist.prepare(builder)
     task, labels = "multi-class", medical_mnist.CLASS_NAMES
+  elif name == "folder":
+    builder, listing = folder.prepare(data_dir, size=size, channels=image_channels, tfds_dir=tfds_dir,
+                                      split_scheme=split_scheme, split_seed=split_seed, skip_unreadable=skip_unreadable)
+    task, labels = listing["task"], tuple(listing["class_names"])
   elif name in medmnist.DATASETS_2D:
     if size not in medmnist.SIZES:
       raise ValueError(f"Unknown MedMNIST size {size}; choose one of {medmnist.SIZES}.")
@@ -87,7 +98,7 @@ def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds
   features = builder.info.features
   return Dataset(name=name, task=task, label_names=labels,
                  num_outputs=num_outputs_for(task, len(labels)),
-                 image_shape=tuple(features["image"].shape), splits=dict(builder.as_data_source()))
+                 image_shape=tuple(features["image"].shape), splits=dict(builder.as_data_source()), files=listing)
 
 
-__all__ = ["ChecksumError", "DATASETS", "Dataset", "DatasetNotFoundError", "load_dataset", "num_outputs_for"]
+__all__ = ["ChecksumError", "DATASETS", "FolderDatasetError", "Dataset", "DatasetNotFoundError", "load_dataset", "num_outputs_for"]

@@ -72,10 +72,11 @@ def augment_image(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def normalise(images: np.ndarray, prep: Preprocess) -> np.ndarray:
-  """(B, H, W, C) uint8 → float32, scaled to [0, 1], normalised, channels adjusted."""
+  """(B, H, W, C) uint8 → float32, scaled to [0, 1], normalised, channels adjusted; numpy or JAX
+  arrays (array methods only, so an exported model runs the same steps, `qcnn_jax.serving`)."""
   x = (images.astype(np.float32) / 255.0 - prep.mean) / prep.std
   if prep.channels == 3 and x.shape[-1] == 1:
-    x = np.repeat(x, 3, axis=-1)
+    x = x.repeat(3, axis=-1)
   elif prep.channels == 1 and x.shape[-1] == 3:
     x = x.mean(axis=-1, keepdims=True)
   return x

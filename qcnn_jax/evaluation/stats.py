@@ -220,3 +220,39 @@ def example_bootstrap(labels, scores_a: Sequence[np.ndarray], scores_b: Sequence
   split = len(scores_a)
   return paired_bootstrap(labels, [*scores_a, *scores_b], lambda m: m[:split].mean(0) - m[split:].mean(0), task,
                           num_resamples=num_resamples, confidence=confidence, seed=seed)
+
+
+def per_class_bootstrap(labels, scores, task: str, *, num_resamples: int = 2000, confidence: float = 0.95,
+                        seed: int = 0) -> list[dict[str, Interval]]:
+  """Bootstrap intervals over test examples of each score column's one-vs-rest AUC, recall
+  (sensitivity) and precision, with MedMNIST's decision rules (`metrics.predictions`).
+
+  Args:
+    labels: (N, 1) int class labels, or (N, L) 0/1 for multi-label.
+    scores: (N, K) scores (`metrics.scores_from_logits`): K = 2 for binary-class, C or L otherwise.
+    task: MedMNIST task string.
+    num_resamples, confidence, seed: as in `paired_bootstrap`.
+
+  Returns:
+    K dicts {"auc", "recall", "precision": Interval}; undefined resamples (a class absent, or never
+    predicted) are left out of the percentiles and counted.
+  """
+  scores = np.asarray(scores, np.float64)
+  num_examples, num_columns = scores.shape
+  targets = metrics.column_targets(labels, task, num_columns).astype(np.float64)
+  predicted = metrics.predictions(scores, task)
+  if predicted.ndim == 1:
+    predicted = predicted[:, None] == np.arange(num_columns)
+  predicted = predicted.astype(np.float64)
+
+  def on(weights: np.ndarray) -> dict[str, np.ndarray]:
+    """(K, B) statistics under (B, N) weights."""
+    hits = weights @ (targets * predicted)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      return {"auc": np.stack([weighted_auc(targets[:, k], scores[:, k], weights) for k in range(num_columns)]),
+              "recall": (hits / (weights @ targets)).T, "precision": (hits / (weights @ predicted)).T}
+
+  estimate = on(np.ones((1, num_examples)))
+  chunks = [on(w) for w in _bootstrap_weights(num_examples, num_resamples, np.random.default_rng(seed))]
+  return [{k: _interval(estimate[k][c, 0], np.concatenate([chunk[k][c] for chunk in chunks]), confidence)
+           for k in ("auc", "recall", "precision")} for c in range(num_columns)]

@@ -504,7 +504,8 @@ def load_config_dataset(config: ml_collections.ConfigDict) -> data.Dataset:
   """Prepares and opens the dataset that `config` names."""
   return data.load_dataset(config.dataset, size=config.size, data_dir=config.data_dir, tfds_dir=config.tfds_dir,
                            allow_download=config.allow_download, split_scheme=config.split_scheme,
-                           split_seed=config.split_seed)
+                           split_seed=config.split_seed, image_channels=config.get("image_channels"),
+                           skip_unreadable=bool(config.get("skip_unreadable")))
 
 
 def selection_split(dataset: data.Dataset) -> str:
@@ -590,7 +591,7 @@ def build_run(config: ml_collections.ConfigDict) -> tuple[data.Dataset, "Trainer
     dataset = load_config_dataset(config)
     trainer = Trainer(config, dataset)
     return dataset, trainer, trainer.init_state()
-  except (data.DatasetNotFoundError, data.ChecksumError):
+  except (data.DatasetNotFoundError, data.ChecksumError, data.FolderDatasetError):
     raise
   except (ValueError, KeyError, AttributeError) as e:
     raise ConfigError(f"invalid config: {e}") from e
