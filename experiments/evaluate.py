@@ -1,7 +1,7 @@
 r"""Evaluates the best checkpoint of a run and rewrites its reports (metrics_eval.json; for a
 residual head also the test metrics with its gate at 0, its linear path alone).
 
-  python -m experiments.evaluate --workdir=runs/breast_hybrid [--split=test]
+  python -m experiments.evaluate --workdir=runs/breast_hybrid [--split=test] [--checkpoint=latest]
 """
 
 from absl import flags
@@ -13,13 +13,15 @@ from qcnn_jax.training import train
 flags.DEFINE_string("workdir", None, "Run directory written by experiments.train.", required=True)
 cli.require_existing_workdir()
 flags.DEFINE_enum("split", None, ["train", "val", "test"], "Split to evaluate (default: all).")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"],
+                  "Checkpoint to evaluate: the best by validation AUC (the run's report) or the newest intact one.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
   runtime.quiet_library_logs()
-  results, gate_off = train.evaluate_workdir(FLAGS.workdir, FLAGS.split)
+  results, gate_off = train.evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint)
   for split, report in results.items():
     print(f"{split}: AUC {report['auc']:.4f}  ACC {report['acc']:.4f}  F1 (macro) {report['f1_macro']:.4f}")
   if gate_off:

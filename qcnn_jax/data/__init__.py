@@ -7,7 +7,7 @@ returns random-access data sources per split; `qcnn_jax.data.pipeline` batches t
 import dataclasses
 from typing import Any
 
-from qcnn_jax.data import folder, medical_mnist, medmnist, sources
+from qcnn_jax.data import cache, folder, medical_mnist, medmnist, sources
 from qcnn_jax.data.folder import FolderDatasetError
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
 
@@ -86,7 +86,7 @@ def load_dataset(name: str, *, size: int = 28, data_dir: str | None = None, tfds
       raise ValueError(f"Unknown MedMNIST size {size}; choose one of {medmnist.SIZES}.")
     builder = medmnist.MedmnistV2(config=medmnist.config_name(name, size), source_dir=data_dir,
                                   allow_download=allow_download, data_dir=tfds_dir, file_format="array_record")
-    builder.download_and_prepare()
+    cache.prepare(builder, lambda: sources.locate_medmnist(name, size, data_dir, allow_download))
     info = sources.INFO[name]
     task = info["task"]
     labels = tuple(info["label"][str(i)] for i in range(len(info["label"])))

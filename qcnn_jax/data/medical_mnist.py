@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from qcnn_jax.data import sources
+from qcnn_jax.data import cache, sources
 
 CLASS_NAMES = ("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT")
 NUM_IMAGES = 58_954
@@ -206,13 +206,16 @@ def prepare(builder: "MedicalMnist") -> None:
   stamp = pathlib.Path(builder.data_dir) / SOURCE_STAMP
   if builder.is_prepared():
     made_from = json.loads(stamp.read_text()) if stamp.is_file() else None
-    if made_from is not None and made_from["digest"] == summary["digest"]:
-      return
-    logging.warning("%s was prepared from %s; rebuilding it from %s.", builder.data_dir,
-                    "another source" if made_from else "an unrecorded source", source)
-    shutil.rmtree(builder.data_dir)
-  builder.download_and_prepare()
-  stamp.write_text(json.dumps(summary))
+    if made_from is None or made_from["digest"] != summary["digest"]:
+      logging.warning("%s was prepared from %s; rebuilding it from %s.", builder.data_dir,
+                      "another source" if made_from else "an unrecorded source", source)
+      shutil.rmtree(builder.data_dir)
+
+  def build() -> None:
+    builder.download_and_prepare()
+    stamp.write_text(json.dumps(summary))
+
+  cache.prepare(builder, lambda: source, build)
 
 
 class MedicalMnist(tfds.core.GeneratorBasedBuilder):

@@ -27,7 +27,7 @@ from qcnn_jax.data import features
 from qcnn_jax.evaluation import reports, stats
 from qcnn_jax.studies import frozen_heads
 from qcnn_jax.studies import runs as run_folders
-from qcnn_jax.training import frozen
+from qcnn_jax.training import frozen, lock
 
 matplotlib.use("Agg")
 from matplotlib import figure as mpl_figure  # pylint: disable=g-import-not-at-top
@@ -42,7 +42,13 @@ def run_dir(root: str, key: str, design: str, fraction: float, seed: int) -> str
 
 
 def train(config: ml_collections.ConfigDict, root: str, *, datasets=None) -> None:
-  """Trains every unfinished (feature set, design, fraction): its seeds in one vmapped program."""
+  """Trains every unfinished (feature set, design, fraction): its seeds in one vmapped program, holding
+  the study folder's lock."""
+  with lock.hold(root, "study folder"):
+    _train(config, root, datasets)
+
+
+def _train(config: ml_collections.ConfigDict, root: str, datasets) -> None:
   study, seeds = config.study, [int(s) for s in config.study.seeds]
   keys = datasets or [k for k, path in study.features.items() if os.path.exists(path)]
   for key in keys:

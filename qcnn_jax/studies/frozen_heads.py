@@ -38,7 +38,7 @@ from qcnn_jax import runtime
 from qcnn_jax.data import features
 from qcnn_jax.evaluation import reports, stats
 from qcnn_jax.studies import runs as run_folders
-from qcnn_jax.training import checkpointing, frozen
+from qcnn_jax.training import checkpointing, frozen, lock
 
 TWIN_SUFFIX = "_twin"
 BACKBONE_SEP = "@"  # feature-set names "<dataset>@<backbone>": more backbones of one dataset
@@ -134,7 +134,12 @@ def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: 
 
 def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, selected=None) -> None:
   """Trains every unfinished (feature set, design) of the study, all its seeds in one program, at
-  the design's learning rates (`search_rates`)."""
+  the design's learning rates (`search_rates`), holding the study folder's lock."""
+  with lock.hold(root, "study folder"):
+    _train_study(study, root, datasets, selected)
+
+
+def _train_study(study: ml_collections.ConfigDict, root: str, datasets, selected) -> None:
   seeds = [int(s) for s in study.seeds]
   if datasets is None:  # every set whose features exist; a named set must have them
     datasets = [d for d, path in study.features.items() if os.path.exists(path)]

@@ -42,7 +42,7 @@ from qcnn_jax.data import pipeline, sources
 from qcnn_jax.evaluation import metrics, reports, stats
 from qcnn_jax.studies import published
 from qcnn_jax.studies import runs as run_folders
-from qcnn_jax.training import train
+from qcnn_jax.training import lock, train
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -192,11 +192,17 @@ def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun],
                records: str | None = None) -> dict[GridRun, str]:
   """Trains every unfinished run of `runs` in order, rewriting the report after each.
 
-  A run that raises is logged and recorded; the grid goes on with the next run.
+  A run that raises is logged and recorded; the grid goes on with the next run. The grid folder's
+  lock is held throughout, so a second process on the same grid stops at once (`lock.FolderBusyError`).
 
   Returns:
     failed run → error message (empty when all finished).
   """
+  with lock.hold(root, "grid folder"):
+    return _train_runs(grid, root, runs, records)
+
+
+def _train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun], records: str | None):
   failures = {}
   todo = [run for run in runs if run.status() != FINISHED]
   logging.info("%d runs: %d finished, %d to train", len(runs), len(runs) - len(todo), len(todo))

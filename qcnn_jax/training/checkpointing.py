@@ -7,24 +7,41 @@ A workdir holds::
   checkpoints/best/<epoch>/    the epoch with the highest validation AUC, for evaluation
 
 Each ``<epoch>`` directory holds two orbax items: ``state``, the train-state pytree, and ``meta``,
-small JSON metadata (epoch, validation AUC, best so far, data-iterator position, ...).
+small JSON metadata (epoch, validation AUC, best so far, data-iterator position, ...), and a
+``digest.json`` (`qcnn_jax.integrity`) with every file's size and SHA-256. Checkpoints are verified
+against their digests when opened and read; a damaged one is moved to ``checkpoints/damaged/`` with
+one warning line, and the newest intact one is used instead.
 """
 
 from collections.abc import Collection, Mapping
+import errno
 import logging
 import math
 import os
+import shutil
 import time
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
+from qcnn_jax import integrity
 from qcnn_jax.evaluation import reports
+from qcnn_jax.training import lock
 
 CONFIG_FILENAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 BEST = "best"
+DAMAGED = "damaged"
+
+
+class CheckpointDamagedError(RuntimeError):
+  """No intact checkpoint is left where one is needed."""
+
+
+class DiskFullError(OSError):
+  """A checkpoint could not be written: the disk is full."""
 
 
 def _val_auc(metrics: Mapping[str, float]) -> float:
@@ -52,17 +69,31 @@ class RunCheckpoints:
 
   Saving is synchronous and atomic: orbax writes each step into a ``<epoch>.orbax-checkpoint-tmp``
   directory and renames it to ``<epoch>`` only when complete, and ``save`` returns after the
-  rename. A process killed mid-save therefore leaves the previous checkpoints intact; the
-  temporary directory is invisible to restore and removed when the run restarts.
+  rename and the step's digest. A process killed mid-save therefore leaves the previous checkpoints
+  intact; the temporary directory is invisible to restore and removed when the run restarts. A save
+  that finds the disk full removes its partial step and raises `DiskFullError`.
+
+  Opening verifies every step against its digest; restoring also sets aside a step without digest
+  that cannot be read. Each damaged step is reported in one warning line and listed in `damaged`.
   """
 
   def __init__(self, workdir: str | os.PathLike, keep_latest: int = 2):
     """Opens (or creates) ``{workdir}/checkpoints``; keeps ``keep_latest`` recent epochs and 1 best."""
-    root = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+    self._root = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
+    self.damaged: list[dict[str, str]] = []  # {"checkpoint", "problem", "set_aside_as"} of each damaged step
+    for which in (LATEST, BEST):
+      for epoch in _step_numbers(os.path.join(self._root, which)):
+        damage = integrity.find_damage(self._step_dir(which, epoch))
+        if damage is not None:
+          self._set_aside(which, epoch, str(damage), reload=False)
     self._managers = {
-        LATEST: _manager(os.path.join(root, LATEST), keep_latest, best_by_val_auc=False),
-        BEST: _manager(os.path.join(root, BEST), 1, best_by_val_auc=True),
+        LATEST: _manager(os.path.join(self._root, LATEST), keep_latest, best_by_val_auc=False),
+        BEST: _manager(os.path.join(self._root, BEST), 1, best_by_val_auc=True),
     }
+    self._heal_best()
+
+  def _step_dir(self, which: str, epoch: int) -> str:
+    return os.path.join(self._root, which, str(epoch))
 
   def latest_epoch(self) -> int | None:
     """Epoch of the newest checkpoint, or None before the first save."""
@@ -93,6 +124,9 @@ class RunCheckpoints:
 
     Returns:
       Whether this epoch became the best checkpoint.
+
+    Raises:
+      DiskFullError: the disk filled up; the step being written is removed, earlier ones are intact.
     """
     best_val_auc = self.best_val_auc()
     is_best = val_auc is not None and math.isfinite(val_auc) and (best_val_auc is None or val_auc > best_val_auc)
@@ -104,37 +138,145 @@ class RunCheckpoints:
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
     # Best first: a kill between the two saves then repeats this epoch rather than losing its best.
     if is_best:
-      self._save(BEST, epoch, args, metrics={"val_auc": best_val_auc})
+      self._save(BEST, epoch, args, state, metrics={"val_auc": best_val_auc})
     if latest:
-      self._save(LATEST, epoch, args)
+      self._save(LATEST, epoch, args, state)
     return is_best
 
-  def _save(self, which: str, epoch: int, args: ocp.args.Composite, metrics: Mapping[str, float] | None = None):
+  def _save(self, which: str, epoch: int, args: ocp.args.Composite, state: Any,
+            metrics: Mapping[str, float] | None = None):
     manager = self._managers[which]
     if epoch in manager.all_steps():  # the epoch is being redone after a resume
       manager.delete(epoch)
-    manager.save(epoch, args=args, metrics=metrics, force=True)
+    try:
+      manager.save(epoch, args=args, metrics=metrics, force=True)
+      integrity.write_digest(self._step_dir(which, epoch))
+    except Exception as e:  # orbax and tensorstore report a full disk in several exception types
+      if not integrity.is_disk_full(e):
+        raise
+      raise self._disk_full(which, epoch, state) from e
+
+  def _disk_full(self, which: str, epoch: int, state: Any) -> DiskFullError:
+    """Removes the partial step `which/epoch` and describes the failure, naming the space needed."""
+    folder = os.path.join(self._root, which)
+    for name in os.listdir(folder):
+      if name == str(epoch) or name.startswith(f"{epoch}.orbax-checkpoint-tmp"):
+        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    self._managers[which].reload()
+    needed = sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state)) / 2**20
+    free = shutil.disk_usage(folder).free / 2**20
+    resume = self.latest_epoch()
+    return DiskFullError(
+        errno.ENOSPC,
+        f"no space left on the device while saving checkpoint {which}/{epoch} in {folder} (a checkpoint of "
+        f"this run takes about {needed:.0f} MiB, {free:.0f} MiB are free): free some space there (or move the "
+        "workdir to another disk), then rerun the same command; it resumes "
+        + ("from the start" if resume is None else f"after epoch {resume + 1}") + ". Earlier checkpoints are intact.")
 
   def restore_latest(self, target: Any) -> tuple[Any, dict[str, Any]] | None:
-    """``(state, metadata)`` of the newest checkpoint, or None if there is none.
+    """``(state, metadata)`` of the newest intact checkpoint (latest, else best), or None if there is none.
 
     Args:
       target: a pytree like the saved state, either freshly initialised or abstract
         (``jax.eval_shape``); the restored state has its tree structure (flax struct classes,
-        optax states), shapes, dtypes and, for concrete arrays, shardings.
+        optax states), shapes, dtypes and, for concrete arrays, shardings. None reads the arrays
+        as they were saved.
+
+    Raises:
+      CheckpointDamagedError: checkpoints were saved, but every one is damaged.
     """
-    return self._restore(LATEST, self.latest_epoch(), target)
+    steps = [(LATEST, e) for e in self._managers[LATEST].all_steps()] + [
+        (BEST, e) for e in self._managers[BEST].all_steps()]
+    for which, epoch in sorted(steps, key=lambda s: (-s[1], s[0] == BEST)):
+      restored = self._restore_intact(which, epoch, target)
+      if restored is not None:
+        if self.damaged:
+          logging.warning("continuing from checkpoint %s/%d, the newest intact one", which, epoch)
+        return restored
+    if self.damaged:
+      raise CheckpointDamagedError(
+          f"no intact checkpoint is left in {self._root} (damaged: {self._damage_list()}; set aside in "
+          f"{os.path.join(self._root, DAMAGED)}): rerun with --overwrite to start the run afresh.")
+    return None
 
   def restore_best(self, target: Any) -> tuple[Any, dict[str, Any]] | None:
-    """``(state, metadata)`` of the best-validation-AUC checkpoint, or None; ``target`` as above."""
-    return self._restore(BEST, self.best_epoch(), target)
+    """``(state, metadata)`` of the best-validation-AUC checkpoint, or None if none was saved; a
+    damaged best is replaced by the latest checkpoint of the same epoch when that is intact.
 
-  def _restore(self, which: str, epoch: int | None, target: Any) -> tuple[Any, dict[str, Any]] | None:
-    if epoch is None:
+    Raises:
+      CheckpointDamagedError: the best checkpoint is damaged and no intact copy of its epoch exists.
+    """
+    for epoch in self._managers[BEST].all_steps():
+      restored = self._restore_intact(BEST, epoch, target)
+      if restored is not None:
+        return restored
+    lost = self._damaged_epochs(BEST)
+    if not lost:
       return None
+    if max(lost) in self._managers[LATEST].all_steps():
+      restored = self._restore_intact(LATEST, max(lost), target)
+      if restored is not None:
+        return restored
+    raise CheckpointDamagedError(
+        f"the best checkpoint of {os.path.dirname(self._root)} is damaged ({self._damage_list()}; set aside in "
+        f"{os.path.join(self._root, DAMAGED)}) and no intact copy of its epoch is left: evaluate the latest "
+        "checkpoint instead (--checkpoint=latest), or retrain the run in a new workdir.")
+
+  def _heal_best(self) -> None:
+    """Saves the latest checkpoint of a damaged best's epoch as the best again, so a resumed run keeps
+    choosing its best against the right validation AUC."""
+    lost = self._damaged_epochs(BEST)
+    if not lost or self._managers[BEST].all_steps() or max(lost) not in self._managers[LATEST].all_steps():
+      return
+    restored = self._restore_intact(LATEST, max(lost), None)
+    if restored is not None:
+      state, meta = restored
+      args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+      self._save(BEST, max(lost), args, state, metrics={"val_auc": meta["val_auc"]})
+      logging.warning("best checkpoint (epoch %d) restored from its intact copy latest/%d", max(lost), max(lost))
+
+  def _damaged_epochs(self, which: str) -> list[int]:
+    return [int(d["checkpoint"].split("/")[1]) for d in self.damaged if d["checkpoint"].startswith(f"{which}/")]
+
+  def _restore_intact(self, which: str, epoch: int, target: Any) -> tuple[Any, dict[str, Any]] | None:
+    """`_restore` of a step, or None after setting it aside when it is damaged: it differs from its
+    digest, or (without digest) it cannot be read even without a target (a read that fails only for
+    `target`, e.g. another tree structure, is not damage and raises)."""
+    damage = integrity.find_damage(self._step_dir(which, epoch))
+    if damage is None:
+      try:
+        return self._restore(which, epoch, target)
+      except Exception as e:  # orbax and tensorstore report unreadable data in several exception types
+        if integrity.has_digest(self._step_dir(which, epoch)) or target is None or self._readable(which, epoch):
+          raise
+        damage = f"cannot be read: {integrity.first_line(e)}"
+    self._set_aside(which, epoch, str(damage))
+    return None
+
+  def _readable(self, which: str, epoch: int) -> bool:
+    try:
+      self._restore(which, epoch, None)
+      return True
+    except Exception:  # pylint: disable=broad-except
+      return False
+
+  def _restore(self, which: str, epoch: int, target: Any) -> tuple[Any, dict[str, Any]]:
     restored = self._managers[which].restore(
         epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
     return restored.state, restored.meta
+
+  def _set_aside(self, which: str, epoch: int, problem: str, reload: bool = True) -> None:
+    """Moves a damaged step to ``checkpoints/damaged/`` and reports it in one warning line."""
+    moved = integrity.set_aside(self._step_dir(which, epoch), os.path.join(self._root, DAMAGED), f"{which}-{epoch}")
+    self.damaged.append({"checkpoint": f"{which}/{epoch}", "problem": problem,
+                         "set_aside_as": os.path.relpath(moved, os.path.dirname(self._root))})
+    logging.warning("checkpoint %s/%d of %s is damaged (%s): moved to %s", which, epoch,
+                    os.path.dirname(self._root), problem, moved)
+    if reload:
+      self._managers[which].reload()
+
+  def _damage_list(self) -> str:
+    return "; ".join(f"{d['checkpoint']}: {d['problem']}" for d in self.damaged)
 
   def close(self) -> None:
     """Waits for pending work and releases both managers."""
@@ -146,6 +288,11 @@ class RunCheckpoints:
 
   def __exit__(self, *exc_info) -> None:
     self.close()
+
+
+def _step_numbers(folder: str) -> list[int]:
+  """The finished step numbers (digit-named folders) in `folder`."""
+  return sorted(int(n) for n in os.listdir(folder) if n.isdigit()) if os.path.isdir(folder) else []
 
 
 class WorkdirConflictError(ValueError):
@@ -194,14 +341,22 @@ def has_checkpoint(workdir: str | os.PathLike) -> bool:
   return os.path.isdir(latest) and any(name.isdigit() for name in os.listdir(latest))
 
 
+def _contents(workdir: str) -> list[str]:
+  """Names in `workdir` other than its lock file."""
+  return sorted(n for n in os.listdir(workdir) if n != lock.LOCK_FILENAME)
+
+
 def _move_aside(workdir: str) -> str:
-  """Renames ``workdir`` to a free ``{workdir}.old-YYYYmmdd-HHMMSS[-n]`` and returns that path."""
+  """Moves the contents of `workdir` (its lock file stays) to a free `{workdir}.old-YYYYmmdd-HHMMSS[-n]`
+  and returns that path."""
   base = f"{workdir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
   target, n = base, 0
   while os.path.lexists(target):
     n += 1
     target = f"{base}-{n}"
-  os.rename(workdir, target)
+  os.makedirs(target)
+  for name in _contents(workdir):
+    os.rename(os.path.join(workdir, name), os.path.join(target, name))
   return target
 
 
@@ -213,7 +368,7 @@ def _same_run(workdir: str, config: dict, ignore_keys, later_keys, renamed_keys)
   if not os.path.exists(config_path):
     raise WorkdirConflictError(
         f"workdir {workdir} is not empty and holds no {CONFIG_FILENAME} "
-        f"(found: {', '.join(sorted(os.listdir(workdir))[:5])}). Pass --overwrite to move it aside and start "
+        f"(found: {', '.join(_contents(workdir)[:5])}). Pass --overwrite to move it aside and start "
         "fresh, or use a new --workdir.")
   differences = config_differences(reports.read_json(config_path), config, ignore_keys, later_keys, renamed_keys)
   if not differences:
@@ -223,7 +378,7 @@ def _same_run(workdir: str, config: dict, ignore_keys, later_keys, renamed_keys)
     raise WorkdirConflictError(
         f"workdir {workdir} holds a run with a different config (differing keys: {listed}). "
         "Pass --overwrite to move the old run aside and start fresh, or use a new --workdir.")
-  if set(os.listdir(workdir)) != {CONFIG_FILENAME}:
+  if _contents(workdir) != [CONFIG_FILENAME]:
     logging.warning("moved the old contents of %s (a start without checkpoint) to %s", workdir, _move_aside(workdir))
   return False
 
@@ -240,8 +395,8 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
     before its first epoch ended): not a run yet, so it is replaced; anything besides its
     ``config.json`` is moved aside first (nothing is deleted); returns False.
   * Any other non-empty workdir: raises ``WorkdirConflictError`` naming the differing keys, unless
-    ``overwrite``; then the old workdir is renamed to ``{workdir}.old-<timestamp>`` (nothing is
-    deleted) and a fresh one is started; returns False.
+    ``overwrite``; then the old workdir's contents are moved to ``{workdir}.old-<timestamp>``
+    (nothing is deleted; the workdir's lock file stays) and a fresh run is started; returns False.
 
   Call it from one process (before other hosts use the workdir).
 
@@ -258,7 +413,7 @@ def prepare_workdir(workdir: str | os.PathLike, config: Mapping[str, Any], overw
   """
   workdir = os.path.abspath(workdir)
   config = reports.to_jsonable(config)
-  if os.path.isdir(workdir) and os.listdir(workdir):
+  if os.path.isdir(workdir) and _contents(workdir):
     if overwrite:
       logging.warning("moved the old contents of %s to %s", workdir, _move_aside(workdir))
     elif _same_run(workdir, config, ignore_keys, later_keys, renamed_keys):

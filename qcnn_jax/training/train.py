@@ -6,6 +6,7 @@ checkpoint. Everything a run makes lives in its workdir (see `qcnn_jax.evaluatio
 rerunning the same command resumes from the latest checkpoint with the same data order.
 """
 
+import contextlib
 import functools
 import math
 import os
@@ -24,7 +25,7 @@ from sklearn.utils import class_weight as sklearn_class_weight
 
 from qcnn_jax import data, parallel, runtime
 from qcnn_jax.evaluation import metrics, provenance, reports
-from qcnn_jax.training import checkpointing, warm_start
+from qcnn_jax.training import checkpointing, lock, warm_start
 from qcnn_jax.data import pipeline
 from qcnn_jax.models import MODELS, get_model, heads, resolved_options
 from qcnn_jax.models.quantum import export
@@ -514,9 +515,9 @@ def selection_split(dataset: data.Dataset) -> str:
 
 
 def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wall_time_s: float,
-               images_per_s: float, selected: str) -> dict:
+               images_per_s: float, selected: str, recovered: list | None = None) -> dict:
   """Evaluates `state` (the checkpoint chosen as `selected`, see `restore_selected`) on every split
-  and writes all reports."""
+  and writes all reports; `recovered` lists damaged checkpoints the run continued past."""
   config, run = trainer.config, config_run_name(trainer.config)
   split_reports = {}
   for split in trainer.dataset.splits:
@@ -545,6 +546,7 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
       selected_checkpoint=selected,
       devices=jax.device_count(), platform=jax.default_backend(), circuits=trainer.circuit_resources(state),
       **{f"test_{k}": v for k, v in extra.items()}, **gate_off,
+      **({"checkpoint_recovery": recovered} if recovered else {}),
       provenance=provenance.provenance(config.to_dict(), NON_RESULT_KEYS))
   return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
 
@@ -622,12 +624,17 @@ def check_finite(finite, first_step: int) -> None:
         "good parameters were kept. Lower the learning rate, set grad_clip_norm, or check the inputs.")
 
 
-def _start(config: ml_collections.ConfigDict, workdir: str, overwrite: bool):
-  """(config with resolved model, trainer, fresh state) after checking the config and claiming `workdir`."""
+def _check(config: ml_collections.ConfigDict):
+  """(config with resolved model, trainer, fresh state); every config error surfaces here, before the
+  workdir is touched."""
   if config.compilation_cache:
     runtime.enable_compilation_cache()
-  _, trainer, state = build_run(config)  # every config error surfaces before the workdir is touched
-  config = with_resolved_model(config)
+  _, trainer, state = build_run(config)
+  return with_resolved_model(config), trainer, state
+
+
+def _claim(config: ml_collections.ConfigDict, trainer: "Trainer", state: TrainState, workdir: str, overwrite: bool):
+  """Makes `workdir` the run's (`checkpointing.prepare_workdir`) and logs what will be trained."""
   if jax.process_index() == 0:  # Multi-host: one process owns the workdir's files.
     checkpointing.prepare_workdir(workdir, config.to_dict(), overwrite=overwrite, ignore_keys=NON_RESULT_KEYS,
                                   later_keys=LATER_KEYS, renamed_keys=RENAMED_KEYS)
@@ -636,17 +643,20 @@ def _start(config: ml_collections.ConfigDict, workdir: str, overwrite: bool):
   logging.info("%s on %s: %d parameters (%d quantum), %d train images, %d steps/epoch, %d devices",
                config.model, config.dataset, num_params, quantum_params, len(trainer.splits["train"]),
                trainer.steps_per_epoch, jax.device_count())
-  return config, trainer, state
 
 
 def _resume(ckpts: checkpointing.RunCheckpoints, trainer: Trainer, state: TrainState, workdir: str):
-  """(state, meta) to continue from: the latest checkpoint's, or the fresh state with meta of epoch -1.
-  meta = {"epoch": last finished, "best": {"val_auc", "epoch"}, "wall_time_s", "rates": images/s per epoch}."""
+  """(state, meta) to continue from: the newest intact checkpoint's, or the fresh state with meta of
+  epoch -1. meta = {"epoch": last finished, "best": {"val_auc", "epoch"}, "wall_time_s", "rates":
+  images/s per epoch, "recovered": damaged checkpoints set aside so far, each with the epoch resumed after}."""
   restored = restore_state(ckpts.restore_latest, state)
   if restored is None:
-    return state, {"epoch": -1, "best": {"val_auc": -math.inf, "epoch": -1}, "wall_time_s": 0.0, "rates": []}
+    return state, {"epoch": -1, "best": {"val_auc": -math.inf, "epoch": -1}, "wall_time_s": 0.0, "rates": [],
+                   "recovered": []}
   state, meta = restored
-  logging.info("Resuming %s after epoch %d (best %s so far).", workdir, meta["epoch"], meta["best"])
+  meta = {**meta, "recovered": meta.get("recovered", []) + [
+      {**damage, "resumed_after_epoch": meta["epoch"] + 1} for damage in ckpts.damaged]}
+  logging.info("Resuming %s after epoch %d (best %s so far).", workdir, meta["epoch"] + 1, meta["best"])
   return parallel.put_replicated(state, trainer.mesh), meta
 
 
@@ -715,7 +725,8 @@ def _train_epochs(trainer: Trainer, state: TrainState, ckpts, workdir: str, meta
       improved = improves(auc, best["val_auc"], select)
       if improved:
         best = {"val_auc": auc, "epoch": epoch}
-      meta = {"epoch": epoch, "best": best, "wall_time_s": time.time() - run_start, "rates": list(rates)}
+      meta = {"epoch": epoch, "best": best, "wall_time_s": time.time() - run_start, "rates": list(rates),
+              "recovered": meta["recovered"]}
       saver.after_epoch(epoch, state, meta, improved, auc if select == "val" else None)
       logging.info("epoch %d/%d: train loss %.4f, %s AUC %.4f ACC %.4f (best %.4f at epoch %d)", epoch + 1,
                    config.num_epochs, epoch_metrics["train_loss"], select, auc, record[f"{select}_acc"],
@@ -734,29 +745,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
   Returns:
     The summary dict also written to `{workdir}/summary.json`.
   """
-  config, trainer, state = _start(config, workdir, overwrite)
-  initial_angles = quantum_leaves(state.params)  # deterministic from the seed: also right on resume
-  ckpts = checkpointing.RunCheckpoints(workdir)
-  state, meta = _resume(ckpts, trainer, state, workdir)
-  state, meta = _train_epochs(trainer, state, ckpts, workdir, meta, initial_angles)
-  best = meta["best"]
-  best_state, best_meta, selected = restore_selected(ckpts, state, trainer.dataset)
-  if selected == "latest":
-    no_val = selection_split(trainer.dataset) == "train"
-    best = {"val_auc": best["val_auc"] if no_val else float("nan"), "epoch": best_meta["epoch"]}
-  finite_rates = [r for r in meta["rates"] if r == r]
-  summary = finish_run(trainer, parallel.put_replicated(best_state, trainer.mesh), workdir, best,
-                       meta["wall_time_s"], float(np.median(finite_rates)) if finite_rates else float("nan"), selected)
-  ckpts.close()
-  return summary
+  config, trainer, state = _check(config)
+  with _workdir_lock(workdir):
+    _claim(config, trainer, state, workdir, overwrite)
+    initial_angles = quantum_leaves(state.params)  # deterministic from the seed: also right on resume
+    with checkpointing.RunCheckpoints(workdir) as ckpts:
+      state, meta = _resume(ckpts, trainer, state, workdir)
+      state, meta = _train_epochs(trainer, state, ckpts, workdir, meta, initial_angles)
+      best = meta["best"]
+      best_state, best_meta, selected = restore_selected(ckpts, state, trainer.dataset)
+    if selected == "latest":
+      no_val = selection_split(trainer.dataset) == "train"
+      best = {"val_auc": best["val_auc"] if no_val else float("nan"), "epoch": best_meta["epoch"]}
+    finite_rates = [r for r in meta["rates"] if r == r]
+    return finish_run(trainer, parallel.put_replicated(best_state, trainer.mesh), workdir, best, meta["wall_time_s"],
+                      float(np.median(finite_rates)) if finite_rates else float("nan"), selected,
+                      meta.get("recovered"))
 
 
-def load_run(workdir: str) -> tuple[Trainer, TrainState, dict, str]:
+def _workdir_lock(workdir: str):
+  """The workdir's lock (`lock.hold`), held by process 0 of a multi-host run."""
+  return lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+
+
+def load_run(workdir: str, checkpoint: str = "best") -> tuple[Trainer, TrainState, dict, str]:
   """(trainer, state, metadata, how it was selected) of the checkpoint a finished or partial run
-  reports (`restore_selected`), for evaluating, exporting or extracting from it.
+  reports (`restore_selected`), or with `checkpoint="latest"` of its newest intact checkpoint, for
+  evaluating, exporting or extracting from it.
 
   Raises:
     FileNotFoundError: `workdir` holds no run or no checkpoint.
+    checkpointing.CheckpointDamagedError: the checkpoint asked for is damaged, with no intact copy.
   """
   config_path = os.path.join(workdir, checkpointing.CONFIG_FILENAME)
   if not os.path.exists(config_path):
@@ -765,26 +784,35 @@ def load_run(workdir: str) -> tuple[Trainer, TrainState, dict, str]:
   config = ml_collections.ConfigDict({RENAMED_KEYS.get(k, k): v for k, v in stored.items()})
   trainer = Trainer(config, load_config_dataset(config))
   with checkpointing.RunCheckpoints(workdir) as ckpts:
-    restored = restore_selected(ckpts, trainer.init_state(), trainer.dataset)
+    if checkpoint == "latest":
+      latest = restore_state(ckpts.restore_latest, trainer.init_state())
+      restored = None if latest is None else (*latest, "latest")
+    else:
+      restored = restore_selected(ckpts, trainer.init_state(), trainer.dataset)
   if restored is None:
     raise FileNotFoundError(f"{workdir} holds no checkpoint; train it first with experiments.train.")
   state, meta, selected = restored
   return trainer, parallel.put_replicated(state, trainer.mesh), meta, selected
 
 
-def evaluate_workdir(workdir: str, split: str | None = None) -> tuple[dict, dict]:
-  """Re-evaluates the best checkpoint of a finished or partial run and rewrites its reports.
+def evaluate_workdir(workdir: str, split: str | None = None, checkpoint: str = "best") -> tuple[dict, dict]:
+  """Re-evaluates the best (or, with `checkpoint="latest"`, the newest intact) checkpoint of a
+  finished or partial run and rewrites its reports, holding the workdir's lock.
 
   Returns:
     ({split: classification report}, ``gate_off_report`` when the test split is evaluated).
   """
-  trainer, state, meta, _ = load_run(workdir)
-  splits = [split] if split else list(trainer.dataset.splits)
-  results = {}
-  for name in splits:
-    report, out = trainer.evaluate(state, name)
-    write_split_reports(trainer, workdir, name, report, out, config_run_name(trainer.config))
-    results[name] = report
-  gate_off = gate_off_report(trainer, state) if split in (None, "test") else {}
-  reports.write_json_atomic(f"{workdir}/metrics_eval.json", {"epoch": meta["epoch"], **results, **gate_off})
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"{workdir} holds no run (no such folder).")
+  with _workdir_lock(workdir):
+    trainer, state, meta, selected = load_run(workdir, checkpoint)
+    splits = [split] if split else list(trainer.dataset.splits)
+    results = {}
+    for name in splits:
+      report, out = trainer.evaluate(state, name)
+      write_split_reports(trainer, workdir, name, report, out, config_run_name(trainer.config))
+      results[name] = report
+    gate_off = gate_off_report(trainer, state) if split in (None, "test") else {}
+    reports.write_json_atomic(f"{workdir}/metrics_eval.json",
+                              {"epoch": meta["epoch"], "checkpoint": selected, **results, **gate_off})
   return results, gate_off
