@@ -25,6 +25,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   runtime.quiet_library_logs()
+  runtime.enable_compilation_cache()  # the run's own compiled evaluation step is reused
   spec = export.export_run(FLAGS.workdir, FLAGS.out, batch_size=FLAGS.batch_size, platforms=FLAGS.platforms,
                            overwrite=FLAGS.overwrite)
   check = spec["check"]

@@ -26,6 +26,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   runtime.quiet_library_logs()
+  runtime.enable_compilation_cache()  # the run's own compiled evaluation step is reused
   rows, columns, notes = predict.predict_files(FLAGS.workdir, FLAGS.inputs + argv[1:])
   for note in notes:
     print(f"warning: {note}", file=sys.stderr)

@@ -52,11 +52,9 @@ def records(dataset, split: str) -> list[tuple[int, int, bytes]]:
 # --- the folder dataset -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_medical_mnist_class_folders_give_the_dedicated_loaders_counts_and_split(tmp_path, monkeypatch, shared_data,
-                                                                                  seed):
+def test_medical_mnist_class_folders_give_the_dedicated_loaders_counts_and_split(tmp_path, monkeypatch, shared_data):
   """Real Medical MNIST images (20 per class, in the Kaggle layout of one JPEG folder per class) read by
-  its dedicated loader and by the folder path: the same records in the same splits."""
+  its dedicated loader and by the folder path, with two split seeds: the same records in the same splits."""
   npz = shared_data / "medical_mnist" / medical_mnist.NPZ_NAME
   if not npz.is_file():
     pytest.skip(f"{npz} is absent")
@@ -65,14 +63,18 @@ def test_medical_mnist_class_folders_give_the_dedicated_loaders_counts_and_split
   for label, name in enumerate(medical_mnist.CLASS_NAMES):
     write_images(tmp_path / "tree" / name, images[labels == label][:20], ".jpeg")
   monkeypatch.setattr(medical_mnist, "CLASS_COUNTS", (20,) * 6)  # this subset is the "full set" here
-  dedicated = data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"),
-                                tfds_dir=str(tmp_path / "tfds"), split_seed=seed)
-  own = data.load_dataset("folder", size=64, data_dir=str(tmp_path / "tree"), tfds_dir=str(tmp_path / "tfds"),
-                          split_seed=seed)
-  assert own.label_names == medical_mnist.CLASS_NAMES and own.task == dedicated.task == "multi-class"
-  assert own.sizes == dedicated.sizes == {"train": 96, "val": 12, "test": 12}
-  for split in dedicated.splits:
-    assert records(own, split) == records(dedicated, split)
+  test_splits = []
+  for seed in (0, 3):
+    dedicated = data.load_dataset("medical_mnist", size=64, data_dir=str(tmp_path / "tree"),
+                                  tfds_dir=str(tmp_path / "tfds"), split_seed=seed)
+    own = data.load_dataset("folder", size=64, data_dir=str(tmp_path / "tree"), tfds_dir=str(tmp_path / "tfds"),
+                            split_seed=seed)
+    assert own.label_names == medical_mnist.CLASS_NAMES and own.task == dedicated.task == "multi-class"
+    assert own.sizes == dedicated.sizes == {"train": 96, "val": 12, "test": 12}
+    for split in dedicated.splits:
+      assert records(own, split) == records(dedicated, split)
+    test_splits.append([r[0] for r in records(own, "test")])
+  assert test_splits[0] != test_splits[1]  # the seed matters
   test_files = [f["path"] for f in own.files["splits"]["test"]]
   assert len(test_files) == 12 and all(p.endswith(".jpeg") for p in test_files)
 
@@ -335,4 +337,6 @@ def test_the_own_data_page_runs_from_a_folder_to_predictions_and_an_exported_mod
   assert rows[0] == "path,predicted,p_normal,p_pneumonia,error" and len(rows) == 4
   assert (tmp_path / "exported" / "model_card.md").is_file() and (tmp_path / "exported" / "data_splits.json").is_file()
   spec = json.loads((tmp_path / "exported" / "model.json").read_text())
-  assert spec["check"]["max_abs_logit_difference"] < 1e-5 and spec["class_names"] == ["normal", "pneumonia"]
+  # 1e-5 is checked on README command 1's run above; here 64 px inputs summed over 4 devices in the run and
+  # over one in the artefact differ by a few 1e-6 (6.8e-6 seen)
+  assert spec["check"]["max_abs_logit_difference"] < 1e-4 and spec["class_names"] == ["normal", "pneumonia"]
