@@ -206,6 +206,19 @@ def test_skip_unreadable_leaves_out_and_lists_them(tmp_path):
     load(False)
 
 
+def test_an_incomplete_cache_folder_is_reported_not_deleted(tmp_path):
+  write_images(tmp_path / "images" / "a", random_images(10))
+  write_images(tmp_path / "images" / "b", random_images(10, seed=1))
+  listing = data.load_dataset("folder", size=8, data_dir=str(tmp_path / "images"), tfds_dir=str(tmp_path / "tfds")).files
+  target = folder.cache_dir(folder.scan(tmp_path / "images"), listing["content_sha256"], tmp_path / "tfds",
+                            listing["settings"])
+  (target / folder.FILE_LIST).unlink()
+  kept = tree_digest(target)
+  with pytest.raises(data.FolderDatasetError, match=f"{re.escape(str(target))} exists but is not a complete prepared"):
+    data.load_dataset("folder", size=8, data_dir=str(tmp_path / "images"), tfds_dir=str(tmp_path / "tfds"))
+  assert tree_digest(target) == kept
+
+
 def test_a_bad_folder_ends_the_command_in_one_error_line_and_keeps_the_earlier_cache_and_run(tmp_path):
   write_images(tmp_path / "images" / "a", random_images(10))
   write_images(tmp_path / "images" / "b", random_images(10, seed=1))
@@ -298,11 +311,15 @@ def test_exported_model_reproduces_the_runs_logits_without_qcnn_jax(quick_run, t
 # --- the documentation page -----------------------------------------------------------------------------------------
 
 
+def doc_blocks(language: str) -> list[str]:
+  """The fenced `language` blocks of docs/own_data.md."""
+  return re.findall(rf"```{language}\n(.*?)```", (ROOT / "docs" / "own_data.md").read_text(), re.S)
+
+
 def doc_commands() -> list[list[str]]:
   """The `python -m experiments.*` commands of docs/own_data.md's shell blocks, as argument lists."""
-  text = (ROOT / "docs" / "own_data.md").read_text()
   commands = []
-  for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+  for block in doc_blocks("bash"):
     for line in block.replace("\\\n", " ").splitlines():
       if line.strip().startswith("python -m experiments."):
         commands.append(shlex.split(line.split("#")[0]))
@@ -336,6 +353,15 @@ def test_the_own_data_page_runs_from_a_folder_to_predictions_and_an_exported_mod
   rows = (tmp_path / "predictions.csv").read_text().splitlines()
   assert rows[0] == "path,predicted,p_normal,p_pneumonia,error" and len(rows) == 4
   assert (tmp_path / "exported" / "model_card.md").is_file() and (tmp_path / "exported" / "data_splits.json").is_file()
+  namespaces = []
+  for block in doc_blocks("python"):  # with this package, and with load_model.py alone
+    namespaces.append({"images": np.zeros((2, 64, 64, 1), np.uint8)})
+    with pytest.MonkeyPatch.context() as patch:
+      patch.syspath_prepend(str(tmp_path / "exported"))
+      exec(block.replace("exported/my_images", str(tmp_path / "exported")), namespaces[-1])  # pylint: disable=exec-used
+    sys.modules.pop("load_model", None)  # the folder's loader module goes with the folder
+  np.testing.assert_allclose(namespaces[0]["probabilities"][:, 1], 1 / (1 + np.exp(-namespaces[1]["logits"][:, 0])),
+                             atol=1e-6)
   spec = json.loads((tmp_path / "exported" / "model.json").read_text())
   # 1e-5 is checked on README command 1's run above; here 64 px inputs summed over 4 devices in the run and
   # over one in the artefact differ by a few 1e-6 (6.8e-6 seen)

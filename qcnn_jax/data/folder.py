@@ -188,8 +188,8 @@ def plan_splits(layout: Layout, keep: np.ndarray, scheme: str, seed: int) -> dic
       need = min_class_size(medical_mnist.SPLIT_SCHEMES[scheme], seed)
       raise FolderDatasetError(
           f"{layout.root / cls} has {count} usable image(s), too few for the {_scheme_name(fractions)} split: its "
-          f"{name} split would get none. Give each class at least {need} images, or use "
-          f"--config.split_scheme=80_20, or give train/ val/ test/ folders.")
+          f"{name} split would get none. Give each class at least {need} images, "
+          f"{'or use --config.split_scheme=80_20, ' if scheme != '80_20' else ''}or give train/ val/ test/ folders.")
   return splits
 
 
@@ -214,7 +214,7 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
   return np.round(scaled * 255).astype(np.uint8)
 
 
-def _with_channels(pixels: np.ndarray, path: pathlib.Path) -> np.ndarray:
+def _with_channels(pixels: np.ndarray) -> np.ndarray:
   """(H, W) or (H, W, 1|3) pixels → (H, W, C) uint8."""
   if pixels.ndim == 2:
     pixels = pixels[..., None]
@@ -233,10 +233,6 @@ def _read_pil(path: pathlib.Path) -> np.ndarray:
     elif img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
       img = img.convert("RGB")
     return np.asarray(img)
-
-
-def _read_npy(path: pathlib.Path) -> np.ndarray:
-  return np.load(path, allow_pickle=False)
 
 
 def window(values: np.ndarray, center: float, width: float) -> np.ndarray:
@@ -287,7 +283,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if suffix in PIL_SUFFIXES:
       pixels = _read_pil(path)
     elif suffix == ".npy":
-      pixels = _read_npy(path)
+      pixels = np.load(path, allow_pickle=False)
     elif is_dicom(path):
       pixels = _read_dicom(path)
     else:
@@ -296,7 +292,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     raise
   except Exception as e:  # pylint: disable=broad-except  # decoders raise many types for corrupt files
     raise UnreadableImage(f"{type(e).__name__}: {e}") from e
-  return _with_channels(pixels, path)
+  return _with_channels(pixels)
 
 
 def conform(image: np.ndarray, size: int, channels: int | None) -> np.ndarray:
@@ -421,6 +417,22 @@ def _builder(folder: pathlib.Path, listing: dict, arrays: dict | None = None) ->
   return FolderDataset(config=config, arrays=arrays, data_dir=str(folder), file_format="array_record")
 
 
+def incomplete_copy_error(target: pathlib.Path) -> FolderDatasetError:
+  """The error for a cache folder without its files.json (never deleted here: it may hold anything)."""
+  return FolderDatasetError(f"{target} exists but is not a complete prepared copy ({FILE_LIST} missing): delete it; "
+                            f"it is rebuilt on the next run.")
+
+
+def _put_in_place(tmp: pathlib.Path, target: pathlib.Path) -> None:
+  """Renames the finished copy `tmp` to `target`; a complete copy another process put there first is
+  kept (the same content and settings), an incomplete one is reported."""
+  try:
+    os.rename(tmp, target)
+  except OSError:
+    if read_listing(target) is None:
+      raise incomplete_copy_error(target) from None
+
+
 def _build(layout: Layout, target: pathlib.Path, settings: dict, skip_unreadable: bool, digest: str,
            progress: bool) -> None:
   """Decodes and checks every file, writes the array_record files and `files.json` into a temporary
@@ -450,7 +462,7 @@ def _build(layout: Layout, target: pathlib.Path, settings: dict, skip_unreadable
   try:
     _builder(tmp, listing, arrays).download_and_prepare()
     (tmp / FILE_LIST).write_text(json.dumps(listing, indent=1) + "\n")
-    os.rename(tmp, target)
+    _put_in_place(tmp, target)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -493,6 +505,8 @@ def prepare(data_dir: str | os.PathLike | None, *, size: int, channels: int | No
               "split_seed": None if scheme == "given" else split_seed}
   target = cache_dir(layout, digest, tfds_dir, settings)
   listing = read_listing(target)
+  if listing is None and target.exists():
+    raise incomplete_copy_error(target)
   if listing is None:
     _build(layout, target, settings, skip_unreadable, digest, progress)
     listing = read_listing(target)
