@@ -118,3 +118,110 @@ def test_paired_bootstrap_of_a_difference_of_differences():
                                 seed=4)
   single = stats.example_bootstrap(labels, [clean_a], [clean_b], metrics.BINARY, num_resamples=500, seed=4)
   assert (pair["auc"].low, pair["auc"].high) == (single["auc"].low, single["auc"].high)
+
+
+def _reference_two_level(labels, scores_a, scores_b, num_resamples, seed, confidence=0.95):
+  """`stats.two_level_bootstrap` written out with loops and scikit-learn's AUC on resampled rows."""
+  import scipy.stats  # pylint: disable=g-import-not-at-top
+  y = labels[:, 0]
+
+  def auc(scores, rows):
+    if scores.shape[1] == 2:
+      return sklearn_metrics.roc_auc_score(y[rows], scores[rows, 1])
+    return np.mean([sklearn_metrics.roc_auc_score(y[rows] == c, scores[rows, c]) for c in range(scores.shape[1])])
+
+  if len(scores_a) > 1:
+    units = [list(zip(a, b)) for a, b in zip(scores_a, scores_b)]
+  else:
+    units = [[pair] for pair in zip(scores_a[0], scores_b[0])]
+  n, num_examples = len(units), len(y)
+  rng = np.random.default_rng(seed)
+  picks = rng.integers(0, n, (num_resamples, n))
+  rows = rng.integers(0, num_examples, (num_resamples, num_examples))
+  value = lambda unit, r: np.mean([auc(a, r) - auc(b, r) for a, b in unit])
+  u0 = np.array([value(u, np.arange(num_examples)) for u in units])
+  resampled = np.array([[value(u, rows[b]) for b in range(num_resamples)] for u in units])  # (n, B)
+  centred = resampled - resampled.mean(axis=1, keepdims=True)
+  offdiag = [np.sum(centred[i] * centred[j]) / (num_resamples - 1) for i in range(n) for j in range(n) if i != j]
+  unit_share = np.var(u0, ddof=1) / n
+  se = np.sqrt(unit_share + max(0.0, np.mean(offdiag)))
+  df = (n - 1) * (se**2 / unit_share) ** 2
+  half = scipy.stats.t.ppf(0.5 + confidence / 2, df) * se
+  joint = [np.mean([resampled[picks[b, j], b] for j in range(n)]) for b in range(num_resamples)]
+  return u0.mean(), se, df, u0.mean() - half, u0.mean() + half, np.percentile(joint, [2.5, 97.5])
+
+
+@pytest.mark.parametrize("backbones,seeds,classes", [(2, 3, 2), (1, 4, 3)])
+def test_two_level_bootstrap_equals_a_slow_reference(backbones, seeds, classes):
+  rng = np.random.default_rng(5)
+  labels = rng.integers(0, classes, (40, 1))
+  onehot = np.eye(classes)[labels[:, 0]]
+  task = metrics.BINARY if classes == 2 else metrics.MULTI_CLASS
+  runs = lambda sep: [[metrics.scores_from_logits(sep * onehot + rng.normal(size=onehot.shape), metrics.MULTI_CLASS)
+                       for _ in range(seeds)] for _ in range(backbones)]
+  a, b = runs(1.5), runs(1.0)
+  got = stats.two_level_bootstrap(labels, a, b, task, num_resamples=60, seed=3)
+  estimate, se, df, low, high, percentile = _reference_two_level(labels, a, b, 60, 3)
+  assert got.unit_level == ("backbones" if backbones > 1 else "seeds") and got.units == (backbones if backbones > 1 else seeds)
+  np.testing.assert_allclose([got.estimate, got.se, got.df, got.low, got.high], [estimate, se, df, low, high],
+                             rtol=1e-9)
+  np.testing.assert_allclose([got.percentile_low, got.percentile_high], percentile, rtol=1e-9)
+  assert got.low < got.estimate < got.high and 0 < got.p_value < 1
+
+
+def _simulated_comparison(rng, *, shared: float, n_test: int = 100, seeds: int = 5, tau: float = 0.1):
+  """Labels, A and B runs (1 backbone × `seeds`) and the true mean ΔAUC of a binormal model.
+
+  A run's logit = sep·y + h + e: sep ~ N(μ, τ²) per run (seed variation), h ~ N(0, shared²) per
+  test example and model, shared by all its seeds (the test set's own noise), e ~ N(0, 1) per run
+  and example. Population AUC of a run: Φ(sep / sqrt(2(1 + shared²))); averaged over sep:
+  Φ(μ / sqrt(2(1 + shared²) + τ²)).
+  """
+  import scipy.stats  # pylint: disable=g-import-not-at-top
+  labels = rng.integers(0, 2, (n_test, 1))
+  runs, truth = [], []
+  for mu in (1.2, 1.0):
+    h = shared * rng.normal(size=(n_test, 1))
+    runs.append([[metrics.scores_from_logits((mu + tau * rng.normal()) * labels + h + rng.normal(size=(n_test, 1)),
+                                             metrics.BINARY) for _ in range(seeds)]])
+    truth.append(scipy.stats.norm.cdf(mu / np.sqrt(2 * (1 + shared**2) + tau**2)))
+  return labels, runs[0], runs[1], truth[0] - truth[1]
+
+
+def test_two_level_intervals_cover_the_truth_and_seeds_only_intervals_miss_the_test_sets_noise():
+  rng = np.random.default_rng(11)
+  covered, widths = {True: [], False: []}, {True: [], False: []}
+  for repeat in range(200):
+    labels, a, b, truth = _simulated_comparison(rng, shared=0.8)
+    for examples in (True, False):
+      interval = stats.two_level_bootstrap(labels, a, b, metrics.BINARY, examples=examples, num_resamples=200,
+                                           seed=repeat)
+      covered[examples].append(interval.contains(truth))
+      widths[examples].append(interval.high - interval.low)
+  assert 0.90 <= np.mean(covered[True]) <= 0.99  # nominal 0.95; binomial sd over 200 repeats 0.015
+  assert np.mean(covered[False]) < 0.85  # seeds only: blind to the shared test set
+  assert np.mean(widths[False]) < 0.8 * np.mean(widths[True])
+  # Not every repeat: where the test set adds little, its share raises Satterthwaite's df, and
+  # t_df·SE can fall just below t_(n−1)·SE_seeds.
+  assert np.mean(np.less(widths[False], widths[True])) > 0.9
+
+
+def test_with_few_seeds_the_t_interval_covers_where_the_percentile_interval_is_too_narrow():
+  rng = np.random.default_rng(12)
+  t_covered, percentile_covered = [], []
+  for repeat in range(200):  # no shared test-set noise: seed variation only, 5 seeds
+    labels, a, b, truth = _simulated_comparison(rng, shared=0.0, n_test=60, tau=0.3)
+    interval = stats.two_level_bootstrap(labels, a, b, metrics.BINARY, examples=False, num_resamples=400,
+                                         seed=repeat)
+    t_covered.append(interval.contains(truth))
+    percentile_covered.append(interval.percentile_low <= truth <= interval.percentile_high)
+    assert interval.df == pytest.approx(4.0)  # the classical paired t over 5 seeds
+  assert 0.90 <= np.mean(t_covered) <= 0.99 and np.mean(percentile_covered) < 0.89
+
+
+def test_holm_adjusts_step_down_and_keeps_the_input_order():
+  adjusted, rejected = stats.holm([0.01, 0.04, 0.03, 0.005])
+  # Sorted 0.005·4, 0.01·3, 0.03·2, 0.04·1 -> 0.02, 0.03, 0.06, max(0.04, 0.06).
+  np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+  assert rejected.tolist() == [True, False, False, True]
+  assert stats.holm([0.3, 0.9])[0].tolist() == [0.6, 0.9] and stats.holm([0.7, 0.9])[0].tolist() == [1.0, 1.0]

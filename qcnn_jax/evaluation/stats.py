@@ -14,12 +14,18 @@ Two intervals for the difference "model A minus model B" in test AUC and ACC:
 
 Both use the percentile method on a `numpy.random.default_rng(seed)` stream, so the same inputs
 and seed give the same interval.
+
+Headline comparisons use `two_level_bootstrap`, which counts both sources at once: it resamples
+the outer units (backbones when several are pooled, else seeds) and the test examples together,
+and turns the bootstrap's standard error into a t interval with a small-n correction; `holm`
+adjusts the decisions across the rows of one table.
 """
 
 from collections.abc import Callable, Sequence
 import dataclasses
 
 import numpy as np
+import scipy.stats
 
 from qcnn_jax.evaluation import metrics
 
@@ -256,3 +262,123 @@ def per_class_bootstrap(labels, scores, task: str, *, num_resamples: int = 2000,
   chunks = [on(w) for w in _bootstrap_weights(num_examples, num_resamples, np.random.default_rng(seed))]
   return [{k: _interval(estimate[k][c, 0], np.concatenate([chunk[k][c] for chunk in chunks]), confidence)
            for k in ("auc", "recall", "precision")} for c in range(num_columns)]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TwoLevelInterval(Interval):
+  """`two_level_bootstrap`'s t interval (low, high) with what it was built from.
+
+  Attributes:
+    se: standard error of the estimate (outer level + test set, see `two_level_bootstrap`).
+    df: degrees of freedom of the t quantile (Satterthwaite; n − 1 when the outer level dominates).
+    p_value: two-sided p of "difference = 0" from the same t (for `holm`).
+    percentile_low, percentile_high: percentile interval of the plain two-level bootstrap (units
+      and examples resampled together; kept for comparison).
+    units: number of outer units n; unit_level: "backbones" or "seeds".
+    examples: whether test examples were resampled.
+  """
+  se: float
+  df: float
+  p_value: float
+  percentile_low: float
+  percentile_high: float
+  units: int
+  unit_level: str
+  examples: bool
+
+
+def _units(scores_a, scores_b) -> tuple[list[list[int]], list, list, str]:
+  """Runs flattened ([R] score matrices of A and B) and the outer units as lists of run indices:
+  one unit per backbone when there are several, else one per seed."""
+  if len(scores_a) != len(scores_b) or any(len(a) != len(b) for a, b in zip(scores_a, scores_b)):
+    raise ValueError("A and B need the same backbones with the same number of paired seeds")
+  flat_a, flat_b = [s for g in scores_a for s in g], [s for g in scores_b for s in g]
+  starts = np.cumsum([0] + [len(g) for g in scores_a])
+  if len(scores_a) > 1:
+    return [list(range(starts[g], starts[g + 1])) for g in range(len(scores_a))], flat_a, flat_b, "backbones"
+  return [[r] for r in range(len(flat_a))], flat_a, flat_b, "seeds"
+
+
+def two_level_bootstrap(labels, scores_a: Sequence[Sequence[np.ndarray]], scores_b: Sequence[Sequence[np.ndarray]],
+                        task: str, *, examples: bool = True, num_resamples: int = 10_000, confidence: float = 0.95,
+                        seed: int = 0) -> TwoLevelInterval:
+  """Interval for the mean paired difference in test AUC, A minus B, counting the outer units
+  (seeds, or backbones when several are pooled) and the test set's own sampling error together.
+
+  The statistic is the mean over the n outer units of each unit's mean over its seeds of
+  d = AUC_A(run) − AUC_B(run). Its variance has three parts (d = μ + α_unit + β_testset + γ_both):
+  σ_α²/n + σ_β² + σ_γ²/n. The sample variance s_u² of the n unit values on the one test set
+  estimates σ_α² + σ_γ²; a paired bootstrap of the test examples (one resample shared by every
+  run of A and B, so both the A/B pairing on each example and the runs' shared test set are kept)
+  gives the units' covariance matrix C over resamples, whose mean off-diagonal entry c estimates
+  σ_β², the part every unit shares. Hence SE² = s_u²/n + max(c, 0). Resampling units and
+  examples together instead (the plain two-level bootstrap, still drawn here for its percentile
+  interval) counts σ_γ²/n twice and shrinks the outer level by (n − 1)/n; with several backbones
+  the seeds inside one are not resampled either, as its seed mean already carries their spread
+  (Davison & Hinkley 1997, §3.8).
+
+  Small n: the interval is a t interval, estimate ± t_df · SE, with Satterthwaite's
+  df = (n − 1)·(SE² / (s_u²/n))²: only the outer share is estimated from few values (n − 1 df),
+  the test-set share from N examples counts as known. Without test-set noise it is the classical
+  paired t interval over units (exactly, with `examples=False`); when the test set dominates, df
+  grows and it tends to a normal interval. A t interval rather than BCa: BCa corrects skewness,
+  not the small-n variance bias that makes percentile intervals over 5–10 units too narrow.
+  Resamples where an AUC is undefined (a class absent) are left out and counted.
+
+  Random stream (`numpy.random.default_rng(seed)`): unit picks `integers(0, n, (B, n))` first,
+  then the example resamples (`_bootstrap_weights`).
+
+  Args:
+    labels: (N, 1) or (N, L) test labels, rows aligned with every score matrix.
+    scores_a: G backbones × S_g seeds of (N, K) score matrices of model A (G = 1: one backbone).
+    scores_b: the same shape for model B, paired with A by position.
+    task: MedMNIST task string.
+    examples: count the test set's sampling error (False: seeds/backbones only).
+    num_resamples, confidence, seed: bootstrap size, nominal coverage, resampling seed.
+  """
+  units, flat_a, flat_b, level = _units(scores_a, scores_b)
+  n, labels = len(units), np.asarray(labels)
+  if n < 2:
+    raise ValueError(f"need at least 2 outer units (seeds or backbones), got {n}")
+  num_examples = labels.shape[0]
+
+  def unit_values(weights: np.ndarray) -> np.ndarray:
+    """(n, b) unit means of AUC_A − AUC_B under (b, N) example weights."""
+    auc = lambda s: weighted_metrics(labels, s, task, weights)["auc"]
+    diff = np.stack([auc(a) - auc(b) for a, b in zip(flat_a, flat_b)])
+    return np.stack([diff[u].mean(axis=0) for u in units])
+
+  rng = np.random.default_rng(seed)
+  picks = rng.integers(0, n, (num_resamples, n))
+  u0 = unit_values(np.ones((1, num_examples)))[:, 0]
+  estimate, unit_share = float(u0.mean()), float(u0.var(ddof=1) / n)
+  if examples:
+    values = np.concatenate([unit_values(w) for w in _bootstrap_weights(num_examples, num_resamples, rng)], axis=1)
+    defined = values[:, ~np.isnan(values).any(axis=0)]
+    cov = np.cov(defined) if defined.shape[1] > 1 else np.full((n, n), np.nan)
+    shared = max(0.0, float((cov.sum() - np.trace(cov)) / (n * (n - 1))))
+    samples = values[picks, np.arange(num_resamples)[:, None]].mean(axis=1)
+  else:
+    shared, samples = 0.0, u0[picks].mean(axis=1)
+  se = float(np.sqrt(unit_share + shared))
+  df = float((n - 1) * (se**2 / unit_share) ** 2) if unit_share > 0 else np.inf
+  half = scipy.stats.t.ppf(0.5 + confidence / 2, df) * se
+  p_value = float(2 * scipy.stats.t.sf(abs(estimate) / se, df)) if se > 0 else float(estimate == 0.0)
+  percentile = _interval(estimate, samples, confidence)
+  return TwoLevelInterval(estimate, estimate - half, estimate + half, confidence, num_resamples,
+                          percentile.num_undefined, se=se, df=df, p_value=p_value,
+                          percentile_low=percentile.low, percentile_high=percentile.high, units=n, unit_level=level,
+                          examples=examples)
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+  """Holm's step-down adjustment of m p-values of one table (family-wise error ≤ alpha).
+
+  Returns:
+    (adjusted p-values (m,), rejected (m,) bool: adjusted p ≤ alpha), in the input order.
+  """
+  p = np.asarray(p_values, np.float64)
+  order = np.argsort(p, kind="stable")
+  adjusted = np.empty_like(p)
+  adjusted[order] = np.minimum(1.0, np.maximum.accumulate(p[order] * (p.size - np.arange(p.size))))
+  return adjusted, adjusted <= alpha
