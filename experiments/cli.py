@@ -2,7 +2,8 @@
 
 `run(main)` is `absl.app.run(main)`, except that the errors a user can fix print
 `error: <message naming the fix>` and exit with status 2 (usage: a misspelt config key, a bad flag
-value, a missing workdir, a workdir holding another run, an invalid config value) or 1 (missing or
+value, a missing workdir, a workdir holding another run, an invalid config value, a circuit too
+large for memory) or 1 (missing or
 corrupt data, a missing checkpoint or feature file, a non-finite loss, a missing optional package).
 `--verbose` shows the traceback instead. A tuple config key accepts a comma list
 (`--config.seeds=0,1`, `--config.designs=linear,product`) as well as Python's `(0, 1)`.
@@ -11,6 +12,7 @@ corrupt data, a missing checkpoint or feature file, a non-finite loss, a missing
 import ast
 import os
 import re
+import subprocess
 import sys
 
 from absl import app, flags
@@ -21,6 +23,7 @@ from qcnn_jax.training.checkpointing import CheckpointDamagedError, DiskFullErro
 from qcnn_jax.training.lock import FolderBusyError
 from qcnn_jax.data.corruptions import CorruptionsUnavailable
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
+from qcnn_jax.models.quantum.execution import QubitMemoryError
 from qcnn_jax.data.folder import FolderDatasetError
 from qcnn_jax.serving import ServingError
 from qcnn_jax.training.train import ConfigError
@@ -97,6 +100,24 @@ def require_existing_workdir(flag: str = "workdir") -> None:
                                   f"(python -m experiments.train ... --workdir={path} makes one)")
     return True
   flags.register_validator(flag, check)
+
+
+def tracked_files(paths: list[str]) -> list[str]:
+  """The git-tracked files under `paths` (none outside a git checkout)."""
+  existing = [p for p in paths if p and os.path.exists(p)]
+  if not existing:
+    return []
+  listed = subprocess.run(["git", "ls-files", "--", *existing], capture_output=True, text=True, check=False)
+  return listed.stdout.split() if listed.returncode == 0 else []
+
+
+def refuse_overwriting_records(paths: list[str], overwrite: bool) -> None:
+  """Raises UsageError when a command would write where committed (git-tracked) files are, unless
+  `--overwrite_records` (`overwrite`) says so."""
+  tracked = tracked_files(paths)
+  if tracked and not overwrite:
+    raise UsageError(f"this would overwrite {len(tracked)} committed file(s) (e.g. {tracked[0]}); write to a new "
+                     "folder (the default is under runs/) or pass --overwrite_records to refresh the committed records")
 
 
 def run(main) -> None:

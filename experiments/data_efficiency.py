@@ -1,12 +1,14 @@
 r"""Trains the data-efficiency study (heads on stratified fractions of the training split) and writes
 its report (results.csv, differences.csv, results.md, data_efficiency.png) to --out.
 
-  python -m experiments.data_efficiency --config=experiments/configs/data_efficiency.py \
-      --workdir=runs/data_efficiency --out=results/data_efficiency --records=results/data_efficiency/runs
-  python -m experiments.data_efficiency --workdir=results/data_efficiency/runs --out=results/data_efficiency \
+  python -m experiments.data_efficiency --workdir=runs/data_efficiency --config.rates_root=runs/heads_fair
+  python -m experiments.data_efficiency --workdir=results/data_efficiency/runs --out=runs/data_efficiency_report \
       --only_report     # the report again from the committed records
 
-Rerunning continues: runs with summary.json are not trained again.
+Rerunning continues: runs with summary.json are not trained again. Each feature set trains at the
+learning rates its head study searched (`--config.rates_root`); a set without them is refused in
+training and left out of the report. Writing over committed files (`--out`, `--records` under
+results/) is refused unless `--overwrite_records` is given.
 """
 
 from absl import flags
@@ -24,6 +26,7 @@ flags.DEFINE_list("datasets", None, "Train only these feature sets (default: all
 flags.DEFINE_bool("only_report", False, "Rebuild the report without training.")
 flags.DEFINE_string("records", None, "Copy each finished run's config.json and summary.json here "
                     "(e.g. results/data_efficiency/runs): the report needs nothing else.")
+flags.DEFINE_bool("overwrite_records", False, "Let --out and --records replace committed (git-tracked) files.")
 FLAGS = flags.FLAGS
 
 
@@ -31,6 +34,7 @@ def main(argv):
   del argv
   runtime.quiet_library_logs()
   runtime.enable_compilation_cache()
+  cli.refuse_overwriting_records([FLAGS.out or FLAGS.workdir, FLAGS.records], FLAGS.overwrite_records)
   if not FLAGS.only_report:
     data_efficiency.train(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets)
   if FLAGS.records:

@@ -4,7 +4,9 @@ its report: `{workdir}/results.csv`, `{workdir}/results.md`.
   python -m experiments.train_heads --config=experiments/configs/heads.py --workdir=runs/frozen_heads \
       --config.features.breastmnist=features/breastmnist.npz [--designs=calibrated,linear] [--only_report]
 
-Rerunning continues: designs whose seeds all finished are skipped.
+Rerunning continues: designs whose seeds all finished are skipped. Without a feature file for any
+set it stops with an error naming the files. Writing the report (`--out`) or records (`--records`)
+over committed files is refused unless `--overwrite_records` is given.
 """
 
 from absl import flags
@@ -22,6 +24,7 @@ flags.DEFINE_bool("only_report", False, "Rebuild the report without training.")
 flags.DEFINE_string("out", None, "Report folder (default: --workdir).")
 flags.DEFINE_string("records", None, "Copy each finished run's small files (config.json, summary.json, "
                     "gzipped test predictions, lr_search.json) here, e.g. results/<study>/runs.")
+flags.DEFINE_bool("overwrite_records", False, "Let --out and --records replace committed (git-tracked) files.")
 FLAGS = flags.FLAGS
 
 
@@ -29,6 +32,7 @@ def main(argv):
   del argv
   runtime.quiet_library_logs()
   runtime.enable_compilation_cache()
+  cli.refuse_overwriting_records([FLAGS.out or FLAGS.workdir, FLAGS.records], FLAGS.overwrite_records)
   if not FLAGS.only_report:
     frozen_heads.train_study(FLAGS.config, FLAGS.workdir, datasets=FLAGS.datasets, selected=FLAGS.designs)
   if FLAGS.records:

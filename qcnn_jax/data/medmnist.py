@@ -108,6 +108,17 @@ class MedmnistV2(tfds.core.GeneratorBasedBuilder):
     self._allow_download = allow_download
     super().__init__(**kwargs)
 
+  def download_and_prepare(self, *args, **kwargs):
+    """TFDS's; when the source file cannot be found, the dataset's folder it made is removed again."""
+    folder = os.path.dirname(self.data_dir)  # {tfds_dir}/medmnist_v2/{flag}_{size}, above the version
+    existed = os.path.exists(folder)
+    try:
+      return super().download_and_prepare(*args, **kwargs)
+    except sources.DatasetNotFoundError:
+      if not existed:
+        sources.remove_empty_dirs(folder)
+      raise
+
   def _info(self) -> tfds.core.DatasetInfo:
     info = sources.INFO[self.builder_config.flag]
     size = self.builder_config.size

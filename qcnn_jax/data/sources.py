@@ -21,6 +21,8 @@ with contextlib.redirect_stdout(io.StringIO()):  # medmnist prints a torch hint 
   from medmnist.info import INFO  # pylint: disable=g-import-not-at-top
 
 EMBEDDED_DIR = pathlib.Path(__file__).resolve().parent / "embedded"
+# Where a checkout beside a shared data folder finds the MedMNIST files (named by error messages).
+SHARED_DIRS = ("../shared/data/medmnist",)
 DOWNLOAD_TIMEOUT_S = 60
 
 
@@ -72,6 +74,26 @@ def verify_md5(path: pathlib.Path, source: SourceFile) -> pathlib.Path:
   return path
 
 
+def remove_empty_dirs(folder: os.PathLike) -> None:
+  """Removes `folder` and its subfolders when they hold no file (what a failed attempt made)."""
+  for path, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+    with contextlib.suppress(OSError):
+      os.rmdir(path)
+
+
+def where_else(filename: str, data_dir: str | os.PathLike | None) -> str:
+  """A sentence naming the folders that hold `filename` but were not searched (a shared copy in
+  `SHARED_DIRS`, or the `medmnist` folder inside `data_dir`), with the flags that use one; else
+  those shared folders that exist; "" when there are none."""
+  candidates = [pathlib.Path(data_dir).expanduser() / "medmnist"] if data_dir else []
+  candidates += [pathlib.Path(d) for d in SHARED_DIRS]
+  holding = [str(d) for d in candidates if (d / filename).is_file()]
+  if holding:
+    return (f" It is in {holding[0]}: pass --config.data_dir={holding[0]} or set MEDMNIST_ROOT={holding[0]}.")
+  existing = [str(d) for d in candidates if d.is_dir()]
+  return f" ({', '.join(existing)}, which holds MedMNIST files here, has no {filename}.)" if existing else ""
+
+
 def default_medmnist_dirs() -> list[pathlib.Path]:
   """Folders searched after an explicit one: `$MEDMNIST_ROOT` if set, else `~/.medmnist`."""
   root = os.environ.get("MEDMNIST_ROOT")
@@ -89,7 +111,7 @@ def download(source: SourceFile, target_dir: pathlib.Path, searched: list[pathli
   Returns:
     Path of the verified file.
   """
-  target = target_dir / source.filename
+  target, made = target_dir / source.filename, not target_dir.exists()
   try:
     target_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{source.filename}.", suffix=".part", dir=target_dir)
@@ -118,9 +140,11 @@ def download(source: SourceFile, target_dir: pathlib.Path, searched: list[pathli
         f"{source.filename} was not found locally and could not be downloaded from "
         f"{source.url} ({e}). Download it by hand and put it in one of: "
         f"{', '.join(map(str, searched))} (or pass --config.data_dir=DIR, or set "
-        f"$MEDMNIST_ROOT).") from e
+        f"$MEDMNIST_ROOT).{where_else(source.filename, searched[0] if searched else None)}") from e
   finally:
     tmp.unlink(missing_ok=True)
+    if made and not target.exists():
+      remove_empty_dirs(target_dir)
   return target
 
 
@@ -150,5 +174,6 @@ def locate_medmnist(flag: str, size: int = 28, data_dir: str | os.PathLike | Non
   if not allow_download:
     raise DatasetNotFoundError(
         f"{source.filename} was not found in {', '.join(map(str, user_dirs))} and downloading "
-        f"is disabled. Download it from {source.url} and put it in one of those folders.")
+        f"is disabled. Download it from {source.url} and put it in one of those folders."
+        f"{where_else(source.filename, data_dir)}")
   return download(source, user_dirs[0], user_dirs)

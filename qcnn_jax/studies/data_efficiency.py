@@ -16,6 +16,7 @@ validation split; test metrics are never used for a choice. Runs live in
 `{root}/{features}/{design}/f{fraction}/seed{k}`; a run with summary.json is not trained again.
 """
 
+import functools
 import os
 import time
 
@@ -50,12 +51,11 @@ def train(config: ml_collections.ConfigDict, root: str, *, datasets=None) -> Non
 
 def _train(config: ml_collections.ConfigDict, root: str, datasets) -> None:
   study, seeds = config.study, [int(s) for s in config.study.seeds]
-  keys = datasets or [k for k, path in study.features.items() if os.path.exists(path)]
-  for key in keys:
+  for key in frozen_heads.feature_sets(study.features, datasets):
     feature_set = features.load(study.features[key])
     for design in config.designs:
       run_config = frozen_heads.run_config(study, key, design)
-      rates = frozen_heads.search_rates(study, config.rates_root, key, design)
+      rates = frozen_heads.search_rates(study, config.rates_root, key, design, search=False)
       for fraction in config.fractions:
         left = [s for s in seeds if not run_folders.RunFolder(run_dir(root, key, design, fraction, s)).finished(
             frozen.record_config(run_config, s, rates))]
@@ -83,13 +83,24 @@ def _summaries(config: ml_collections.ConfigDict, root: str, key: str, design: s
   return out
 
 
+def searched(config: ml_collections.ConfigDict, key: str) -> bool:
+  """Whether every design's learning rates on feature set `key` were searched in `rates_root`."""
+  try:
+    for design in config.designs:
+      frozen_heads.search_rates(config.study, config.rates_root, key, design, search=False)
+  except FileNotFoundError:
+    return False
+  return True
+
+
 def collect(config: ml_collections.ConfigDict, root: str) -> tuple[list[dict], list[dict]]:
-  """(rows: one per feature set × design × fraction, differences: one per comparison × fraction)."""
+  """(rows: one per feature set × design × fraction, differences: one per comparison × fraction);
+  feature sets whose rates were never searched have none."""
   study = config.study
   specs = frozen_heads.designs(study)
   bootstrap = {k: v for k, v in study.bootstrap.items() if k != "max_test_examples"}
   rows, diffs = [], []
-  for key in study.features:
+  for key in filter(functools.partial(searched, config), study.features):
     for fraction in config.fractions:
       runs = {d: _summaries(config, root, key, d, fraction) for d in config.designs}
       for design, found in runs.items():

@@ -132,6 +132,25 @@ def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: 
   return chosen
 
 
+def feature_sets(features: ml_collections.ConfigDict, datasets=None) -> list[str]:
+  """The feature sets to train: `datasets` (each in the study, with its file), else every set
+  whose file exists.
+
+  Raises:
+    ValueError: a named set is not in the study.
+    FileNotFoundError: a named set's file, or every file, is missing (the message says how to make one).
+  """
+  unknown = [d for d in datasets or () if d not in features]
+  if unknown:
+    raise ValueError(f"feature sets {unknown} are not in the study; it has {list(features)}")
+  missing = [features[d] for d in datasets or features if not os.path.exists(features[d])]
+  if missing and (datasets or len(missing) == len(features)):
+    raise FileNotFoundError(
+        f"no feature file {', '.join(missing)}: nothing trained. Make one with python -m experiments.extract_features "
+        "--workdir=<finished resnet50 run> --out=<file> and name it with --config.features.<set>=<file>")
+  return [d for d in datasets or features if os.path.exists(features[d])]
+
+
 def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, selected=None) -> None:
   """Trains every unfinished (feature set, design) of the study, all its seeds in one program, at
   the design's learning rates (`search_rates`), holding the study folder's lock."""
@@ -141,12 +160,7 @@ def train_study(study: ml_collections.ConfigDict, root: str, *, datasets=None, s
 
 def _train_study(study: ml_collections.ConfigDict, root: str, datasets, selected) -> None:
   seeds = [int(s) for s in study.seeds]
-  if datasets is None:  # every set whose features exist; a named set must have them
-    datasets = [d for d, path in study.features.items() if os.path.exists(path)]
-  for dataset in datasets:
-    if dataset not in study.features:
-      raise ValueError(f"dataset {dataset!r} has no feature file in the study; it has {list(study.features)}")
-  for dataset in datasets:
+  for dataset in feature_sets(study.features, datasets):
     feature_set = features.load(study.features[dataset])
     with runtime.progress_bar(len(selected or designs(study)), unit="design", desc=f"heads {dataset}",
                               enabled=study.get("progress", True)) as bar:

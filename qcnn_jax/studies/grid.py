@@ -29,23 +29,26 @@ import dataclasses
 import functools
 import glob
 import io
+import json
 import logging
 import math
 import os
+import time
 from typing import Any
 
 import ml_collections
 import numpy as np
 
-from qcnn_jax import runtime
+from qcnn_jax import models, runtime
 from qcnn_jax.data import pipeline, sources
 from qcnn_jax.evaluation import metrics, reports, stats
 from qcnn_jax.studies import published
 from qcnn_jax.studies import runs as run_folders
-from qcnn_jax.training import lock, train
+from qcnn_jax.training import checkpointing, lock, train
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
+GRID_CONFIG = "grid_config.json"  # the config the grid was last trained with
 FINISHED, STARTED, PENDING = "finished", "started", "pending"
 # Summary keys averaged over seeds (mean and std) and only averaged (mean).
 MEAN_STD_KEYS = ("test_auc", "test_acc")
@@ -145,14 +148,22 @@ def record_run(run: GridRun) -> str:
   return run.record_dir
 
 
+def row_model_options(grid: ml_collections.ConfigDict, model: str, options: dict) -> dict:
+  """A row's model options: the options set in `grid.base.model_options` (e.g. by
+  `--config.base.model_options.width=16`) that `model` has, then the row's own on top."""
+  base = {k: v for k, v in grid.base.get("model_options", {}).items()
+          if v is not None and k in models.MODELS[model][1]}
+  return {**base, **options}
+
+
 def run_config(grid: ml_collections.ConfigDict, dataset: str, model: str, seed: int) -> ml_collections.ConfigDict:
   """The train config of one run: `grid.base` with dataset, model (row `model`'s "model" option,
-  else `model` itself), model_options, seed, the dataset's overrides and the row's overrides."""
+  else `model` itself), model_options (`row_model_options`), seed, the dataset's overrides and the row's overrides."""
   config = grid.base.copy_and_resolve_references()
   options = grid.models[model].to_dict()
   row_overrides = options.pop("overrides", {})
   config.dataset, config.model, config.seed = dataset, options.pop("model", model), seed
-  config.model_options = ml_collections.ConfigDict(options)
+  config.model_options = ml_collections.ConfigDict(row_model_options(grid, config.model, options))
   overrides = grid.get("dataset_overrides", {}).get(dataset)
   if overrides:
     config.update(overrides.to_dict())
@@ -188,6 +199,28 @@ def expand(grid: ml_collections.ConfigDict, root: str, *, datasets=None, models=
           for s in pick("seeds", [int(s) for s in grid.seeds], seeds)]
 
 
+def save_config(grid: ml_collections.ConfigDict, root: str) -> None:
+  """Keeps the grid config a training command used (`GRID_CONFIG`), for `config_for_report`."""
+  os.makedirs(root, exist_ok=True)
+  reports.write_text_atomic(os.path.join(root, GRID_CONFIG), grid.to_json_best_effort(indent=1))
+
+
+def config_for_report(grid: ml_collections.ConfigDict, root: str, records: str | None = None) -> ml_collections.ConfigDict:
+  """The config to report `root` with: `grid`, unless none of its runs finished while the config the
+  grid was trained with (`save_config`) differs; then that one (a report command without the
+  training command's `--config` overrides still reports the runs it trained)."""
+  path = os.path.join(root, GRID_CONFIG)
+  if not os.path.exists(path) or any(run.status() == FINISHED for run in expand(grid, root, records=records)):
+    return grid
+  trained = ml_collections.ConfigDict(reports.read_json(path))
+  differences = checkpointing.config_differences(trained.to_dict(), json.loads(grid.to_json_best_effort()))
+  if differences:
+    logging.warning("no run of this config finished in %s: reporting with the config it was trained with "
+                    "(%s, differing keys: %s)", root, path, ", ".join(sorted(differences)))
+    return trained
+  return grid
+
+
 def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun],
                records: str | None = None) -> dict[GridRun, str]:
   """Trains every unfinished run of `runs` in order, rewriting the report after each.
@@ -204,6 +237,7 @@ def train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun],
 
 def _train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun], records: str | None):
   failures = {}
+  save_config(grid, root)
   todo = [run for run in runs if run.status() != FINISHED]
   logging.info("%d runs: %d finished, %d to train", len(runs), len(runs) - len(todo), len(todo))
   with runtime.progress_bar(len(todo), unit="run", desc=grid.get("name", "grid"),
@@ -222,6 +256,76 @@ def _train_runs(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun],
       write_report(grid, root, failures=failures, example_intervals=False, records=records)
       bar.update()
   return failures
+
+
+def train_steps(config: ml_collections.ConfigDict) -> int | None:
+  """Train steps of a run (epochs × batches of the training split, MedMNIST's published split
+  sizes); None for a set those do not describe."""
+  info = sources.INFO.get(config.dataset)
+  return info and config.num_epochs * pipeline.steps_per_epoch(info["n_samples"]["train"], config.batch_size)
+
+
+def step_seconds(config: ml_collections.ConfigDict) -> float:
+  """Seconds one train step of the run's model takes on this machine: a batch of zeros of the
+  run's shape, the median of three steps after the compiling one."""
+  import jax  # pylint: disable=g-import-not-at-top  # only a plan measures
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  info = sources.INFO[config.dataset]
+  outputs = 1 if info["task"] == metrics.BINARY else len(info["label"])
+  model = models.get_model(config.model, outputs, **{k: v for k, v in config.model_options.items() if v is not None})
+  prep = pipeline.Preprocess(**config.preprocess)
+  size = prep.resize or config.size
+  batch = {"image": jnp.zeros((config.batch_size, size, size, prep.channels or info["n_channels"]), jnp.float32),
+           "label": jnp.zeros((config.batch_size, 1), jnp.int32)}
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(0), batch["image"][:1])
+  state = train.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=optax.adam(1e-3),
+                                  batch_stats=variables.get("batch_stats", {}))
+  step = jax.jit(functools.partial(train.train_step, model=model,
+                                   task=metrics.BINARY if outputs == 1 else metrics.MULTI_CLASS))
+  times = []
+  for _ in range(4):
+    start = time.perf_counter()
+    state, out = step(state, batch)
+    jax.block_until_ready(out["loss"])
+    times.append(time.perf_counter() - start)
+  return float(np.median(times[1:]))
+
+
+def plan(runs: list[GridRun]) -> list[dict[str, Any]]:
+  """What training `runs` would do, one row per (dataset, model) with runs left: the runs to train
+  (pending or started), train steps per run, this machine's measured seconds per step (one
+  compiled step per model and input shape, about a minute for a full-width ResNet-50 on 2 cores)
+  and the estimated hours (train steps only: evaluation and checkpoints add to it)."""
+  groups = {}
+  for run in runs:
+    if run.status() != FINISHED:
+      groups.setdefault((run.dataset, run.model), []).append(run)
+  rows, speeds = [], {}
+  for (dataset, model), todo in groups.items():
+    config, steps = todo[0].config, train_steps(todo[0].config)
+    shape = (config.model, str(config.model_options), config.batch_size, config.size, str(config.preprocess))
+    if steps and shape not in speeds:  # the number of logits hardly matters: measured once per model and shape
+      logging.info("measuring a train step of %s (%s)", model, dataset)
+      speeds[shape] = step_seconds(config)
+    step_s = speeds.get(shape)
+    rows.append({"dataset": dataset, "model": model, "seeds": [r.seed for r in todo], "steps": steps,
+                 "step_s": step_s, "hours": steps and len(todo) * steps * step_s / 3600})
+  return rows
+
+
+def format_plan(runs: list[GridRun], rows: list[dict[str, Any]]) -> str:
+  """The plan as a table and a total line."""
+  lines = [f"{len(runs) - sum(len(r['seeds']) for r in rows)} of {len(runs)} runs finished (workdirs and records); "
+           f"to train:"]
+  for r in rows:
+    estimate = f"{r['hours']:.2f} h" if r["hours"] is not None else "not estimated (split size unknown)"
+    lines.append(f"  {r['dataset']} {r['model']} seeds {','.join(map(str, r['seeds']))}: {r['steps'] or '?'} steps/run"
+                 f" at {r['step_s'] or float('nan'):.3f} s/step: {estimate}")
+  total = sum(r["hours"] or 0 for r in rows)
+  lines.append(f"total: {sum(len(r['seeds']) for r in rows)} runs, about {total:.1f} h of training steps on this "
+               "machine (measured now; evaluation and checkpoints add to it)")
+  return "\n".join(lines)
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
