@@ -214,7 +214,9 @@ def test_the_workdir_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_
 
 # --- commands end to end -------------------------------------------------------------------------------
 
-FLAGS = ("--config=experiments/configs/quick.py", "--config.model_options.width=4", "--config.model_options.n_qubits=4",
+# README command 1's config with a width-4 ResNet-18 (what is tested does not depend on the model; its
+# compilation is the cheapest), 2 epochs.
+FLAGS = ("--config=experiments/configs/quick.py", "--config.model=resnet18", "--config.model_options.width=4",
          "--config.num_epochs=2", "--config.progress=False")
 
 
@@ -236,7 +238,7 @@ def _one_line(result: subprocess.CompletedProcess, rc: int, starts: str) -> str:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-  """(config flags, finished workdir, summary) of a 2-epoch tiny run of README command 1's config."""
+  """(config flags, finished workdir, summary) of an uninterrupted run of `FLAGS`."""
   tmp = tmp_path_factory.mktemp("faults")
   flags = FLAGS + (f"--config.tfds_dir={tmp / 'tfds'}",)
   workdir = tmp / "reference"

@@ -514,3 +514,27 @@ def test_a_checkpoint_with_the_dropped_rng_field_still_restores(tmp_path):
   assert not hasattr(restored, "rng") and meta["epoch"] == 0 and int(restored.step) == 1
   np.testing.assert_array_equal(restored.params["w"], legacy.params["w"])
   np.testing.assert_array_equal(restored.opt_state[0].mu["w"], legacy.opt_state[0].mu["w"])
+
+
+def test_early_stopping_ends_after_its_patience_and_a_resumed_run_stops_at_the_same_epoch(
+    tmp_path, synthetic_breast, monkeypatch):
+  """Validation AUC improves only at epoch 0: patience 1 trains epochs 0-1 of 4 and reports epoch 0; a run
+  killed at epoch 1 and resumed stops at the same epoch with the same result; patience 0 is refused."""
+  original = train.improves
+  monkeypatch.setattr(train, "improves", lambda auc, best, split: best == -np.inf and original(auc, best, split))
+  config = tiny_config(synthetic_breast, tmp_path / "tfds", model="resnet18", model_options={"width": 4, "stem": "cifar"},
+                       num_epochs=4, early_stopping_patience=1)
+  summary = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  assert [r["epoch"] for r in epoch_records(tmp_path / "whole")] == [0, 1]
+  assert (summary["epochs_trained"], summary["best_epoch"], summary["early_stopping_patience"]) == (2, 1, 1)
+  assert sorted(p.name for p in (tmp_path / "whole" / "checkpoints" / "latest").iterdir()) == ["0", "1"]
+
+  run_killed_in_epoch(config, tmp_path / "resumed", 1, monkeypatch)
+  resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  for key in ("test_auc", "test_acc", "val_auc", "best_epoch", "epochs_trained"):
+    assert resumed[key] == summary[key], key
+  assert train.train_and_evaluate(config, str(tmp_path / "resumed"))["epochs_trained"] == 2  # nothing more to train
+
+  with pytest.raises(train.ConfigError, match="early_stopping_patience 0 must be at least 1"):
+    train.train_and_evaluate(tiny_config(synthetic_breast, tmp_path / "tfds", early_stopping_patience=0),
+                             str(tmp_path / "zero"))

@@ -50,6 +50,14 @@ def find_damage(builder) -> integrity.Damage | None:
           or _record_count_damage(builder))
 
 
+def _record_digest(folder: str) -> None:
+  """Records the digest of an intact copy prepared without one; a read-only copy stays unrecorded."""
+  try:
+    integrity.write_digest(folder)
+  except OSError as e:
+    logging.info("prepared data %s left without digest (%s)", folder, e)
+
+
 def prepare(builder, locate_source: Callable[[], str], build: Callable[[], None] | None = None) -> None:
   """Makes sure `builder`'s prepared copy exists and is intact, building or rebuilding it from its source.
 
@@ -67,7 +75,7 @@ def prepare(builder, locate_source: Callable[[], str], build: Callable[[], None]
     damage = find_damage(builder)
     if damage is None:
       if not integrity.has_digest(folder):  # prepared before digests were recorded
-        integrity.write_digest(folder)
+        _record_digest(folder)
       return
     try:
       source = locate_source()

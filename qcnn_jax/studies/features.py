@@ -6,6 +6,7 @@ split and stores the pooled backbone features with labels and official indices i
 """
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ import numpy as np
 from qcnn_jax import parallel
 from qcnn_jax.data import pipeline
 from qcnn_jax.data.features import FeatureSet
-from qcnn_jax.evaluation import provenance
+from qcnn_jax.evaluation import provenance, reports
 from qcnn_jax.models.resnet import ResNet, ResNet18, ResNet50
 from qcnn_jax.training import train
 from qcnn_jax.training.warm_start import backbone_variables
@@ -32,6 +33,17 @@ def backbone_module(config: ml_collections.ConfigDict) -> ResNet:
   if "dtype" in options:
     options["dtype"] = jnp.dtype(options["dtype"])
   return BACKBONES[config.model](num_classes=None, **options)
+
+
+def source_record(workdir: str) -> dict:
+  """What names the backbone run a feature file comes from, beyond its config hash: the commit it was
+  trained at and its own test AUC/ACC, from its `summary.json` (empty for a run without one)."""
+  path = os.path.join(workdir, reports.SUMMARY_FILENAME)
+  if not os.path.exists(path):
+    return {}
+  summary = reports.read_json(path)
+  return {"source_git_commit": summary.get("provenance", {}).get("git_commit"),
+          "source_test_auc": summary.get("test_auc"), "source_test_acc": summary.get("test_acc")}
 
 
 def extract(workdir: str, out: str) -> FeatureSet:
@@ -65,7 +77,8 @@ def extract(workdir: str, out: str) -> FeatureSet:
           "num_outputs": dataset.num_outputs, "size": config.size, "source_config_sha256": provenance.config_hash(
               config.to_dict(), train.NON_RESULT_KEYS),
           "source_model": config.model, "source_seed": config.seed, "source_epoch": meta["epoch"] + 1,
-          "source_val_auc": meta["best"]["val_auc"], "selection_split": train.selection_split(dataset)}
+          "source_val_auc": meta["best"]["val_auc"], "selection_split": train.selection_split(dataset),
+          **source_record(workdir), "extracted_at_commit": provenance.git_commit()}
   feature_set = FeatureSet(features, labels, index, info, fc)
   feature_set.save(out)
   return feature_set

@@ -37,10 +37,11 @@ from qcnn_jax.data import pipeline
 from qcnn_jax.data.features import FeatureSet
 from qcnn_jax.evaluation import metrics, provenance, reports
 from qcnn_jax.models import heads
-from qcnn_jax.training.train import (ROLES, angle_shift, base_rates, check_finite, class_names, class_weights,
-                                     count_params, create_optimizer, gate_off_entries, grad_norms, improves,
-                                     keep_if_finite, per_example_loss, quantum_leaves, residual_gate, role_labels,
-                                     scale_by_role, summarize_probe)
+from qcnn_jax.training.diagnostics import (angle_shift, count_params, grad_norms, quantum_leaves, residual_gate,
+                                           summarize_probe)
+from qcnn_jax.training.optim import ROLES, base_rates, create_optimizer, role_labels, scale_by_role
+from qcnn_jax.training.steps import check_finite, class_weights, keep_if_finite, per_example_loss
+from qcnn_jax.training.train import class_names, gate_off_entries, improves
 
 
 @dataclasses.dataclass

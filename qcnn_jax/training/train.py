@@ -1,4 +1,4 @@
-"""Training and evaluation: TrainState, one jitted train step, `train_and_evaluate(config, workdir)`.
+"""Training and evaluation: the `Trainer` and the run's lifecycle, `train_and_evaluate(config, workdir)`.
 
 The loop follows the MedMNIST protocol: train for `num_epochs`, evaluate on `val` after every
 epoch, keep the checkpoint with the best validation AUC, and report test metrics of that
@@ -11,26 +11,32 @@ import functools
 import math
 import os
 import time
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import logging
 from jax.experimental import multihost_utils
-from flax.training import train_state
-from sklearn.utils import class_weight as sklearn_class_weight
 
 from qcnn_jax import data, parallel, runtime
 from qcnn_jax.evaluation import metrics, provenance, reports
 from qcnn_jax.training import checkpointing, lock, warm_start
+from qcnn_jax.training.diagnostics import angle_shift, count_params, quantum_leaves, residual_gate, summarize_probe
+from qcnn_jax.training.optim import (ROLES, base_rates, create_optimizer, learning_rate_schedule, param_role,
+                                     role_labels, scale_by_role)
+from qcnn_jax.training.steps import (TrainState, check_finite, class_weights, eval_step, per_example_loss, train_loss,
+                                     train_step)
 from qcnn_jax.data import pipeline
 from qcnn_jax.models import MODELS, get_model, heads, resolved_options
 from qcnn_jax.models.quantum import export
 
-QUANTUM_TAG = "quantum"
+# The step, optimiser and diagnostics API live in `steps`, `optim` and `diagnostics`; studies, benchmarks
+# and tests reach them through this module too.
+__all__ = ["ConfigError", "ROLES", "TrainState", "Trainer", "base_rates", "class_weights", "count_params",
+           "create_optimizer", "eval_step", "evaluate_workdir", "learning_rate_schedule", "load_run", "param_role",
+           "per_example_loss", "role_labels", "scale_by_role", "train_and_evaluate", "train_loss", "train_step"]
+
 # Config keys that do not change results (how a run is driven, where its files come from): a run
 # may resume with other values, and a grid record made with other values still counts.
 NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distributed", "checkpoint_every_epochs",
@@ -48,11 +54,6 @@ RENAMED_KEYS = {"quantum_learning_rate": "block_learning_rate"}
 class ConfigError(ValueError):
   """A config value that cannot run (unknown dataset, model, unit, schedule, ...); found before the
   workdir is touched."""
-
-
-class TrainState(train_state.TrainState):
-  """Everything that changes during training: step, params, opt_state, batch_stats."""
-  batch_stats: Any
 
 
 class _StateWithRng(TrainState):
@@ -74,235 +75,10 @@ def restore_state(restore, target: TrainState):
                         batch_stats=restored.batch_stats), meta
 
 
-def is_quantum_path(path: tuple) -> bool:
-  """True for a circuit parameter: its name (last path entry) starts with "quantum"
-  (`quantum_conv`, `quantum_pool`, `quantum_weights`); a quantum head's classical logit
-  scale or readout Dense does not count."""
-  return bool(path) and str(getattr(path[-1], "key", path[-1])).startswith(QUANTUM_TAG)
-
-
-def count_params(params) -> tuple[int, int]:
-  """(all, quantum) trainable parameter counts of a params pytree."""
-  leaves = jax.tree_util.tree_leaves_with_path(params)
-  total = sum(int(np.prod(x.shape)) for _, x in leaves)
-  quantum = sum(int(np.prod(x.shape)) for p, x in leaves if is_quantum_path(p))
-  return total, quantum
-
-
-def grad_norms(grads) -> dict[str, jax.Array]:
-  """Global gradient norms of the circuit parameters and of all others (0 for an empty group)."""
-  leaves = jax.tree_util.tree_leaves_with_path(grads)
-  norm = lambda group: optax.global_norm(group) if group else jnp.zeros(())
-  return {"grad_norm_quantum": norm([g for p, g in leaves if is_quantum_path(p)]),
-          "grad_norm_classical": norm([g for p, g in leaves if not is_quantum_path(p)])}
-
-
-def angle_shift(shifts: list[np.ndarray]) -> dict[str, float]:
-  """RMS and largest |change| (radians) of the circuit angles since initialisation; {} without any."""
-  if not shifts:
-    return {}
-  shift = np.concatenate([np.ravel(s) for s in shifts])
-  return {"angle_shift_rms": float(np.sqrt(np.mean(shift**2))), "angle_shift_max": float(np.abs(shift).max())}
-
-
-def residual_gate(params) -> dict[str, float]:
-  """{"residual_gate": g} of a residual head (how much its circuit or twin block adds to the linear
-  path's logits); {} for models without one."""
-  gates = [x for p, x in jax.tree_util.tree_leaves_with_path(params) if heads.is_residual_gate(p)]
-  return {"residual_gate": float(np.asarray(gates[0]).reshape(-1)[0])} if gates else {}
-
-
-def summarize_probe(probe: dict[str, np.ndarray]) -> dict[str, float]:
-  """Split-level diagnostics from per-example `heads.probe_stats`: mean saturation, readout range."""
-  out = {}
-  if "saturated" in probe:
-    out["saturated"] = float(np.mean(probe["saturated"]))
-  if "readout_min" in probe:
-    out["readout_min"], out["readout_max"] = float(np.min(probe["readout_min"])), float(np.max(probe["readout_max"]))
-  return out
-
-
-def quantum_leaves(params) -> list[np.ndarray]:
-  """Host copies of the circuit parameters, in tree order."""
-  return [np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(params) if is_quantum_path(p)]
-
-
-def keep_if_finite(loss, grad_norm, update: Callable[[], Any], old, params: Callable[[Any], Any]):
-  """NaN guard: `(update(), True)` when the loss, the gradient norm and the updated parameters
-  (`params(new)`) are finite, else `(old, False)`.
-
-  Two `lax.cond`s rather than a select between the new and the old state: a good step then makes no
-  pass over the state beyond the update itself (the select took 12% of a ResNet-50 train step at
-  64 px on CPU). Under `vmap` (frozen heads) the conds become selects again.
-  """
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-  new = jax.lax.cond(finite, update, lambda: old)
-  finite &= jnp.isfinite(optax.global_norm(params(new)))
-  return jax.lax.cond(finite, lambda: new, lambda: old), finite
-
-
 def class_names(label_names, task: str) -> list[str]:
   """Class names for reports: the dataset's, or "0", "1" for a binary task named otherwise."""
   names = list(label_names)
   return names if task != metrics.BINARY or len(names) == 2 else ["0", "1"]
-
-
-def learning_rate_schedule(config: ml_collections.ConfigDict, base_lr: float, total_steps: int) -> optax.Schedule:
-  """Learning rate per step: "constant", "multistep" (×decay at fractions of training) or
-  "warmup_cosine" (linear warm-up over `warmup_epochs` then cosine decay to 0)."""
-  if config.schedule == "constant":
-    return optax.constant_schedule(base_lr)
-  if config.schedule == "multistep":
-    boundaries = {int(f * total_steps): config.lr_decay for f in config.lr_milestones}
-    return optax.piecewise_constant_schedule(base_lr, boundaries)
-  if config.schedule == "warmup_cosine":
-    warmup = min(int(config.warmup_fraction * total_steps), total_steps - 1)
-    return optax.warmup_cosine_decay_schedule(0.0, base_lr, warmup, total_steps)
-  raise ValueError(f"Unknown schedule {config.schedule!r}; choose constant, multistep or warmup_cosine.")
-
-
-ROLES = ("block", "rest")  # optimiser roles: the compared block (circuit or its twin) and all other parameters
-# Each role's key in the optimizer state: the names of the circuit / everything-else groups the
-# roles replaced, so that checkpoints of models without a twin block written before still restore.
-OPT_STATE_KEYS = {"block": "quantum", "rest": "classical"}
-
-
-def param_role(path: tuple) -> str:
-  """"block" for a parameter of the block a quantum head and its twin differ in (a module named
-  ``heads.BLOCK_PREFIXES``: circuit, unentangled ablation or classical twin) or of any other circuit
-  (`is_quantum_path`); "rest" otherwise. A quantum model and its twin route the same parameters to
-  the same learning rate."""
-  names = [str(getattr(entry, "key", entry)) for entry in path]
-  return "block" if is_quantum_path(path) or any(n.startswith(heads.BLOCK_PREFIXES) for n in names) else "rest"
-
-
-def role_labels(params):
-  """The params pytree with each leaf replaced by its `param_role`."""
-  return jax.tree_util.tree_map_with_path(lambda p, _: param_role(p), params)
-
-
-def base_rates(config: ml_collections.ConfigDict) -> dict[str, float]:
-  """Base learning rate per role: "rest" `learning_rate`; "block" `block_learning_rate`, or
-  `learning_rate` when None (0 freezes the block)."""
-  block = config.learning_rate if config.block_learning_rate is None else config.block_learning_rate
-  return {"block": block, "rest": config.learning_rate}
-
-
-def create_optimizer(config: ml_collections.ConfigDict, params, total_steps: int,
-                     rates: dict[str, float] | None = None) -> optax.GradientTransformation:
-  """optax optimizer with one learning rate per role (`param_role`).
-
-  `config.optimizer`: "adam", "adamw" or "sgd" (momentum `config.momentum`); `config.schedule`
-  shapes every role's rate; optional global-norm gradient clipping `config.grad_clip_norm`.
-  `rates` (role -> base rate) overrides `base_rates(config)`; every update is linear in its base
-  rate, so rates of 1 followed by `scale_by_role` give the same steps (how `training.frozen` vmaps a
-  learning-rate search).
-  """
-  def make(lr: float) -> optax.GradientTransformation:
-    schedule = learning_rate_schedule(config, lr, total_steps)
-    if config.optimizer == "adam":
-      return optax.adam(schedule)
-    if config.optimizer == "adamw":
-      return optax.adamw(schedule, weight_decay=config.weight_decay)
-    if config.optimizer == "sgd":
-      return optax.sgd(schedule, momentum=config.momentum)
-    raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adam, adamw or sgd.")
-
-  rates = rates or base_rates(config)
-  labels = jax.tree.map(OPT_STATE_KEYS.get, role_labels(params))
-  tx = optax.multi_transform({OPT_STATE_KEYS[role]: make(rates[role]) for role in ROLES}, labels)
-  if config.grad_clip_norm:
-    tx = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), tx)
-  return tx
-
-
-def scale_by_role(updates, labels, rates: dict[str, jax.Array]):
-  """`updates` with each leaf multiplied by the rate of its role (`labels` from `role_labels`)."""
-  return jax.tree.map(lambda u, role: u * rates[role], updates, labels)
-
-
-CLASS_WEIGHTINGS = ("balanced",)
-
-
-def class_weights(labels: np.ndarray, task: str, num_outputs: int, weighting: str | None) -> np.ndarray | None:
-  """Loss weights per class from the training labels; None for `weighting` None (unweighted).
-
-  "balanced" is scikit-learn's class_weight="balanced": a class's examples weigh N / (C * N_class),
-  so each class adds the same total weight to the loss (C = 2 per output for sigmoid outputs).
-
-  Args:
-    labels: (N, L) integer training labels.
-    task: MedMNIST task string.
-    num_outputs: K.
-    weighting: None or one of `CLASS_WEIGHTINGS`.
-
-  Returns:
-    (2, L) float32 [negative, positive] weights of each sigmoid output (binary, multi-label), else
-    (K,) float32 weights of each class.
-  """
-  if weighting is None:
-    return None
-  if weighting not in CLASS_WEIGHTINGS:
-    raise ValueError(f"class_weights {weighting!r} not in {CLASS_WEIGHTINGS}; leave it unset for an unweighted loss")
-  labels = np.asarray(labels)
-  balanced = functools.partial(sklearn_class_weight.compute_class_weight, "balanced")
-  if task in (metrics.BINARY, metrics.MULTI_LABEL):
-    return np.stack([balanced(classes=np.arange(2), y=column) for column in labels.T], axis=1).astype(np.float32)
-  return balanced(classes=np.arange(num_outputs), y=labels[:, 0]).astype(np.float32)
-
-
-def per_example_loss(logits: jax.Array, labels: jax.Array, task: str, weights: jax.Array | None = None) -> jax.Array:
-  """(B,) loss: sigmoid BCE averaged over outputs (binary, multi-label), else softmax cross-entropy.
-
-  Args:
-    logits: (B, K) float.
-    labels: (B, L) int: L = 1 class index (binary, multi-class, ordinal) or L = K 0/1 labels.
-    task: MedMNIST task string.
-    weights: optional `class_weights`: each output's (or example's) loss times its class's weight.
-  """
-  logits = logits.astype(jnp.float32)
-  weights = None if weights is None else jnp.asarray(weights)
-  if task in (metrics.BINARY, metrics.MULTI_LABEL):
-    loss = optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32))
-    if weights is not None:
-      loss = loss * jnp.where(labels == 1, weights[1], weights[0])
-    return loss.mean(axis=-1)
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels[:, 0])
-  return loss if weights is None else loss * weights[labels[:, 0]]
-
-
-def train_loss(params, *, state: TrainState, batch: dict[str, jax.Array], model, task: str, class_weights=None):
-  """(mean training loss (), BatchNorm updates) of `params` on `batch`, with `state`'s batch statistics."""
-  logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
-                                mutable=["batch_stats"])
-  return per_example_loss(logits, batch["label"], task, class_weights).mean(), updates
-
-
-def train_step(state: TrainState, batch: dict[str, jax.Array], *, model, task: str, class_weights=None):
-  """One optimisation step on a global batch (loss weighted by `class_weights` when given); a
-  non-finite loss, gradient or update is skipped and flagged.
-
-  Returns:
-    (new state, {"loss": (), "finite": () bool, "grad_norm": (), "grad_norm_quantum": (),
-    "grad_norm_classical": ()}).
-  """
-  loss_fn = functools.partial(train_loss, state=state, batch=batch, model=model, task=task, class_weights=class_weights)
-  (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  grad_norm = optax.global_norm(grads)
-  norms = grad_norms(grads)
-  # NaN guard: keep the previous state when anything is non-finite; the host stops the run.
-  new_state, finite = keep_if_finite(
-      loss, grad_norm, lambda: state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats)),
-      state, lambda s: s.params)
-  return new_state, {"loss": loss, "finite": finite, "grad_norm": grad_norm, **norms}
-
-
-def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model) -> tuple[jax.Array, dict]:
-  """(B, K) float32 logits in inference mode (BatchNorm running statistics) and the head's
-  per-example diagnostics (`heads.probe_stats`; empty for models without a dressed head)."""
-  logits, probe = heads.apply_probed(model, {"params": state.params, "batch_stats": state.batch_stats},
-                                     batch["image"], train=False)
-  return logits.astype(jnp.float32), probe
 
 
 class Trainer:
@@ -333,6 +109,9 @@ class Trainer:
     self.input_shape = self._input_shape()
     self.steps_per_epoch = pipeline.steps_per_epoch(len(self.splits["train"]), config.batch_size)
     self.total_steps = self.steps_per_epoch * config.num_epochs
+    patience = config.get("early_stopping_patience")
+    if patience is not None and patience < 1:
+      raise ValueError(f"early_stopping_patience {patience} must be at least 1 (or unset: train every epoch)")
     rates = base_rates(config)
     self._schedules = {"learning_rate": learning_rate_schedule(config, rates["rest"], self.total_steps),
                        "block_learning_rate": learning_rate_schedule(config, rates["block"], self.total_steps)}
@@ -515,9 +294,11 @@ def selection_split(dataset: data.Dataset) -> str:
 
 
 def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wall_time_s: float,
-               images_per_s: float, selected: str, recovered: list | None = None) -> dict:
+               images_per_s: float, selected: str, recovered: list | None = None,
+               epochs_trained: int | None = None) -> dict:
   """Evaluates `state` (the checkpoint chosen as `selected`, see `restore_selected`) on every split
-  and writes all reports; `recovered` lists damaged checkpoints the run continued past."""
+  and writes all reports; `recovered` lists damaged checkpoints the run continued past, `epochs_trained`
+  how many epochs ran (fewer than `num_epochs` when it stopped early)."""
   config, run = trainer.config, config_run_name(trainer.config)
   split_reports = {}
   for split in trainer.dataset.splits:
@@ -547,6 +328,8 @@ def finish_run(trainer: Trainer, state: TrainState, workdir: str, best: dict, wa
       devices=jax.device_count(), platform=jax.default_backend(), circuits=trainer.circuit_resources(state),
       **{f"test_{k}": v for k, v in extra.items()}, **gate_off,
       **({"checkpoint_recovery": recovered} if recovered else {}),
+      **({"epochs_trained": epochs_trained, "early_stopping_patience": config.early_stopping_patience}
+         if config.get("early_stopping_patience") else {}),
       provenance=provenance.provenance(config.to_dict(), NON_RESULT_KEYS))
   return reports.read_json(f"{workdir}/{reports.SUMMARY_FILENAME}")
 
@@ -614,16 +397,6 @@ def improves(auc: float, best_auc: float, split: str) -> bool:
   return split == "train" or auc > best_auc
 
 
-def check_finite(finite, first_step: int) -> None:
-  """Host side of the NaN guard (`keep_if_finite`): raises at the first of consecutive steps
-  (`first_step`, first_step + 1, ...) whose `finite` flag is False."""
-  finite = np.asarray(jax.device_get(finite)).reshape(-1)
-  if not finite.all():
-    raise FloatingPointError(
-        f"Non-finite loss or gradient at step {first_step + int(np.argmin(finite))}: training stopped and the last "
-        "good parameters were kept. Lower the learning rate, set grad_clip_norm, or check the inputs.")
-
-
 def _check(config: ml_collections.ConfigDict):
   """(config with resolved model, trainer, fresh state); every config error surfaces here, before the
   workdir is touched."""
@@ -679,8 +452,10 @@ class _Saver:
   def __init__(self, ckpts: checkpointing.RunCheckpoints, config: ml_collections.ConfigDict):
     self.ckpts, self.config, self.pending_best = ckpts, config, None
 
-  def after_epoch(self, epoch: int, state: TrainState, meta: dict, improved: bool, val_auc: float | None) -> None:
-    if (epoch + 1) % self.config.checkpoint_every_epochs == 0 or epoch == self.config.num_epochs - 1:
+  def after_epoch(self, epoch: int, state: TrainState, meta: dict, improved: bool, val_auc: float | None,
+                  last: bool = False) -> None:
+    """Saves what `epoch` leaves to save; `last` (e.g. stopping early) saves as the final epoch does."""
+    if (epoch + 1) % self.config.checkpoint_every_epochs == 0 or epoch == self.config.num_epochs - 1 or last:
       if self.pending_best is not None and not improved:  # best epoch since the last checkpoint
         self.ckpts.save(**self.pending_best, latest=False)
       self.pending_best = None
@@ -688,6 +463,13 @@ class _Saver:
     elif improved and val_auc is not None:
       self.pending_best = {"epoch": epoch, "state": jax.tree.map(jnp.copy, state), "metadata": meta,
                            "val_auc": val_auc}
+
+
+def patience_left(config: ml_collections.ConfigDict, best_epoch: int, last_epoch: int) -> bool:
+  """Whether training goes on after `last_epoch` (0-based): always without `early_stopping_patience`,
+  else while fewer than that many epochs have passed since the best validation AUC (`best_epoch`)."""
+  patience = config.get("early_stopping_patience")
+  return patience is None or last_epoch - best_epoch < patience
 
 
 def _progress_logger(trainer: Trainer, bar, epoch: int):
@@ -717,6 +499,8 @@ def _train_epochs(trainer: Trainer, state: TrainState, ckpts, workdir: str, meta
   saver = _Saver(ckpts, config)
   with reports.MetricsWriter(metrics_path, events_dir) as log, bar:
     for epoch in range(start_epoch, config.num_epochs):
+      if not patience_left(config, best["epoch"], epoch - 1):  # a run that stopped early, resumed
+        break
       state, epoch_metrics = trainer.train_epoch(state, epoch, log, _progress_logger(trainer, bar, epoch))
       record = _epoch_record(trainer, state, epoch, epoch_metrics, initial_angles)
       log.write(record, group="epoch")
@@ -727,10 +511,14 @@ def _train_epochs(trainer: Trainer, state: TrainState, ckpts, workdir: str, meta
         best = {"val_auc": auc, "epoch": epoch}
       meta = {"epoch": epoch, "best": best, "wall_time_s": time.time() - run_start, "rates": list(rates),
               "recovered": meta["recovered"]}
-      saver.after_epoch(epoch, state, meta, improved, auc if select == "val" else None)
+      stop = not patience_left(config, best["epoch"], epoch)
+      saver.after_epoch(epoch, state, meta, improved, auc if select == "val" else None, last=stop)
       logging.info("epoch %d/%d: train loss %.4f, %s AUC %.4f ACC %.4f (best %.4f at epoch %d)", epoch + 1,
                    config.num_epochs, epoch_metrics["train_loss"], select, auc, record[f"{select}_acc"],
                    best["val_auc"], best["epoch"] + 1)
+      if stop:
+        logging.info("stopping early: no better %s AUC in the %d epochs since epoch %d", select,
+                     config.early_stopping_patience, best["epoch"] + 1)
   return state, meta
 
 
@@ -760,7 +548,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, overwrit
     finite_rates = [r for r in meta["rates"] if r == r]
     return finish_run(trainer, parallel.put_replicated(best_state, trainer.mesh), workdir, best, meta["wall_time_s"],
                       float(np.median(finite_rates)) if finite_rates else float("nan"), selected,
-                      meta.get("recovered"))
+                      meta.get("recovered"), meta["epoch"] + 1)
 
 
 def _workdir_lock(workdir: str):
