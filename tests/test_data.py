@@ -2,6 +2,7 @@
 
 import hashlib
 import pathlib
+import re
 import shutil
 import tracemalloc
 
@@ -389,3 +390,28 @@ def test_in_memory_split_gives_the_same_batches_as_records():
   np.testing.assert_array_equal(pipeline.preprocess(arrays.image[:2], pipeline.Preprocess(resize=32)),
                                 next(iter(pipeline.eval_batches(arrays, batch_size=2,
                                                                 prep=pipeline.Preprocess(resize=32))))["image"])
+
+
+def test_a_missing_set_names_the_shared_folder_and_leaves_no_empty_prepared_folder(tmp_path, monkeypatch):
+  """dermamnist absent: the error lists where it looked and where this checkout keeps MedMNIST files,
+  and TFDS's empty `medmnist_v2/dermamnist_28/` of the attempt is removed."""
+  shared = tmp_path / "shared" / "medmnist"
+  shared.mkdir(parents=True)
+  monkeypatch.setattr(sources, "SHARED_DIRS", (str(shared),))
+  monkeypatch.setenv("MEDMNIST_ROOT", str(tmp_path / "root"))
+  with pytest.raises(sources.DatasetNotFoundError, match=rf"{re.escape(str(tmp_path / 'root'))}.*{re.escape(str(shared))}, which holds"):
+    data.load_dataset("dermamnist", allow_download=False, tfds_dir=str(tmp_path / "tfds"))
+  assert not (tmp_path / "tfds" / "medmnist_v2" / "dermamnist_28").exists()
+  shutil.copy(EMBEDDED_BREAST, shared / "dermamnist.npz")  # found there: the flags that use it
+  with pytest.raises(sources.DatasetNotFoundError, match=re.escape(f"It is in {shared}: pass --config.data_dir={shared} "
+                                                                   f"or set MEDMNIST_ROOT={shared}")):
+    sources.locate_medmnist("dermamnist", data_dir=str(tmp_path / "data"), allow_download=False)
+
+
+def test_a_parent_data_dir_is_pointed_at_its_medmnist_folder(tmp_path, monkeypatch):
+  """--config.data_dir=../shared/data (the parent) used to fail without a word about the subfolder."""
+  monkeypatch.setattr(sources, "SHARED_DIRS", ())
+  (tmp_path / "medmnist").mkdir()
+  shutil.copy(EMBEDDED_BREAST, tmp_path / "medmnist" / "pneumoniamnist.npz")
+  with pytest.raises(sources.DatasetNotFoundError, match=re.escape(f"It is in {tmp_path / 'medmnist'}")):
+    sources.locate_medmnist("pneumoniamnist", data_dir=str(tmp_path), allow_download=False)

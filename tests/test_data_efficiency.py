@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import data_efficiency as config_module
-from qcnn_jax.studies import data_efficiency
+from qcnn_jax.studies import data_efficiency, frozen_heads
 from qcnn_jax.training import frozen
 from tests.test_heads import feature_set, head_config
 
@@ -42,13 +42,21 @@ def test_the_study_trains_every_fraction_and_reports_paired_differences(tmp_path
   config = config_module.get_config()
   config.study.features = ml_collections.ConfigDict({"breastmnist": feature_set().save(str(tmp_path / "f.npz"))})
   config.study.base.num_epochs, config.study.base.batch_size, config.study.base.head.n_qubits = 2, 16, 4
-  config.study.lr_search.block, config.study.lr_search.head, config.study.lr_search.seeds = (1e-2,), (1e-2,), (0,)
+  config.study.lr_search.block, config.study.lr_search.head, config.study.lr_search.seeds = (1e-2, 3e-2), (1e-2,), (0,)
   config.study.seeds = (0, 1, 2)
   config.study.bootstrap.num_resamples = 200
   config.fractions = (0.25, 1.0)
   config.rates_root = str(tmp_path / "rates")
   root = str(tmp_path / "runs")
-  data_efficiency.train(config, root)
+  with pytest.raises(FileNotFoundError, match="never searched"):  # the head study searches, not this one
+    data_efficiency.train(config, root)
+  for design in config.designs:
+    frozen_heads.search_rates(config.study, config.rates_root, "breastmnist", design)
+  # A second feature set whose rates were never searched: refused in training, left out of the report.
+  config.study.features.pneumoniamnist = feature_set().save(str(tmp_path / "g.npz"))
+  with pytest.raises(FileNotFoundError, match="never searched"):
+    data_efficiency.train(config, root, datasets=["pneumoniamnist"])
+  data_efficiency.train(config, root, datasets=["breastmnist"])
   md = data_efficiency.write_report(config, root, str(tmp_path / "out"))
   rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
   assert len(rows) == 2 * len(config.designs) and {r["n_seeds"] for r in rows} == {"3"}
@@ -61,4 +69,18 @@ def test_the_study_trains_every_fraction_and_reports_paired_differences(tmp_path
     assert float(d["delta_auc"]) == pytest.approx(float(a["test_auc_mean"]) - float(b["test_auc_mean"]), abs=1e-9)
     assert float(d["low"]) <= float(d["delta_auc"]) <= float(d["high"])
   assert (tmp_path / "out" / "data_efficiency.png").stat().st_size > 1000
-  assert "## breastmnist" in open(md).read()
+  assert "## breastmnist" in open(md).read() and "pneumoniamnist" not in open(md).read()
+
+
+def test_a_study_without_feature_files_says_so_instead_of_training_nothing(tmp_path):
+  """train_heads used to exit 0 with nothing trained when no feature file existed."""
+  features = ml_collections.ConfigDict({"breastmnist": str(tmp_path / "a.npz"), "retinamnist": str(tmp_path / "b.npz")})
+  with pytest.raises(FileNotFoundError, match=r"a\.npz, .*b\.npz: nothing trained\. Make one with python -m "
+                                              r"experiments\.extract_features"):
+    frozen_heads.feature_sets(features)
+  feature_set().save(features.breastmnist)
+  assert frozen_heads.feature_sets(features) == ["breastmnist"]
+  with pytest.raises(FileNotFoundError, match=r"b\.npz"):
+    frozen_heads.feature_sets(features, ["retinamnist"])
+  with pytest.raises(ValueError, match="not in the study"):
+    frozen_heads.feature_sets(features, ["pathmnist"])

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from experiments import cli
 from experiments import grid as grid_cli
 from experiments.configs import grid_smoke, medmnist
 from qcnn_jax.evaluation import metrics, reports
@@ -357,3 +358,66 @@ def test_test_labels_are_read_once_per_test_split(monkeypatch):
     runs.append(grid.GridRun("medical_mnist", "resnet50", 0, f"/w/{scheme}", config))
   sizes = [len(grid.cached_test_labels(cache, run)[1]) for run in runs]
   assert sizes == [10, 20, 10] and loads == ["80_10_10", "80_20"]
+
+
+def test_a_base_model_option_reaches_every_row_whose_model_has_it(tmp_path):
+  """`--config.base.model_options.width=16` used to vanish: each row's options replaced the base's."""
+  grid_config = importlib.import_module("experiments.configs.grid_medmnist").get_config()
+  grid_config.base.model_options.width = 16
+  grid_config.models.resnet50_qcnn = {"n_qubits": 4}
+  runs = {r.model: r.config for r in grid.expand(grid_config, str(tmp_path), seeds=[0], datasets=["breastmnist"])}
+  assert runs["resnet50"].model_resolved["width"] == 16 and runs["resnet50_mlp"].model_resolved["width"] == 16
+  assert runs["resnet50_qcnn"].model_resolved["width"] == 16 and runs["resnet50_qcnn"].model_resolved["n_qubits"] == 4
+  assert "width" not in runs["qcnn"].model_resolved  # the QCNN alone has no ResNet
+
+
+def test_dry_run_plans_exactly_the_runs_the_committed_records_lack(tmp_path, monkeypatch):
+  """The README's grid trains nothing; grid_medmnist's records leave its 24 runs of today's hybrids
+  and of the sets recorded for `qcnn` only, each estimated from a measured step."""
+  monkeypatch.setattr(grid, "step_seconds", lambda config: 2.0)
+  def plan(name):
+    grid_config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    runs = grid.expand(grid_config, str(tmp_path / name), records=os.path.join(REPO, "results", name, "runs"))
+    return runs, grid.plan(runs)
+  runs, rows = plan("grid_medmnist_inpath")
+  assert rows == [] and "0 runs" in grid.format_plan(runs, rows)
+  runs, rows = plan("grid_medmnist")
+  left = {(r["dataset"], r["model"]): r for r in rows}
+  assert sum(len(r["seeds"]) for r in rows) == 24 and ("breastmnist", "resnet50") not in left
+  assert ("breastmnist", "resnet50_qcnn") in left and ("retinamnist", "qcnn") not in left
+  breast = left[("breastmnist", "resnet50_qcnn")]
+  assert breast["steps"] == 100 * (546 // 128) and breast["hours"] == pytest.approx(3 * 400 * 2.0 / 3600)
+  assert "total: 24 runs" in grid.format_plan(runs, rows)
+
+
+def test_step_seconds_times_the_runs_model_on_this_machine():
+  grid_config = make_grid(datasets=("breastmnist",), seeds=(0,))
+  grid_config.base.model_options.width = 4
+  grid_config.base.batch_size = 8
+  assert 0 < grid.step_seconds(grid.expand(grid_config, "/unused")[0].config) < 30
+
+
+def test_only_report_without_the_training_overrides_reports_the_trained_runs(tmp_path, fake_train):
+  given = make_grid(datasets=("breastmnist",), seeds=(0,))
+  trained = make_grid(datasets=("breastmnist",), seeds=(0,))
+  trained.base.model_options.width = 4
+  grid.train_runs(trained, str(tmp_path), grid.expand(trained, str(tmp_path)))
+  for run in grid.expand(trained, str(tmp_path)):
+    write_finished_run(run.workdir, run.dataset, run.model, run.seed, config=run.config)
+  assert all(r.status() != grid.FINISHED for r in grid.expand(given, str(tmp_path)))
+  reported = grid.config_for_report(given, str(tmp_path))
+  assert [r.status() for r in grid.expand(reported, str(tmp_path))] == [grid.FINISHED] * 2
+  assert grid.config_for_report(trained, str(tmp_path)) is trained
+
+
+def test_training_over_a_committed_record_is_refused_unless_overwrite_records(tmp_path, fake_train, monkeypatch):
+  monkeypatch.chdir(REPO)
+  argv = ["grid", "--config=experiments/configs/grid_medmnist.py", f"--workdir={tmp_path}",
+          "--records=results/grid_medmnist/runs", "--datasets=breastmnist", "--models=resnet50_qcnn", "--seeds=0"]
+  flags.FLAGS(argv)
+  try:
+    with pytest.raises(cli.UsageError, match="overwrite .* committed file"):
+      grid_cli.main(argv)
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert fake_train.calls == []
