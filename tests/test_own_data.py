@@ -262,7 +262,7 @@ def test_predict_gives_evaluates_probabilities_for_the_test_split_files(quick_ru
   assert columns == ["path", "predicted", "p_malignant", "p_normal, benign", "error"]
   by_name = {pathlib.Path(r["path"]).name: r for r in rows}
   assert by_name["truncated.png"]["error"] and "p_malignant" not in by_name["truncated.png"]
-  assert len(notes) == 1 and "40x50 px with 3 channel(s)" in notes[0] and "28x28" in notes[0]
+  assert len(notes) == 1 and "50x40 px (width x height) with 3 channel(s)" in notes[0] and "28x28" in notes[0]
   train.evaluate_workdir(str(workdir), "test")  # what experiments.evaluate --split=test runs
   (csv_path,) = (workdir / "predictions").glob("breastmnist_test_*.csv")
   index, scores = reports.read_predictions_csv(csv_path)

@@ -60,8 +60,8 @@ def load_for_run(path: pathlib.Path, shape: tuple[int, int, int]) -> tuple[np.nd
 
 def conversion_notes(converted: dict[tuple, list[str]], shape: tuple[int, int, int]) -> list[str]:
   """One warning per input shape that differs from the run's stored `shape`."""
-  return [f"{len(paths)} image(s) of {h}x{w} px with {c} channel(s) (e.g. {paths[0]}) were resized to "
-          f"{shape[0]}x{shape[1]} and given {shape[2]} channel(s), as the run's images have"
+  return [f"{len(paths)} image(s) of {w}x{h} px (width x height) with {c} channel(s) (e.g. {paths[0]}) were resized "
+          f"to {shape[1]}x{shape[0]} and given {shape[2]} channel(s), as the run's images have"
           for (h, w, c), paths in converted.items()]
 
 
