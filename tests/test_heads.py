@@ -81,6 +81,75 @@ def test_twin_matches_the_quantum_block_in_size_inputs_and_outputs(num_outputs, 
   assert sizes["quantum"] == qcnn_lib.n_params(spec)
 
 
+def _single_qubit_part(block):
+  """A circuit block with its gates on two or more wires left out (applied gate by gate)."""
+  def apply(wires):
+    with qml.queuing.AnnotatedQueue() as queue:
+      block(wires)
+    for op in queue.queue:
+      if len(op.wires) == 1:
+        qml.apply(op)
+  return apply
+
+
+@pytest.mark.parametrize("num_outputs", [1, 5])
+def test_unentangled_block_is_the_circuit_without_its_entangling_gates(num_outputs):
+  head = heads.FeatureHead(num_outputs, kind="unentangled", n_qubits=4)
+  spec = head.circuit_spec()
+  angles = np.random.default_rng(0).uniform(-math.pi, math.pi, (2, 4)).astype(np.float32)
+  block = heads.UnentangledBlock(spec)
+  params = block.init(jax.random.key(1), angles)
+  conv = np.asarray(params["params"]["quantum_conv"], np.float64)
+  assert set(params["params"]) == {"quantum_conv"} and conv.shape == qcnn_lib.param_shapes(spec)["conv"]
+  conv_blocks, pool_blocks = qcnn_lib.gate_blocks(spec, conv, np.zeros(qcnn_lib.param_shapes(spec)["pool"]))
+
+  @qml.qnode(qml.device("default.qubit", wires=4))
+  def circuit(x):
+    return qcnn_lib.qcnn_circuit(spec, x, [_single_qubit_part(b) for b in conv_blocks],
+                                 [_single_qubit_part(b) for b in pool_blocks])
+
+  expected = np.stack([np.asarray(qcnn_lib.postprocess(spec, circuit(a))) for a in angles.astype(np.float64)])
+  np.testing.assert_allclose(block.apply(params, angles), expected, atol=1e-5)
+  # No entangling gate, no route from the other qubits' angles to the readout qubits.
+  jac = jax.jacobian(lambda a: block.apply(params, a[None])[0])(jnp.asarray(angles[0]))
+  others = [w for w in range(4) if w not in qcnn_lib.readout_wires(spec)]
+  assert float(jnp.abs(jac[:, np.asarray(others)]).max()) == 0.0
+  assert float(jnp.abs(jac).max()) > 1e-3
+  # In the head it trains at the block rate and its readout is the in-path head's.
+  head_params = head.init(jax.random.key(0), jnp.ones((2, DIM)))["params"]
+  quantum = heads.FeatureHead(num_outputs, n_qubits=4).init(jax.random.key(0), jnp.ones((2, DIM)))["params"]
+  assert set(head_params) == {"reduce", "unentangled_0", *set(quantum) - {"qcnn_0"}}
+  assert heads.is_probed("unentangled_0")
+
+
+def _centred_logit_jacobian_rank(head, x) -> int:
+  """Rank of d logits / d features at one example, the common shift (invisible to softmax) removed."""
+  params = head.init(jax.random.key(4), x)["params"]
+  jac = np.asarray(jax.jit(jax.jacobian(lambda f: head.apply({"params": params}, f[None])[0]))(x[0]), np.float64)
+  singular = np.linalg.svd(jac - jac.mean(axis=0), compute_uv=False)
+  return int(np.sum(singular > 1e-5 * singular[0]))  # float32 rounding is ~1e-7 of the largest
+
+
+def test_multi_class_twins_at_full_rank_have_k_hidden_units_and_rank_k_minus_one_logits():
+  classes, x = 5, jax.random.normal(jax.random.key(0), (1, DIM))
+  # No LayerNorm on the 4 pre-angles here: it would leave them 4 − 2 degrees of freedom (8 qubits keep 6).
+  options = dict(n_qubits=4, calibrate=True, angle_scale=math.pi, execution="statevector")
+  spec = heads.FeatureHead(classes, **options).circuit_spec()
+  assert qcnn_lib.n_params(spec) == 17 and spec.output_size == classes  # 4 -> 3 qubits, 5 of 8 outcomes
+  matched = heads.FeatureHead(classes, kind="classical", **options)
+  full = heads.FeatureHead(classes, kind="classical", twin_full_rank=True, **options)
+  widths = {name: h.init(jax.random.key(0), x)["params"]["twin_0"]["hidden"]["kernel"].shape[1]
+            for name, h in (("matched", matched), ("full", full))}
+  assert widths == {"matched": 1, "full": classes}  # round((17 - 5) / (4 + 1 + 5)) = 1
+  assert heads.twin_width(34, 8, 5) == 2 and heads.twin_width(34, 8, 5, min_width=5) == 5  # RetinaMNIST, 8 qubits
+  ranks = {name: _centred_logit_jacobian_rank(h, x) for name, h in (
+      ("matched", matched), ("full", full), ("quantum", heads.FeatureHead(classes, **options)))}
+  assert ranks == {"matched": 1, "full": classes - 1, "quantum": classes - 1}
+  binary = heads.FeatureHead(1, kind="classical", twin_full_rank=True, **options)
+  assert binary.init(jax.random.key(0), x)["params"]["twin_0"]["hidden"]["kernel"].shape[1] == heads.twin_width(
+      qcnn_lib.n_params(binary.circuit_spec()), 4, 1)  # binary twins keep the matched width
+
+
 def test_residual_head_starts_as_its_linear_path_and_calibration_sets_the_prior():
   x = jax.random.normal(jax.random.key(0), (5, DIM))
   prior = heads.prior_logits(np.array([[1], [1], [1], [0]]), "binary-class", 1)
@@ -210,6 +279,13 @@ def test_training_learns_selects_the_best_epoch_and_reports_diagnostics():
   assert 0.0 <= last["saturated"] <= 1.0 and -1.0 <= last["readout_min"] <= last["readout_max"] <= 1.0
   assert last["angle_shift_rms"] > 0 and last["grad_norm_quantum"] > 0 and last["grad_norm_classical"] > 0
   assert result.records[0]["train_loss"] > result.records[-1]["train_loss"]
+  # The reported epoch's validation loss (softmax cross-entropy) and mean |Δθ| of the circuit angles.
+  logits, labels = result.logits["val"], fs.labels["val"][:, 0]
+  log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  assert result.val_loss == pytest.approx(-log_p[np.arange(len(labels)), labels].mean(), rel=1e-4)
+  assert result.val_loss == result.records[result.best_epoch]["val_loss"]
+  reported = result.records[result.best_epoch]
+  assert 0 < result.angle_shift <= reported["angle_shift_rms"] <= reported["angle_shift_max"]  # mean ≤ rms ≤ max
 
 
 def test_residual_runs_record_each_seeds_gate():
@@ -260,6 +336,8 @@ def test_study_trains_each_design_with_its_twin_and_reports_paired_intervals(tmp
   summary = frozen_heads.reports.read_json(f"{root}/breastmnist/calibrated/seed1/summary.json")
   assert summary["kind"] == "quantum" and summary["seed"] == 1 and summary["quantum_params"] > 0
   assert "test_auc_gate_off" not in summary
+  assert summary["angle_shift"] > 0 and summary["val_loss"] > 0
+  assert "angle_shift" not in frozen_heads.reports.read_json(f"{root}/breastmnist/calibrated_twin/seed1/summary.json")
   gated = [frozen_heads.reports.read_json(f"{root}/breastmnist/residual/seed{s}/summary.json") for s in (0, 1, 2)]
   effect = next(line for line in text.splitlines() if line.startswith("| residual | 3 |")).split("|")
   assert float(effect[5]) == pytest.approx(np.mean([g["test_auc_gate_off"] for g in gated]), abs=1e-4)
@@ -311,3 +389,72 @@ def test_learning_rates_are_chosen_by_validation_on_the_same_grid_for_every_desi
       "config.json", "predictions", test_csv + ".gz", "summary.json"])
   again_csv, again_md = frozen_heads.write_report(study, records, str(tmp_path / "again"))
   assert open(again_csv).read() == open(csv_path).read() and open(again_md).read() == text
+
+
+def _fake_run(fs, rng, val_auc: float, seed: int, separation: float, angle_shift, rates) -> frozen.SeedResult:
+  """A finished run's result without training: logits with the given class separation."""
+  logits = {s: (separation * (2.0 * fs.labels[s] - 1.0) + rng.normal(size=fs.labels[s].shape)).astype(np.float32)
+            for s in ("val", "test")}
+  report = lambda s: frozen.metrics.classification_report(fs.labels[s], logits[s], fs.task, ["0", "1"])
+  return frozen.SeedResult(seed, [], 0, val_auc, {s: report(s) for s in logits}, logits, 10, 0,
+                           {"compile_s": 0.0, "train_s": 0.0}, rates, {}, 0.5, angle_shift)
+
+
+def test_family_report_compares_family_bests_with_two_level_intervals_and_holm(tmp_path):
+  base = feature_set()
+  other = features.FeatureSet({s: x + 0.5 for s, x in base.features.items()}, base.labels, base.index, base.meta)
+  study = heads_config.get_config()
+  study.features = ml_collections.ConfigDict({"breastmnist": base.save(str(tmp_path / "a.npz")),
+                                              "breastmnist@b2": other.save(str(tmp_path / "b.npz"))})
+  study.base.head.n_qubits = 4
+  q = {"bottleneck_norm": True, "calibrate": True}
+  study.designs = ml_collections.ConfigDict({
+      "q_a": {"head": q}, "q_b": {"head": q, "overrides": {"standardize": True}},
+      "q_a_control": {"head": {**q, "kind": "unentangled"}}, "q_b_control": {"head": {**q, "kind": "unentangled"}},
+      "linear_std": {"head": {"kind": "linear"}, "overrides": {"standardize": True}},
+      "linear_raw": {"head": {"kind": "linear"}}})
+  study.seeds, study.families = (0, 1, 2), True
+  study.bootstrap.num_resamples = 200
+  # Validation AUCs where each family's best is not the quantum choice's own twin or the standardised
+  # linear head: the old report would have compared q_b with q_b_twin and with linear_std.
+  val = {"q_a": 0.80, "q_b": 0.85, "q_a_twin": 0.90, "q_b_twin": 0.70, "q_a_control": 0.60, "q_b_control": 0.65,
+         "linear_std": 0.70, "linear_raw": 0.75}
+  root, rng = str(tmp_path / "study"), np.random.default_rng(0)
+  for key in study.features:
+    fs = features.load(study.features[key])
+    for design, auc in val.items():
+      for seed in study.seeds:
+        config = frozen_heads.run_config(study, key, design)
+        circuit = design.startswith("q_") and not design.endswith("_twin")
+        frozen.write_run(_fake_run(fs, rng, auc, seed, 1.0 + 0.3 * (design == "q_b"), 0.01 if circuit else None,
+                                   frozen.base_rates(config)),
+                         frozen_heads.run_dir(root, key, design, seed), config, fs, 1.0)
+  csv_path, md_path = frozen_heads.write_report(study, root)
+  rows = list(csv.DictReader(open(tmp_path / "study" / frozen_heads.HEADLINE_FILE)))
+  headline = [r for r in rows if r["table"] == "headline"]
+  assert [(r["features"], r["design"], r["other"]) for r in headline] == [
+      (group, "q_b", other) for group in ("breastmnist", "breastmnist@b2", "breastmnist over 2 backbones")
+      for other in ("q_a_twin", "q_b_control", "linear_raw")]
+  assert {(r["design"], r["other"]) for r in rows if r["table"] == "own"} == {
+      ("q_a", "q_a_twin"), ("q_a", "q_a_control"), ("q_b", "q_b_twin"), ("q_b", "q_b_control")}
+  adjusted, differs = frozen_heads.stats.holm([float(r["p"]) for r in headline], 0.05)
+  np.testing.assert_allclose([float(r["p_holm"]) for r in headline], adjusted, rtol=1e-6)
+  assert [r["differs"] == "True" for r in headline] == differs.tolist()
+  # The pooled row: backbones as outer units, each backbone's seeds paired, the shared test set resampled.
+  pooled = next(r for r in headline if r["features"].endswith("backbones") and r["other"] == "linear_raw")
+  scores = lambda key, design: [frozen_heads.reports.read_predictions_csv(frozen_heads.run_folders.RunFolder(
+      frozen_heads.run_dir(root, key, design, s)).test_predictions())[1] for s in study.seeds]
+  labels = base.labels["test"][np.argsort(base.index["test"])]
+  direct = frozen_heads.stats.two_level_bootstrap(labels, [scores(k, "q_b") for k in study.features],
+                                                  [scores(k, "linear_raw") for k in study.features], base.task,
+                                                  num_resamples=200, seed=0)
+  assert (pooled["units"], pooled["unit_level"]) == ("2", "backbones")
+  np.testing.assert_allclose([float(pooled[k]) for k in ("delta_auc", "low", "high", "p")],
+                             [direct.estimate, direct.low, direct.high, direct.p_value], rtol=1e-6)
+  assert float(pooled["angle_shift"]) == pytest.approx(0.01) and pooled["other_angle_shift"] == "nan"
+  text = open(md_path).read()
+  assert "Family best against family best" in text and "| breastmnist over 2 backbones | val_auc | q_b (0.01)" in text
+  design_rows = {r["model"]: r for r in csv.DictReader(open(csv_path)) if r["dataset"] == "breastmnist"}
+  assert {m: design_rows[m]["family"] for m in ("q_a", "q_a_twin", "q_a_control", "linear_raw")} == {
+      "q_a": "quantum", "q_a_twin": "twin", "q_a_control": "control", "linear_raw": "linear"}
+  assert float(design_rows["q_a"]["angle_shift_mean"]) == pytest.approx(0.01)

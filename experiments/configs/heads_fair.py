@@ -6,6 +6,10 @@ AUC chose from the same grid.
   python -m experiments.train_heads --config=experiments/configs/heads_fair.py --workdir=runs/heads_fair \
       --config.features.breastmnist=features/breastmnist.npz --only_report
 
+This is the width-16 protocol recorded in results/frozen_heads_fair/ and stays unchanged as that
+record; new studies use heads_families.py (issue 44: every family chooses from the same menu,
+entanglement-free control, full-rank twins, extended rate grids, two-level intervals).
+
 What differs from heads.py (the old protocol, kept in results/frozen_heads/):
   * Roles, not names, route learning rates: the block a quantum head and its twin differ in
     (circuit, unentangled product block or Dense-tanh-Dense twin) trains at `block_learning_rate`,

@@ -9,10 +9,18 @@ The block is the only part that differs between a quantum head and its classical
   quantum    a QCNN circuit (angles F -> R readout values: <Z>s in [-1, 1] or probabilities);
   product    no entanglement: each qubit encoded by RY(x) then a trained RZ(λ), RY(θ), all qubits'
              <Z> = cos θ cos x − sin θ cos λ sin x read out (Bowles, Ahmed & Schuld 2024 ablation);
+  unentangled  the same QCNN circuit with every multi-qubit gate removed (`unentangled_values`):
+             same encoding, conv units' single-qubit rotations, readout qubits and readout, so it
+             differs from "quantum" by entanglement alone. Its parameters are the circuit's conv
+             angles; the pooling angles act only through controlled rotations and are dropped
+             (51 -> 45 at 8 qubits with su4). A readout qubit then sees only its own encoded angle(s).
   classical  Dense(F -> h) -> tanh -> Dense(h -> R) -> tanh (softmax for probability readouts),
-             h chosen so that its parameter count matches the quantum block's (`twin_width`).
+             h chosen so that its parameter count matches the quantum block's (`twin_width`); with
+             ``twin_full_rank`` at least K units, so that a multi-class twin's logits are not rank-
+             limited (at 8 qubits: 2 units and 33 parameters for 5 classes otherwise).
 Everything else (normalisation, bottleneck, readout, residual path, initialisation) is shared,
-so a quantum head and its twin have the same inputs, outputs and (to one hidden unit) size.
+so a quantum head and its twin have the same inputs, outputs and (to one hidden unit, unless
+full rank needs more) size.
 
 Readout of the values: one <Z> (binary): a·v + b; probabilities: s·log(p + 1e-7) + b; anything
 else: Dense(K). With ``calibrate`` the bias b starts at the training prior's logits (log-odds for
@@ -29,13 +37,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pennylane as qml
 
 from qcnn_jax.models import quantum
 from qcnn_jax.models.quantum import qcnn as qcnn_lib
 from qcnn_jax.models.quantum.layer import PROBS_LOG_EPS, angle_initializer
 
-KINDS = ("linear", "quantum", "classical", "product")
-BLOCK_PREFIXES = ("qcnn_", "twin_", "product_")
+KINDS = ("linear", "quantum", "classical", "product", "unentangled")
+BLOCK_PREFIXES = ("qcnn_", "twin_", "product_", "unentangled_")
 RESIDUAL_GATE = "residual_gate"  # the residual head's g (parameter name)
 PRE_ANGLES = ("reduce", "bottleneck_norm")  # modules whose output goes into tanh, in call order
 SATURATION = 0.99  # |tanh| above this counts as a saturated bottleneck unit
@@ -121,9 +130,9 @@ def probe_stats(intermediates) -> dict:
   return stats
 
 
-def twin_width(target_params: int, n_in: int, n_out: int) -> int:
-  """Hidden width h >= 1 of Dense(n_in -> h) -> Dense(h -> n_out) nearest to ``target_params``."""
-  return max(1, round((target_params - n_out) / (n_in + 1 + n_out)))
+def twin_width(target_params: int, n_in: int, n_out: int, min_width: int = 1) -> int:
+  """Hidden width h >= ``min_width`` of Dense(n_in -> h) -> Dense(h -> n_out) nearest to ``target_params``."""
+  return max(min_width, round((target_params - n_out) / (n_in + 1 + n_out)))
 
 
 def block_output_size(spec: qcnn_lib.QCNNSpec, kind: str) -> int:
@@ -145,6 +154,50 @@ class ProductBlock(nn.Module):
     return jnp.cos(theta) * jnp.cos(angles) - jnp.sin(theta) * jnp.cos(lam) * jnp.sin(angles)
 
 
+def unentangled_values(spec: qcnn_lib.QCNNSpec, conv_params, angles):
+  """Readout (R,) of the circuit ``spec`` with every multi-qubit gate removed, for one example.
+
+  The gate list is the circuit's own (`qcnn_lib.qcnn_circuit`: encoding, conv units, pooling,
+  re-uploads); gates on two or more wires (CNOTs, controlled rotations) are dropped, so the state
+  stays a product and each wire is simulated as a 2-vector. Probabilities of the readout wires
+  are the products of theirs (first wire most significant); ⟨Z⟩ = 1 − 2·p(1).
+
+  Args:
+    spec: circuit options (an angle encoding: amplitude encoding is itself entangling).
+    conv_params: (layers, unit params) conv angles, radians.
+    angles: (F,) encoded angles, radians.
+  """
+  if spec.encoding == "amplitude":
+    raise ValueError("amplitude encoding prepares an entangled state: no unentangled version")
+  pool_params = jnp.zeros(qcnn_lib.param_shapes(spec)["pool"], conv_params.dtype)
+  with qml.queuing.AnnotatedQueue() as queue:
+    qcnn_lib.qcnn_circuit(spec, angles, *qcnn_lib.gate_blocks(spec, conv_params, pool_params))
+  states = {w: jnp.array([1.0, 0.0], jnp.complex64) for w in range(spec.n_qubits)}
+  for op in queue.queue:
+    if isinstance(op, qml.operation.Operator) and len(op.wires) == 1:
+      states[op.wires[0]] = qml.matrix(op) @ states[op.wires[0]]
+  p_one = [jnp.abs(states[w][1]) ** 2 for w in qcnn_lib.readout_wires(spec)]
+  if spec.readout != "probs":
+    return qcnn_lib.postprocess(spec, [1.0 - 2.0 * p for p in p_one])
+  probs = jnp.ones((1,))
+  for p in p_one:
+    probs = jnp.kron(probs, jnp.stack([1.0 - p, p]))
+  return qcnn_lib.postprocess(spec, probs)
+
+
+class UnentangledBlock(nn.Module):
+  """The QCNN with its entangling gates removed (`unentangled_values`): (B, F) angles -> (B, R)."""
+
+  spec: qcnn_lib.QCNNSpec
+  angle_init_std: float | None = None
+
+  @nn.compact
+  def __call__(self, angles):
+    conv = self.param("quantum_conv", angle_initializer(self.angle_init_std), qcnn_lib.param_shapes(self.spec)["conv"],
+                      jnp.float32)
+    return jax.vmap(lambda x: unentangled_values(self.spec, conv, x))(angles).astype(jnp.float32)
+
+
 class ClassicalBlock(nn.Module):
   """Twin block: Dense(h) -> tanh -> Dense(R) -> tanh, or softmax when ``probabilities``."""
 
@@ -163,7 +216,8 @@ class FeatureHead(nn.Module):
 
   Attributes:
     num_outputs: K logits.
-    kind: "linear" (Dense(K) on the features, nothing else), "quantum", "classical" or "product".
+    kind: "linear" (Dense(K) on the features, nothing else), "quantum", "classical", "product" or
+      "unentangled".
     n_qubits, conv_unit, encoding, readout, reuploading, execution: the QCNN of each block
       (readout as ``quantum.head_readout``; a classical twin copies the quantum block's R).
     n_readout: qubits read out by an "expvals" readout (default ``quantum.head_readout``'s).
@@ -180,6 +234,7 @@ class FeatureHead(nn.Module):
     gate_init: g's starting value when not 0 (None: 0); 1 makes the circuit's logits count from
       the first step (the "forced" ablation of the residual head).
     logit_scale_init: initial a of the one-<Z> readout.
+    twin_full_rank: a classical twin gets at least K hidden units (`twin_width`'s min_width).
   """
 
   num_outputs: int
@@ -201,6 +256,7 @@ class FeatureHead(nn.Module):
   residual: bool = False
   gate_init: float | None = None
   logit_scale_init: float = 3.0
+  twin_full_rank: bool = False
 
   def circuit_spec(self) -> qcnn_lib.QCNNSpec:
     """The QCNN of one quantum block (also fixes R and the twin's size)."""
@@ -213,7 +269,7 @@ class FeatureHead(nn.Module):
                              self.num_outputs if readout == "probs" else None, self.reuploading)
 
   def block(self, index: int) -> nn.Module:
-    """Block ``index``: the circuit, its unentangled ablation or its classical twin."""
+    """Block ``index``: the circuit, its unentangled ablations or its classical twin."""
     spec = self.circuit_spec()
     if self.kind == "quantum":
       return quantum.QCNN(spec.n_qubits, spec.conv_unit, spec.encoding, spec.readout, spec.n_readout,
@@ -221,8 +277,11 @@ class FeatureHead(nn.Module):
                           angle_init_std=self.angle_init_std, name=f"qcnn_{index}")
     if self.kind == "product":
       return ProductBlock(spec.n_qubits, self.angle_init_std, name=f"product_{index}")
+    if self.kind == "unentangled":
+      return UnentangledBlock(spec, self.angle_init_std, name=f"unentangled_{index}")
     outputs = block_output_size(spec, self.kind)
-    hidden = twin_width(qcnn_lib.n_params(spec), spec.n_features, outputs)
+    hidden = twin_width(qcnn_lib.n_params(spec), spec.n_features, outputs,
+                        self.num_outputs if self.twin_full_rank else 1)
     return ClassicalBlock(hidden, outputs, spec.readout == "probs", name=f"twin_{index}")
 
   def bias_init(self, at_prior: bool = True):

@@ -103,7 +103,7 @@ def next_rate(axis: Sequence[float], up: bool) -> float:
   return float(f"{rate:.2g}")
 
 
-def _grid(block: Sequence[float] | None, head: Sequence[float]) -> list[dict[str, float]]:
+def grid_points(block: Sequence[float] | None, head: Sequence[float]) -> list[dict[str, float]]:
   """Grid points in order; a head without a block (block None) trains its block role at the head rate."""
   return [{"block": h if block is None else b, "rest": h} for b in (block or [None]) for h in head]
 
@@ -134,7 +134,7 @@ def search_rates(evaluate: Callable[[list[dict[str, float]]], list[list[float]]]
   points: dict[tuple, dict] = {}
   round_ = 0
   while True:
-    grid = _grid(axes["block"], axes["head"])
+    grid = grid_points(axes["block"], axes["head"])
     new = [r for r in grid if (r["block"], r["rest"]) not in points]
     for rates, aucs in zip(new, evaluate(new) if new else []):
       points[(rates["block"], rates["rest"])] = {"rates": rates, "val_auc": [float(a) for a in aucs],

@@ -12,8 +12,12 @@ A study config (`experiments/configs/heads.py`) holds:
   seeds         training seeds; all seeds of a design train as one vmapped program.
   dataset_overrides  optional: dataset -> base keys (e.g. fewer epochs on a large set).
   bootstrap     num_resamples, confidence, seed of the paired intervals.
-  lr_search     optional: block and head rate grids, seeds, and `on` (feature set -> the set whose
-                search it reuses); each design trains at the pair its validation chose (`search_rates`).
+  lr_search     optional: block and head rate grids, seeds, `on` (feature set -> the set whose
+                search it reuses) and `bounds` (extend an axis past an edge choice up to these rates);
+                each design trains at the pair its validation chose (`search_rates`).
+  families      optional: True puts the family tables first in the report and writes headline.csv
+                (`studies.families`: each family's best by validation, family best vs family best
+                with two-level intervals and Holm-adjusted decisions; design vs own twin / control).
 
 Runs live in `{root}/{features}/{design}/seed{k}` (files as `qcnn_jax.training.train` writes them); a design
 whose seeds all have summary.json is skipped. The report (`results.csv`, `results.md`, a forest
@@ -37,6 +41,7 @@ from matplotlib import figure as mpl_figure
 from qcnn_jax import runtime
 from qcnn_jax.data import features
 from qcnn_jax.evaluation import reports, stats
+from qcnn_jax.studies import families
 from qcnn_jax.studies import runs as run_folders
 from qcnn_jax.training import checkpointing, frozen, lock
 
@@ -47,6 +52,12 @@ FOREST_FILE = "quantum_minus_others.png"
 CSV_COLUMNS = ("dataset", "model", "kind", "twin_of", "n_seeds", "test_auc_mean", "test_auc_std", "test_acc_mean",
                "test_acc_std", "val_auc_mean", "test_balanced_accuracy_mean", "test_f1_macro_mean", "num_params",
                "quantum_params", "wall_time_s", "lr_block", "lr_head")
+FAMILY_COLUMNS = ("family", "val_loss_mean", "angle_shift_mean")  # results.csv of a `families` study
+HEADLINE_FILE = "headline.csv"
+HEADLINE_COLUMNS = ("table", "features", "saturated", "rule", "family", "design", "other", "lr_block", "lr_head",
+                    "other_lr_block", "other_lr_head", "angle_shift", "other_angle_shift", "units", "unit_level",
+                    "examples", "delta_auc", "low", "high", "se", "df", "p", "p_holm", "differs", "seeds_only_low",
+                    "seeds_only_high", "percentile_low", "percentile_high")
 
 
 def designs(study: ml_collections.ConfigDict) -> dict[str, dict[str, Any]]:
@@ -89,47 +100,45 @@ def finished(root: str, key: str, design: str, seed: int, config: ml_collections
   return run_folders.RunFolder(run_dir(root, key, design, seed)).finished(frozen.record_config(config, seed, rates))
 
 
-def rate_grid(study: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> list[dict[str, float]]:
-  """The learning-rate grid of a design: every (block, head) pair of `study.lr_search` (head rates
-  only for a linear head, which has no block); without `lr_search`, the config's own rates."""
-  search = study.get("lr_search")
-  if not search:
-    return [frozen.base_rates(config)]
-  blocks = search.block if config.head.kind != "linear" else (None,)
-  return [{"block": h if b is None else b, "rest": h} for b in blocks for h in search.head]
-
-
 def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: str,
                  search: bool = True) -> dict[str, float]:
   """The rates a design trains with on feature set `key`: chosen by mean validation AUC over
-  `lr_search.seeds` among `rate_grid` on the feature set `lr_search.on[key]` (default `key`
-  itself), never by test. The search (every grid point's per-seed validation AUC and the choice) is
-  kept in `{root}/{searched set}/{design}/lr_search.json` and reused; without it and with
-  `search=False` (reports) raises FileNotFoundError instead of searching."""
+  `lr_search.seeds` on the grid `lr_search.block` × `lr_search.head` (head rates only for a linear
+  head, which has no block; the same grid for every design), extended past an edge choice up to
+  `lr_search.bounds` when given (`families.search_rates`), on the feature set `lr_search.on[key]`
+  (default `key` itself), never by test. Without `lr_search`, the config's own rates. The whole
+  search (every point's per-seed validation AUC, the final axes, the choice and whether it is
+  interior or at a bound) is kept in `{root}/{searched set}/{design}/lr_search.json` and reused;
+  without it and with `search=False` (reports) raises FileNotFoundError instead of searching. A
+  one-point grid without bounds is that point, unsearched."""
   config = run_config(study, key, design)
-  grid = rate_grid(study, config)
-  if len(grid) == 1:
-    return grid[0]
-  searched = study.lr_search.get("on", {}).get(key, key)
+  grid = study.get("lr_search")
+  if not grid:
+    return frozen.base_rates(config)
+  block, bounds = None if config.head.kind == "linear" else list(grid.block), grid.get("bounds")
+  points = families.grid_points(block, list(grid.head))
+  if len(points) == 1 and bounds is None:
+    return points[0]
+  searched = grid.get("on", {}).get(key, key)
   path = os.path.join(root, searched, design, LR_SEARCH_FILE)
   if os.path.exists(path):
     return reports.read_json(path)["chosen"]
   if not search:
     raise FileNotFoundError(f"no {path}: the learning rates of {design} on {searched} were never searched")
-  seeds = [int(s) for s in study.lr_search.seeds]
+  seeds = [int(s) for s in grid.seeds]
+  feature_set = features.load(study.features[searched])
+
+  def evaluate(points: list[dict[str, float]]) -> list[list[float]]:
+    results = frozen.train_seeds(config, feature_set, seeds * len(points), [r for r in points for _ in seeds])
+    return [[r.val_auc for r in results[i * len(seeds):(i + 1) * len(seeds)]] for i in range(len(points))]
+
   start = time.time()
-  results = frozen.train_seeds(config, features.load(study.features[searched]), seeds * len(grid),
-                                    [r for r in grid for _ in seeds])
-  points = [{"rates": r, "val_auc": [res.val_auc for res in results[i * len(seeds):(i + 1) * len(seeds)]]}
-            for i, r in enumerate(grid)]
-  for point in points:
-    point["val_auc_mean"] = float(np.mean(point["val_auc"]))
-  chosen = max(points, key=lambda p: p["val_auc_mean"])["rates"]  # first of equals, in grid order
-  reports.write_json_atomic(path, {"design": design, "features": searched, "seeds": seeds, "chosen": chosen,
-                                   "wall_time_s": time.time() - start, "grid": points})
-  logging.info("%s %s: learning rates %s chosen by validation (%d runs, %.0f s)", searched, design, chosen,
-               len(results), time.time() - start)
-  return chosen
+  found = families.search_rates(evaluate, block, list(grid.head), None if bounds is None else tuple(bounds))
+  reports.write_json_atomic(path, {"design": design, "features": searched, "seeds": seeds, **found,
+                                   "wall_time_s": time.time() - start})
+  logging.info("%s %s: learning rates %s chosen by validation (%d points, %s, %.0f s)", searched, design,
+               found["chosen"], len(found["grid"]), found["edges"], time.time() - start)
+  return found["chosen"]
 
 
 def feature_sets(features: ml_collections.ConfigDict, datasets=None) -> list[str]:
@@ -236,10 +245,118 @@ def _row(dataset: str, design: str, spec: dict, runs: list[dict]) -> dict[str, A
     row[f"{key}_std"] = float(values(key).std(ddof=1)) if len(runs) > 1 else np.nan
   for key in ("val_auc", "test_balanced_accuracy", "test_f1_macro"):
     row[f"{key}_mean"] = float(values(key).mean()) if runs else np.nan
+  row["family"] = families.family(spec["head"]) or ""
+  row["val_loss_mean"], row["angle_shift_mean"] = _summary_mean(runs, "val_loss"), _summary_mean(runs, "angle_shift")
   for key in ("num_params", "quantum_params", "wall_time_s", "lr_block", "lr_head"):
     row[key] = runs[0]["summary"].get(key, np.nan) if runs else np.nan
   row["in_path"] = spec["head"]["kind"] != "linear" and not spec["head"].get("residual")
   return row
+
+
+def _summary_mean(runs: list[dict], key: str) -> float:
+  """Mean of a summary.json entry over runs; NaN when no run has it (older runs, heads without circuit)."""
+  values = [r["summary"][key] for r in runs if key in r["summary"]]
+  return float(np.mean(values)) if values else np.nan
+
+
+def _two_level(a: list[list[dict]], b: list[list[dict]], labels, task: str, bootstrap: dict, examples: bool):
+  """(two-level, seeds-only) `stats.TwoLevelInterval`s of A − B in test AUC: `a`, `b` the runs of
+  each feature set (one per backbone), paired by seed; None when fewer than 2 units pair up."""
+  paired_a, paired_b = [], []
+  for runs_a, runs_b in zip(a, b):
+    by_seed_a, by_seed_b = ({r["seed"]: r["test_scores"] for r in runs} for runs in (runs_a, runs_b))
+    seeds = sorted(by_seed_a.keys() & by_seed_b.keys())
+    paired_a.append([by_seed_a[s] for s in seeds])
+    paired_b.append([by_seed_b[s] for s in seeds])
+  if (len(a) if len(a) > 1 else len(paired_a[0])) < 2 or not all(paired_a):
+    return None
+  return tuple(stats.two_level_bootstrap(labels, paired_a, paired_b, task, examples=e, **bootstrap)
+               for e in (examples, False))
+
+
+def _family_rows(study: ml_collections.ConfigDict, root: str, bootstrap: dict, max_examples) -> list[dict]:
+  """Rows of the two family tables, for each feature set and each dataset pooled over its backbones:
+  "headline" = the quantum family's choice against the twin, control and linear families' choices
+  (`families.select` on that group's validation records), with Holm-adjusted p over these rows;
+  "own" = each design against its own twin and control. ΔAUC intervals: `stats.two_level_bootstrap`
+  (outer units: seeds, or backbones when pooled; test examples unless over `max_examples`)."""
+  specs = designs(study)
+  family_of = {d: families.family(spec["head"]) for d, spec in specs.items()}
+  loaded = {}
+  for key, path in study.features.items():
+    if os.path.exists(path):
+      feature_set = features.load(path)
+      loaded[key] = ({d: _load_runs(study, root, key, d) for d in specs},
+                     feature_set.labels["test"][np.argsort(feature_set.index["test"])], feature_set.task)
+  groups = {key: [key] for key in loaded}
+  for key in loaded:
+    pooled = [k for k in loaded if dataset_of(k) == dataset_of(key)]
+    if len(pooled) > 1:
+      groups[f"{dataset_of(key)} over {len(pooled)} backbones"] = pooled
+  rows = []
+  for name, keys in groups.items():
+    runs = {d: [loaded[k][0][d] for k in keys] for d in specs}
+    labels, task = loaded[keys[0]][1], loaded[keys[0]][2]
+    if any(not np.array_equal(loaded[k][1], labels) for k in keys):
+      raise ValueError(f"feature sets {keys} pooled as backbones of one dataset need the same test set")
+    records = {d: [r["summary"] for group in runs[d] for r in group] for d in specs}
+    choices, saturated = families.select(records, family_of), families.saturated(records)
+    examples = max_examples is None or len(labels) <= max_examples
+    pairs = [("headline", a, b) for a, b in families.headline_pairs(choices)]
+    pairs += [("own", a, b) for a, b in families.own_pairs(list(specs))]
+    for table, a, b in pairs:
+      intervals = _two_level(runs[a], runs[b], labels, task, bootstrap, examples)
+      if intervals is None:
+        continue
+      two, seeds_only = intervals
+      summary = lambda d, k: _summary_mean([r for group in runs[d] for r in group], k)
+      rules = {choices["quantum"].rule, choices[family_of[b]].rule} if table == "headline" else set()
+      rows.append({"table": table, "features": name, "saturated": saturated, "rule": " / ".join(sorted(rules)),
+                   "family": family_of[b], "design": a, "other": b, "lr_block": summary(a, "lr_block"),
+                   "lr_head": summary(a, "lr_head"), "other_lr_block": summary(b, "lr_block"),
+                   "other_lr_head": summary(b, "lr_head"), "angle_shift": summary(a, "angle_shift"),
+                   "other_angle_shift": summary(b, "angle_shift"), "units": two.units, "unit_level": two.unit_level,
+                   "examples": two.examples, "delta_auc": two.estimate, "low": two.low, "high": two.high,
+                   "se": two.se, "df": two.df, "p": two.p_value, "seeds_only_low": seeds_only.low,
+                   "seeds_only_high": seeds_only.high, "percentile_low": two.percentile_low,
+                   "percentile_high": two.percentile_high})
+  headline = [r for r in rows if r["table"] == "headline"]
+  if headline:
+    adjusted, differs = stats.holm([r["p"] for r in headline], 1.0 - bootstrap.get("confidence", 0.95))
+    for row, p, d in zip(headline, adjusted, differs):
+      row["p_holm"], row["differs"] = float(p), bool(d)
+  return rows
+
+
+def _family_lines(rows: list[dict], confidence: float) -> list[str]:
+  """Markdown of the two family tables (`_family_rows`)."""
+  fmt = lambda x, spec: "—" if x is None or not np.isfinite(x) else format(x, spec)
+  lines = ["## Does the quantum head help? Family best against family best", "",
+           "Four families (in-path quantum; classical twin; entanglement-free control = the same circuit without "
+           "its entangling gates; linear) each chose its design from the same menu (raw or standardised features, "
+           "LayerNorm before or after the bottleneck, angle scale) by mean validation AUC, or by mean validation "
+           "loss where every head's validation AUC is ≥ 0.99 (saturated), never by test. ΔAUC = quantum − other: "
+           f"{confidence:.0%} t interval of the two-level bootstrap (seeds, or backbones when pooled, and test "
+           "examples together; `stats.two_level_bootstrap`); seeds only = the same without the test set's "
+           "noise. p (Holm) adjusted over the rows of this table; Δθ = mean |change| of the circuit angles (rad).", "",
+           "| features | rule | quantum design (Δθ) | lr block / head | other family | other design (Δθ) | "
+           "lr block / head | ΔAUC [two-level] | seeds only | units | p (Holm) | differs |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in (r for r in rows if r["table"] == "headline"):
+    lines.append(
+        f"| {r['features']}{' (saturated)' if r['saturated'] else ''} | {r['rule']} | {r['design']} "
+        f"({fmt(r['angle_shift'], '.2f')}) | {fmt(r['lr_block'], '.0e')} / {fmt(r['lr_head'], '.0e')} | {r['family']} | "
+        f"{r['other']} ({fmt(r['other_angle_shift'], '.2f')}) | {fmt(r['other_lr_block'], '.0e')} / "
+        f"{fmt(r['other_lr_head'], '.0e')} | {r['delta_auc']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] | "
+        f"[{r['seeds_only_low']:+.4f}, {r['seeds_only_high']:+.4f}] | {r['units']} {r['unit_level']}"
+        f"{'' if r['examples'] else ', no test-set resampling'} | {r['p']:.3f} ({r['p_holm']:.3f}) | "
+        f"{'yes' if r['differs'] else 'no'} |")
+  lines += ["", "Each design against its own twin and its own control (same intervals, no adjustment).", "",
+            "| features | A | B | ΔAUC [two-level] | seeds only | units |", "|---|---|---|---|---|---|"]
+  lines += [f"| {r['features']} | {r['design']} | {r['other']} | {r['delta_auc']:+.4f} [{r['low']:+.4f}, "
+            f"{r['high']:+.4f}] | [{r['seeds_only_low']:+.4f}, {r['seeds_only_high']:+.4f}] | {r['units']} "
+            f"{r['unit_level']} |" for r in rows if r["table"] == "own"]
+  return lines
 
 
 def _compare(a: list[dict], b: list[dict], labels: np.ndarray, task: str, bootstrap: dict,
@@ -344,10 +461,16 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
   out = out or root
   os.makedirs(out, exist_ok=True)
   csv_path, md_path = os.path.join(out, "results.csv"), os.path.join(out, "results.md")
-  reports.write_text_atomic(csv_path, reports.csv_text(rows, CSV_COLUMNS))
   header = [f"# {study.name}", "", "Mean ± sample std (ddof 1) over seeds; each run's test metrics at its "
-            "best-validation-AUC epoch. Chosen = highest mean validation AUC within the kind (never test).", "",
-            "## Does the quantum head help?", "",
+            "best-validation-AUC epoch. Chosen = highest mean validation AUC within the kind (never test).", ""]
+  if study.get("families"):  # the issue-44 protocol: family tables first, the old answer table after them
+    family_rows = _family_rows(study, root, bootstrap, max_examples)
+    reports.write_text_atomic(os.path.join(out, HEADLINE_FILE), reports.csv_text(family_rows, HEADLINE_COLUMNS))
+    header += _family_lines(family_rows, bootstrap.get("confidence", 0.95)) + [""]
+  reports.write_text_atomic(csv_path, reports.csv_text(rows, CSV_COLUMNS + (FAMILY_COLUMNS if study.get("families")
+                                                                            else ())))
+  header += ["## Does the quantum head help?" + (" Each quantum design's own pairs" if study.get("families") else ""),
+             "",
             "In-path quantum heads only (the circuit's output is the prediction's only path: no residual "
             "linear path); the one with the highest mean validation AUC per feature set, against its "
             "parameter-matched twin and the linear head. ΔAUC = quantum − other, bootstrap over paired seeds.", "",

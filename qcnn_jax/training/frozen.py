@@ -16,8 +16,12 @@ Per-epoch diagnostics (on the validation split, per seed): `saturated` (share of
 with |tanh| > 0.99), `grad_norm_quantum` / `grad_norm_classical` (mean over the epoch's steps),
 `angle_shift_rms` / `angle_shift_max` (how far the circuit angles moved from their initial
 values, radians), `readout_min` / `readout_max` (range of the blocks' readout values), `residual_gate`
-(g of a residual head). A residual head's summary.json also has the reported epoch's gate and its
-test metrics with g set to 0 (`train.gate_off_entries`), as end-to-end runs have.
+(g of a residual head), `val_loss` (unweighted loss on the selection split: what chooses among
+heads on a saturated set, `studies.families`). summary.json has the reported epoch's `val_loss` and
+`angle_shift`: mean |Δθ| (radians) of the circuit angles from their initial values, so that a
+near-fixed circuit shows in the report (absent for heads without circuit angles). A residual head's
+summary.json also has the reported epoch's gate and its test metrics with g set to 0
+(`train.gate_off_entries`), as end-to-end runs have.
 """
 
 import dataclasses
@@ -60,6 +64,8 @@ class SeedResult:
   timing: dict[str, float]  # compile_s, train_s of the whole (all-seed) program
   rates: dict[str, float]  # base learning rate per optimiser role (`train.param_role`)
   gate_off: dict[str, float] = dataclasses.field(default_factory=dict)
+  val_loss: float = float("nan")  # selection split's loss at best_epoch
+  angle_shift: float | None = None  # mean |Δθ| (radians) of the circuit angles, best epoch vs init
 
 
 def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> heads.FeatureHead:
@@ -186,6 +192,7 @@ def _epoch_records(program: _Program, params, out, feature_set: FeatureSet, sele
   for i, diag in enumerate(diagnostics):
     scores = metrics.scores_from_logits(logits[i], task)
     records.append({"epoch": epoch, "step": (epoch + 1) * steps, "train_loss": float(out["loss"][i].mean()),
+                    f"{selection}_loss": float(per_example_loss(jnp.asarray(logits[i]), jnp.asarray(labels), task).mean()),
                     f"{selection}_auc": metrics.auc(labels, scores, task),
                     f"{selection}_acc": metrics.acc(labels, scores, task),
                     "grad_norm_quantum": float(out["grad_norm_quantum"][i].mean()),
@@ -237,7 +244,7 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
       if improves(record[f"{selection}_auc"], best["auc"][i], selection):
         best["auc"][i], best["epoch"][i] = record[f"{selection}_auc"], e
         best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
-  return _results(head, feature_set, seeds, rates, best, records,
+  return _results(head, feature_set, seeds, rates, best, records, init_params, selection,
                   {"compile_s": program.compile_s, "train_s": time.time() - start})
 
 
@@ -247,9 +254,17 @@ def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
   return array
 
 
-def _results(head, feature_set: FeatureSet, seeds, rates, best, records, timing: dict[str, float]) -> list[SeedResult]:
+def mean_angle_shift(params, init_params) -> float | None:
+  """Mean |Δθ| (radians) of the circuit angles (`quantum_leaves`) between two parameter trees of
+  one run; None without circuit angles."""
+  shifts = [np.ravel(a - b) for a, b in zip(quantum_leaves(params), quantum_leaves(init_params))]
+  return float(np.mean(np.abs(np.concatenate(shifts)))) if shifts else None
+
+
+def _results(head, feature_set: FeatureSet, seeds, rates, best, records, init_params, selection: str,
+             timing: dict[str, float]) -> list[SeedResult]:
   """Reports of the best-validation parameters of every seed on val and test (and on test with the
-  residual gate at 0, for a residual head)."""
+  residual gate at 0, for a residual head), with the best epoch's selection loss and angle shift."""
   apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
   logits = {split: np.asarray(apply(best["params"], jnp.asarray(feature_set.features[split])))
             for split in ("val", "test") if split in feature_set.features}
@@ -265,7 +280,8 @@ def _results(head, feature_set: FeatureSet, seeds, rates, best, records, timing:
     gate_off = {} if test_off is None else gate_off_entries(one, report("test", test_off[i]))
     results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]), float(best["auc"][i]), split_reports,
                               {split: logits[split][i] for split in logits}, num_params, quantum_params, timing,
-                              dict(rates[i]), gate_off))
+                              dict(rates[i]), gate_off, records[i][int(best["epoch"][i])][f"{selection}_loss"],
+                              mean_angle_shift(one, jax.tree.map(lambda p: p[i], init_params))))
   return results
 
 
@@ -302,7 +318,8 @@ def write_run(result: SeedResult, workdir: str, config: ml_collections.ConfigDic
       n_qubits=config.head.n_qubits if config.head.kind in ("quantum", "product") else 0,
       wall_time_s=wall_time_s, images_per_s=float("nan"), dataset=feature_set.meta["dataset"], model=config.design,
       kind=config.head.kind, seed=result.seed, num_epochs=config.num_epochs, selection_split="val", **result.timing,
-      lr_block=result.rates["block"], lr_head=result.rates["rest"],
+      lr_block=result.rates["block"], lr_head=result.rates["rest"], val_loss=result.val_loss,
+      **({} if result.angle_shift is None else {"angle_shift": result.angle_shift}),
       features=feature_set.meta, **{f"test_{k}": test[k] for k in ("precision_macro", "recall_macro", "f1_macro",
                                                                     "balanced_accuracy")},
       **result.gate_off, **extra, provenance=provenance.provenance(run_config))
