@@ -231,7 +231,8 @@ def test_gradient_variance_agrees_across_engines_and_is_not_barren_at_four_qubit
 
 
 @pytest.mark.parametrize("execution,noise,n", [("fused", None, 10), ("statevector", None, 10),
-                                               ("fused", Noise("depolarizing", 0.01), 5)])
+                                               ("fused", Noise("depolarizing", 0.01), 5),
+                                               ("density", Noise("depolarizing", 0.01), 6)])
 def test_memory_estimate_is_within_2x_of_xla_memory_analysis(execution, noise, n):
   """The estimate that refuses oversized circuits tracks what XLA really allocates for fwd + grad."""
   spec, batch = QCNNSpec(n), 16
@@ -254,7 +255,7 @@ def test_circuits_too_large_for_memory_are_refused_with_the_numbers_before_alloc
 def test_auto_execution_is_the_statevector_engine_for_exact_circuits():
   assert resolve("auto") == "statevector"
   assert resolve("auto", shots=100) == "fused"  # the engine computes exact expectations only
-  assert resolve("auto", noise=Noise("depolarizing", 0.01)) == "fused"
+  assert resolve("auto", noise=Noise("depolarizing", 0.01)) == "density"  # the density-matrix engine
   assert resolve("gates") == "gates"
   with pytest.raises(ValueError, match="not in"):
     resolve("fast")

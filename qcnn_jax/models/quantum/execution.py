@@ -12,13 +12,16 @@ whole circuit traces into XLA inside a jitted step and is vmapped over the batch
 * ``"statevector"``: the "fused" circuit's tape, applied by ``statevector.py`` to a batched state
   without a PennyLane device, differentiated with the adjoint method (memory independent of
   depth). Same outputs again, several times faster; exact expectations only (no shots, no noise).
-* ``"auto"`` (the models' default): ``statevector`` for exact circuits, ``fused`` with shots or
-  noise (``resolve``).
+* ``"density"``: the "fused" circuit's tape with its noise channels, applied by ``density.py`` to
+  density matrices without a PennyLane device (equal to ``default.mixed``; noise, no shots).
+* ``"auto"`` (the models' default): ``statevector`` for exact circuits, ``density`` with noise,
+  ``fused`` with shots (``resolve``).
 
 Finite shots sample each readout with a per-sample PRNG key (use for evaluation/robustness; the
-backprop gradient of a sampled estimate is not meaningful). Noise applies a depolarizing or
-amplitude-damping channel with probability ``p`` on both wires after every two-qubit block; it
-simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits or fewer.
+backprop gradient of a sampled estimate is not meaningful). Noise applies a depolarizing,
+amplitude-damping or phase-damping channel with probability ``p`` on both wires after every
+two-qubit block; it simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits
+or fewer.
 """
 
 import contextlib
@@ -32,15 +35,17 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
-from qcnn_jax.models.quantum import qcnn, statevector
+from qcnn_jax.models.quantum import density, qcnn, statevector
 from qcnn_jax.models.quantum.pooling import POOL_UNIT
 from qcnn_jax.models.quantum.units import CONV_UNITS
 
-EXECUTIONS = ("auto", "fused", "gates", "statevector")
-# "auto" runs exact circuits on the statevector engine and circuits with shots or noise fused.
+EXECUTIONS = ("auto", "fused", "gates", "statevector", "density")
+# "auto" runs exact circuits on the statevector engine, noisy ones on the density-matrix engine and
+# circuits with shots fused.
 # Measured side by side (2-core CPU, n=8, batch 128, experiments.benchmarks.qcnn): fwd+grad 17.7x
 # plain PennyLane against fused's 5.9x, cold compile 10.7 s against 10.1 s (README "Performance").
-NOISE_CHANNELS = {"depolarizing": qml.DepolarizingChannel, "amplitude_damping": qml.AmplitudeDamping}
+NOISE_CHANNELS = {"depolarizing": qml.DepolarizingChannel, "amplitude_damping": qml.AmplitudeDamping,
+                  "phase_damping": qml.PhaseDamping}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +66,14 @@ class Noise:
 
 def resolve(execution: str, shots: int | None = None, noise: "Noise | None" = None) -> str:
   """The engine that runs: `execution` itself, or for "auto" statevector when the circuit is exact
-  (no shots, no noise), else fused."""
+  (no shots, no noise), density with noise and no shots, else fused."""
   if execution not in EXECUTIONS:
     raise ValueError(f"execution {execution!r} not in {EXECUTIONS}")
   if execution != "auto":
     return execution
-  return "statevector" if shots is None and noise is None else "fused"
+  if shots is None:
+    return "statevector" if noise is None else "density"
+  return "fused"
 
 
 class QubitMemoryError(ValueError):
@@ -80,10 +87,14 @@ def memory_estimate(spec: qcnn.QCNNSpec, batch: int, execution: str = "fused", n
   8 bytes (16 with jax_enable_x64). Stored states per example were fitted to XLA's memory analysis
   of the jitted gradient (batch 32, CPU, su4 units): 23, 31, 36 at n = 8, 10, 12 for "fused"
   (taken as 3n + 4), 19, 33 at n = 4, 6 with noise (5n + 4), 8.6, 8.6, 6.7 for "statevector" (10).
+  "density" simulates a chunk of ``density.CHUNK`` checkpointed samples at a time, whatever the batch:
+  15, 18, 18, 21 density matrices per sample of a chunk at n = 4..7 (taken as (5n + 12) / 2).
   """
   execution = resolve(execution, None, noise)
-  entries = (4 if noise is not None else 2) ** spec.n_qubits
+  entries = (4 if noise is not None or execution == "density" else 2) ** spec.n_qubits
   entry_bytes = 16 if jax.config.jax_enable_x64 else 8
+  if execution == "density":
+    return entries * entry_bytes * min(batch, density.CHUNK) * (5 * spec.n_qubits + 12) // 2
   if execution == "statevector":
     states = 10
   else:
@@ -210,8 +221,14 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
   if execution == "statevector":
     if shots is not None or noise is not None:
       raise ValueError("execution 'statevector' computes exact noiseless expectations; "
-                       "use execution 'fused' or 'gates' for shots or noise")
+                       "use execution 'density' for noise, 'fused' or 'gates' for shots")
     return statevector_apply(spec, params, features)
+  if execution == "density":
+    if shots is not None:
+      raise ValueError("execution 'density' computes exact expectations of noisy circuits; use 'fused' or "
+                       "'gates' for shots")
+    blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
+    return density.qcnn_density(spec, features, *blocks, noise)
   conv_args, pool_args = layer_args(spec, params, execution)
   forward = sample_fn(spec, execution, shots, noise)
   with quiet_complex128_truncation():

@@ -107,7 +107,7 @@ def _n_prep(operations, n_qubits: int) -> int:
   return len(operations)
 
 
-def _measurement(mp) -> tuple[str, tuple[int, ...]]:
+def measurement(mp) -> tuple[str, tuple[int, ...]]:
   """("probs", wires) or ("expval", (wire,)) of a recorded measurement."""
   if isinstance(mp, ProbabilityMP) and mp.obs is None:
     return "probs", tuple(mp.wires)
@@ -131,7 +131,7 @@ def program(tape: qml.tape.QuantumScript, n_qubits: int, max_block_qubits: int |
   n_suffix, suffix_wires = _suffix(gates)
   if max_block_qubits is None:
     max_block_qubits = MAX_BLOCK_QUBITS if n_qubits >= FUSE_MIN_QUBITS else 1
-  return Program(n_prep, gates, n_suffix, suffix_wires, tuple(_measurement(mp) for mp in tape.measurements),
+  return Program(n_prep, gates, n_suffix, suffix_wires, tuple(measurement(mp) for mp in tape.measurements),
                  _blocks(gates[: len(gates) - n_suffix], max_block_qubits), _positions(n_qubits, suffix_wires))
 
 
@@ -319,7 +319,7 @@ def apply_dense(state, matrix, wires: Sequence[int]):
   return jnp.moveaxis(tensor, range(-k, 0), [1 + w for w in wires]).reshape(batch, dim)
 
 
-def _embed(matrix, positions: Sequence[int], k: int):
+def embed(matrix, positions: Sequence[int], k: int):
   """(2**k, 2**k) matrix of a gate ``matrix`` acting on ``positions`` of k qubits (position 0 most
   significant), identity on the others: a Kronecker product with the identity, axes permuted."""
   g = len(positions)
@@ -336,7 +336,7 @@ def block_matrix(matrices, gate_wires, wires: Sequence[int], dtype):
   local = {w: i for i, w in enumerate(wires)}
   block = jnp.eye(2 ** len(wires), dtype=dtype)
   for matrix, gw in zip(matrices, gate_wires):
-    block = jnp.matmul(_embed(matrix.astype(dtype), [local[w] for w in gw], len(wires)), block, precision=HIGHEST)
+    block = jnp.matmul(embed(matrix.astype(dtype), [local[w] for w in gw], len(wires)), block, precision=HIGHEST)
   return block
 
 
@@ -405,15 +405,20 @@ evolve.defvjp(_evolve_fwd, _evolve_bwd)
 
 
 def measure(state, n_qubits: int, measurements) -> list:
-  """Readouts of a (B, 2**n) state, one per ``Program.measurements`` entry: (B,) <Z> of a wire,
+  """Readouts of a (B, 2**n) state, one per ``Program.measurements`` entry (see ``measure_probs``)."""
+  probs = state.real**2 + state.imag**2  # |.|**2 would differentiate through a complex division
+  return measure_probs(probs, n_qubits, measurements)
+
+
+def measure_probs(probs, n_qubits: int, measurements) -> list:
+  """Readouts of (B, 2**n) basis probabilities, one per ``measurement`` entry: (B,) <Z> of a wire,
   or (B, 2**r) probabilities of r wires in the listed order (other wires marginalised)."""
-  amplitudes = state.reshape((state.shape[0],) + (2,) * n_qubits)
-  probs = amplitudes.real**2 + amplitudes.imag**2  # |.|**2 would differentiate through a complex division
+  probs = probs.reshape((probs.shape[0],) + (2,) * n_qubits)
   results = []
   for kind, wires in measurements:
     kept = jnp.sum(probs, axis=tuple(1 + w for w in range(n_qubits) if w not in wires))
     kept = jnp.transpose(kept, [0] + [1 + sorted(wires).index(w) for w in wires])
-    results.append(kept.reshape(state.shape[0], -1) if kind == "probs" else kept[:, 0] - kept[:, 1])
+    results.append(kept.reshape(probs.shape[0], -1) if kind == "probs" else kept[:, 0] - kept[:, 1])
   return results
 
 
