@@ -166,6 +166,25 @@ def test_a_damaged_data_cache_without_source_is_one_error_naming_both(tmp_path, 
   assert val_file.exists()  # kept for the user to decide
 
 
+def test_a_damaged_folder_dataset_cache_is_rebuilt_from_the_users_folder(tmp_path, caplog):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for label in ("a", "b"):
+    (tmp_path / "images" / label).mkdir(parents=True)
+    for i in range(10):
+      Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(tmp_path / "images" / label / f"{i}.png")
+  load = lambda: data.load_dataset("folder", size=16, data_dir=str(tmp_path / "images"), tfds_dir=str(tmp_path / "tfds"))
+  expected = _records(load(), "train")
+  (train_file,) = (tmp_path / "tfds").rglob("*-train.array_record-*")
+  train_file.write_bytes(train_file.read_bytes()[:-100])
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    rebuilt = load()
+  (line,) = _warnings(caplog)
+  assert "damaged" in line and train_file.name in line and str(tmp_path / "images") in line
+  assert _records(rebuilt, "train") == expected
+
+
 def test_a_prepare_killed_midway_leaves_no_cache_and_the_next_one_builds_it(tmp_path, monkeypatch):
   from qcnn_jax.data import medmnist  # pylint: disable=g-import-not-at-top
   real = medmnist.MedmnistV2._generate_examples

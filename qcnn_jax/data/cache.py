@@ -43,9 +43,10 @@ def _record_count_damage(builder) -> integrity.Damage | None:
   return None
 
 
-def find_damage(builder) -> integrity.Damage | None:
-  """How the prepared copy of `builder` differs from its records, or None when intact."""
-  folder = os.fspath(builder.data_dir)
+def find_damage(builder, folder: str | os.PathLike | None = None) -> integrity.Damage | None:
+  """How the prepared copy of `builder` differs from its records (the digest of `folder`, by default
+  the builder's data folder, and TFDS's record counts), or None when intact."""
+  folder = os.fspath(folder or builder.data_dir)
   return (integrity.find_damage(folder, hashes=_size(folder) <= HASH_LIMIT_BYTES)
           or _record_count_damage(builder))
 

@@ -40,8 +40,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from qcnn_jax import runtime
-from qcnn_jax.data import medical_mnist, pipeline
+from qcnn_jax import integrity, runtime
+from qcnn_jax.data import cache, medical_mnist, pipeline
 
 SPLIT_FOLDERS = ("train", "val", "test")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -462,6 +462,7 @@ def _build(layout: Layout, target: pathlib.Path, settings: dict, skip_unreadable
   try:
     _builder(tmp, listing, arrays).download_and_prepare()
     (tmp / FILE_LIST).write_text(json.dumps(listing, indent=1) + "\n")
+    integrity.write_digest(tmp)
     _put_in_place(tmp, target)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
@@ -507,6 +508,11 @@ def prepare(data_dir: str | os.PathLike | None, *, size: int, channels: int | No
   listing = read_listing(target)
   if listing is None and target.exists():
     raise incomplete_copy_error(target)
+  damage = None if listing is None else cache.find_damage(_builder(target, listing), target)
+  if damage is not None:
+    logging.warning("prepared data %s is damaged (%s): rebuilding it from %s", target, damage, layout.root)
+    shutil.rmtree(target)
+    listing = None
   if listing is None:
     _build(layout, target, settings, skip_unreadable, digest, progress)
     listing = read_listing(target)
