@@ -167,12 +167,7 @@ def test_a_damaged_data_cache_without_source_is_one_error_naming_both(tmp_path, 
 
 
 def test_a_damaged_folder_dataset_cache_is_rebuilt_from_the_users_folder(tmp_path, caplog):
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  for label in ("a", "b"):
-    (tmp_path / "images" / label).mkdir(parents=True)
-    for i in range(10):
-      Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(tmp_path / "images" / label / f"{i}.png")
+  _image_folder(tmp_path / "images")
   load = lambda: data.load_dataset("folder", size=16, data_dir=str(tmp_path / "images"), tfds_dir=str(tmp_path / "tfds"))
   expected = _records(load(), "train")
   (train_file,) = (tmp_path / "tfds").rglob("*-train.array_record-*")
@@ -183,6 +178,31 @@ def test_a_damaged_folder_dataset_cache_is_rebuilt_from_the_users_folder(tmp_pat
   (line,) = _warnings(caplog)
   assert "damaged" in line and train_file.name in line and str(tmp_path / "images") in line
   assert _records(rebuilt, "train") == expected
+
+
+def _image_folder(root: pathlib.Path, seed: int = 0) -> pathlib.Path:
+  """Two class folders of ten random 20 x 20 PNGs each."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  for label in ("a", "b"):
+    (root / label).mkdir(parents=True, exist_ok=True)
+    for i in range(10):
+      Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(root / label / f"{i}.png")
+  return root
+
+
+def test_a_run_on_a_folder_whose_images_changed_is_refused_not_resumed_on_them(tmp_path):
+  from experiments.configs import medmnist as medmnist_config  # pylint: disable=g-import-not-at-top
+  config = medmnist_config.get_config()
+  config.update({"dataset": "folder", "data_dir": str(_image_folder(tmp_path / "images")), "size": 16,
+                 "tfds_dir": str(tmp_path / "tfds"), "model": "resnet18", "num_epochs": 1, "batch_size": 8,
+                 "eval_batch_size": 8, "progress": False, "compilation_cache": False, "num_threads": 0})
+  config.model_options.width = 4
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  digest = json.loads((tmp_path / "run" / "config.json").read_text())[train.DATA_DIGEST_KEY]
+  _image_folder(tmp_path / "images", seed=1)  # the same names, other images
+  with pytest.raises(checkpointing.WorkdirConflictError, match=f"{train.DATA_DIGEST_KEY}: '{digest}' ->"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
 
 
 def test_a_prepare_killed_midway_leaves_no_cache_and_the_next_one_builds_it(tmp_path, monkeypatch):

@@ -44,8 +44,11 @@ NON_RESULT_KEYS = ("log_every_steps", "num_threads", "compilation_cache", "distr
 # Every option of the run's model with the value it used (unset ones at the model's defaults then):
 # written into config.json, so a run made before a default changed never passes for a new one.
 RESOLVED_MODEL_KEY = "model_resolved"
+# A folder dataset's content digest (its files and settings, `data.folder`): written into config.json,
+# so rerunning a run's command on a folder whose images changed is refused rather than resumed on them.
+DATA_DIGEST_KEY = "data_content_sha256"
 # Keys that configs written by earlier versions lack: compared only when the older config has them.
-LATER_KEYS = (RESOLVED_MODEL_KEY,)
+LATER_KEYS = (RESOLVED_MODEL_KEY, DATA_DIGEST_KEY)
 # Keys of configs written by earlier versions, read under their current name: the circuit's rate
 # became the rate of the block role (`param_role`; the same parameters for models without a twin).
 RENAMED_KEYS = {"quantum_learning_rate": "block_learning_rate"}
@@ -402,8 +405,12 @@ def _check(config: ml_collections.ConfigDict):
   workdir is touched."""
   if config.compilation_cache:
     runtime.enable_compilation_cache()
-  _, trainer, state = build_run(config)
-  return with_resolved_model(config), trainer, state
+  dataset, trainer, state = build_run(config)
+  config = with_resolved_model(config)
+  if dataset.files is not None:
+    with config.unlocked():
+      config[DATA_DIGEST_KEY] = dataset.files["content_sha256"]
+  return config, trainer, state
 
 
 def _claim(config: ml_collections.ConfigDict, trainer: "Trainer", state: TrainState, workdir: str, overwrite: bool):
