@@ -2,6 +2,7 @@ r"""QCNN circuit throughput: the project's statevector engine vs PennyLane paths
 
   python -m experiments.benchmarks.qcnn --n_qubits=8 --out=qcnn.json
   python -m experiments.benchmarks.qcnn --n_qubits=16 --impls=project,roofline --repeats=1
+  python -m experiments.benchmarks.qcnn --n_qubits=8 --batch=32 --impls=project_density,pennylane_mixed
 
 Circuit: Hur et al.'s QCNN (``QCNNSpec(n_qubits, conv_unit)``, angle_y encoding, <Z> readout),
 float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
@@ -20,6 +21,10 @@ float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
                      one sample at a time as ``encode`` takes one feature vector (how PyTorch
                      hybrids run it); skipped with a message when ``import torch`` fails.
   lightning_adjoint  ``lightning.qubit``, ``diff_method="adjoint"``, not jitted, per-sample loop.
+  project_density    ``qcnn_apply(execution="density", noise=--noise)``: the pure-JAX density-matrix
+                     engine (each block and its noise as one superoperator), checkpointed samples.
+  pennylane_mixed    ``execution="fused"`` with the same noise: default.mixed, backprop, jit(vmap).
+                     Noisy rows are compared (``*_vs_mixed``, ``max_abs_diff``) with each other only.
   roofline           this machine's memory bandwidth (a jnp axpy on an array of the size the engine
                      works on: the state, or one chunk of it when it exceeds
                      ``statevector.CHUNK_BYTES``) and the time the project's engine must take
@@ -76,9 +81,10 @@ from qcnn_jax import runtime
 from qcnn_jax.models.quantum import QCNNSpec, execution, param_shapes, qcnn, qcnn_apply, statevector
 
 IMPLS = ("project", "project_unfused", "pennylane_fused", "pennylane_plain", "tensorcircuit", "torchlayer",
-         "lightning_adjoint", "roofline")
+         "lightning_adjoint", "roofline", "project_density", "pennylane_mixed")
 JITTED = {"project": "statevector", "project_unfused": "statevector", "pennylane_fused": "fused",
-          "pennylane_plain": "gates", "tensorcircuit": None}
+          "pennylane_plain": "gates", "tensorcircuit": None, "project_density": "density", "pennylane_mixed": "fused"}
+NOISY = ("project_density", "pennylane_mixed")  # rows run with --noise
 
 flags.DEFINE_enum("n_qubits", "8", ["8", "10", "12", "16"], "Circuit width.")
 flags.DEFINE_string("conv_unit", "su4", "Convolution unit (key of CONV_UNITS).")
@@ -87,6 +93,8 @@ flags.DEFINE_list("impls", list(IMPLS), f"Rows to measure, from {IMPLS}.")
 flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
 flags.DEFINE_integer("loop_samples", 8, "Samples timed by the per-sample loops.")
 flags.DEFINE_string("out", None, "JSON-lines file for the rows.")
+flags.DEFINE_string("noise", "depolarizing:0.01", "CHANNEL:P after every two-qubit block, for the noisy rows "
+                    f"{NOISY} (the density-matrix engine and PennyLane's default.mixed).")
 FLAGS = flags.FLAGS
 
 
@@ -145,6 +153,10 @@ def jitted_forward(spec: QCNNSpec, impl: str):
     return tensorcircuit_forward(spec)
   if impl == "project_unfused":
     return lambda params, features: execution.statevector_apply(spec, params, features, max_block_qubits=1)
+  if impl in NOISY:
+    channel, p = FLAGS.noise.split(":")
+    noise = execution.Noise(channel, float(p))
+    return lambda params, features: qcnn_apply(spec, params, features, execution=JITTED[impl], noise=noise)
   return lambda params, features: qcnn_apply(spec, params, features, execution=JITTED[impl])
 
 
@@ -205,8 +217,9 @@ def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int
   for impl, row in rows.items():
     row["fwd_samples_per_s"] = batch / float(np.median(times[(impl, "fwd")]))
     row["grad_samples_per_s"] = batch / float(np.median(times[(impl, "grad")]))
-    for reference, name in (("pennylane_plain", "plain"), ("tensorcircuit", "tensorcircuit")):
-      if reference in rows:
+    for reference, name in (("pennylane_plain", "plain"), ("tensorcircuit", "tensorcircuit"),
+                            ("pennylane_mixed", "mixed")):
+      if reference in rows and (impl in NOISY) == (reference in NOISY):
         for kind in ("fwd", "grad"):
           row[f"{kind}_speedup_vs_{name}"] = float(np.median(times[(reference, kind)] / times[(impl, kind)]))
   return rows, {impl: np.asarray(calls[(impl, "fwd")]()) for impl in rows}
@@ -306,7 +319,7 @@ def main(argv):
     raise app.UsageError(f"impls {unknown} not in {IMPLS}")
   impls = [i for i in FLAGS.impls if i != "tensorcircuit" or benchmarks.importable("tensorcircuit")]
   jitted, jitted_outputs = jitted_rows(spec, [i for i in impls if i in JITTED], params, features, FLAGS.repeats)
-  rows, reference = [], None
+  rows, reference = [], {}
   for impl in impls:
     if impl in JITTED:
       row, outputs = jitted[impl], jitted_outputs[impl]
@@ -320,15 +333,16 @@ def main(argv):
       row, outputs = roofline_row(spec, FLAGS.batch, next((r for r in rows if r["impl"] == "project"), None),
                                   FLAGS.repeats), None
     if outputs is not None:
-      if reference is None:
-        reference = outputs
+      kind = impl in NOISY  # noisy rows are compared with the first noisy row
+      if reference.get(kind) is None:
+        reference[kind] = outputs
       else:
-        row["max_abs_diff"] = float(np.max(np.abs(outputs - reference[: len(outputs)])))
+        row["max_abs_diff"] = float(np.max(np.abs(outputs - reference[kind][: len(outputs)])))
     row.update(impl=impl, n_qubits=spec.n_qubits, batch=FLAGS.batch, conv_unit=spec.conv_unit,
                max_rss_mb=max_rss_mb())
     rows.append(row)
     speedup = "".join(f"  vs {name} x{row[f'fwd_speedup_vs_{name}']:5.2f} / x{row[f'grad_speedup_vs_{name}']:5.2f}"
-                      for name in ("plain", "tensorcircuit") if f"grad_speedup_vs_{name}" in row)
+                      for name in ("plain", "tensorcircuit", "mixed") if f"grad_speedup_vs_{name}" in row)
     print(f"{impl:>18}: fwd {row['fwd_samples_per_s']:10.1f}/s  fwd+grad {row['grad_samples_per_s']:10.1f}/s  "
           f"compile {row.get('compile_s', float('nan')):6.1f}s (warm {row.get('compile_s_warm', float('nan')):5.1f}s)"
           f"  grad peak {row.get('grad_peak_bytes', 0) / 2**20:8.1f} MiB  rss {row['max_rss_mb']:7.0f} MiB{speedup}",
