@@ -3,8 +3,8 @@
 `run(main)` is `absl.app.run(main)`, except that the errors a user can fix print
 `error: <message naming the fix>` and exit with status 2 (usage: a misspelt config key, a bad flag
 value, a missing workdir, a workdir holding another run, an invalid config value, a circuit too
-large for memory) or 1 (missing or
-corrupt data, a missing checkpoint or feature file, a non-finite loss, a missing optional package).
+large for memory, committed files a command would overwrite) or 1 (missing or corrupt data, a
+missing checkpoint or feature file, a non-finite loss, a missing optional package).
 `--verbose` shows the traceback instead. A tuple config key accepts a comma list
 (`--config.seeds=0,1`, `--config.designs=linear,product`) as well as Python's `(0, 1)`.
 """

@@ -5,6 +5,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -33,44 +34,45 @@ def test_committed_records_hold_no_machine_path():
 
 
 # --- Every shell (and Python) block of the README and docs/ runs as written, with the size overrides
-# below, in a copy of the checkout; a block that cannot run in CI says why in a comment above it.
+# below, in a copy of the checkout; a block that cannot run in CI says why in a comment above it,
+# and one another test already runs names it (`<!-- run in CI by tests/test_x.py ... -->`).
 PAGES = ["README.md"] + sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
 SKIPPED_PAGES = {"docs/own_data.md": "its blocks run in tests/test_own_data.py"}
-EXEMPT = re.compile(r"<!-- not run in CI: (.+?) -->")
+EXEMPT = re.compile(r"<!-- (not run in CI: .+?|run in CI by (tests/test_\w+\.py).*?) -->")
 FENCE = re.compile(r"^( *)```(bash|python)\n(.*?)^\1```", re.M | re.S)
 # Steps of setting up an environment: the test runs in the one CI installed.
 SET_UP = re.compile(r"^(python3 -m venv|\. \.venv/bin/activate|pip install)\b")
 # Flags the test adds (replacing a flag of the same name) to the commands containing the key, to keep
-# CI short: one epoch, a width-4 ResNet-50, few designs, seeds, settings and examples.
+# CI short: one epoch, a width-4 ResNet-50 (4 qubits), few designs, seeds and fractions.
 TINY_TRAIN = ("--config.num_epochs=1", "--config.model_options.width=4")
 OVERRIDES = {
     "experiments.train ": TINY_TRAIN,
+    "--config.model=resnet50_qcnn --workdir=runs/breast_hybrid": ("--config.model_options.n_qubits=4",),
+    "experiments.train --config=experiments/configs/quick.py --workdir=runs/quick": ("--config.model_options.n_qubits=4",),
     "experiments.grid --config=experiments/configs/grid_medmnist.py": (
-        "--config.base.num_epochs=1", "--config.base.model_options.width=4", "--models=resnet50,resnet50_qcnn",
+        "--config.base.num_epochs=1", "--config.base.model_options.width=4", "--models=resnet50",
         "--seeds=0", "--datasets=breastmnist"),
-    "experiments.train_heads": ("--designs=inpath_pi,inpath_pi_twin,product,linear", "--config.seeds=0,1",
+    "experiments.train_heads": ("--designs=inpath_pi,linear", "--config.seeds=0,1",
                                 "--config.lr_search.block=1e-2", "--config.lr_search.head=1e-3",
                                 "--config.base.num_epochs=5"),
-    "experiments.data_efficiency": ("--config.designs=inpath_pi,linear", "--config.fractions=0.5,1",
+    "experiments.data_efficiency": ("--config.designs=inpath_pi,linear", "--config.fractions=0.5",
                                     "--config.study.seeds=0,1", "--config.study.lr_search.block=1e-2",
                                     "--config.study.lr_search.head=1e-3", "--config.study.base.num_epochs=5",
                                     "--config.comparisons=((\"inpath_pi\",\"linear\"),)"),
-    "experiments.robustness --workdir=runs/quick ": ("--shots=100", "--shot_seeds=1", "--noise_p=1e-2",
-                                                     "--readout_eps=1e-2"),
-    "--corruptions=medmnistc": ("--corruptions=pixelate", "--severities=5", "--circuit=false"),
-    "experiments.device_eval": ("--limit=4", "--shots=200", "--noise=device"),
 }
 
 
-def doc_blocks(page: str) -> list[tuple[int, str, str, str | None]]:
-  """(line, language, text, reason it is not run or None) of each fenced bash/python block of a page."""
+def doc_blocks(page: str) -> list[tuple[int, str, str, tuple | None]]:
+  """(line, language, text, exemption) of each fenced bash/python block of a page; the exemption,
+  from the comment above the block, is (reason, None) for a block not run in CI, (text, test file)
+  for one a named test runs, None otherwise."""
   text = (ROOT / page).read_text(encoding="utf-8")
   found = []
   for match in FENCE.finditer(text):
     before = text[:match.start()].rstrip().splitlines()[-1:] or [""]
     exempt = EXEMPT.search(before[0])
     body = "\n".join(line[len(match.group(1)):] for line in match.group(3).splitlines())
-    found.append((text.count("\n", 0, match.start()) + 1, match.group(2), body, exempt and exempt.group(1)))
+    found.append((text.count("\n", 0, match.start()) + 1, match.group(2), body, exempt and exempt.groups()))
   return found
 
 
@@ -123,8 +125,11 @@ def test_every_doc_block_runs_or_says_why_not(checkout):
       continue
     for line, language, text, reason in doc_blocks(page):
       where = f"{page}:{line}"
-      if reason:
+      if reason:  # not run, with its reason; or run by the named test, which must run each of its commands
         exempt.append(where)
+        covering = (ROOT / reason[1]).read_text(encoding="utf-8") if reason[1] else ""
+        missing = [c for c in shell_commands(text) if reason[1] and f'"{c.split()[2]}"' not in covering]
+        assert not missing, f"{where}: {reason[1]} runs no {missing}"
         continue
       steps = [f"python {checkout / '.doc_block.py'}"] if language == "python" else shell_commands(text)
       if language == "python":
@@ -133,8 +138,10 @@ def test_every_doc_block_runs_or_says_why_not(checkout):
         if command in ran:  # the same command again (a page repeating another's): it ran above
           continue
         ran.add(command)
+        start = time.perf_counter()
         result = subprocess.run(with_overrides(command), shell=True, executable="/bin/bash", cwd=checkout,
                                 capture_output=True, text=True, timeout=900)
+        print(f"{time.perf_counter() - start:6.1f} s  {where}: {command[:100]}")  # shown with -s
         assert result.returncode == 0, f"{where}: `{command}` exited {result.returncode}:\n{result.stderr[-3000:]}"
   unused = [key for key in OVERRIDES if not any(key in c + " " for c in ran)]
   assert not unused, f"overrides for commands no page has any more: {unused}"

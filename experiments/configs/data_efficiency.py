@@ -4,7 +4,10 @@ study), its twin, the unentangled product ablation and the linear head, trained 
 for every head), at the learning rates each design's validation search chose on the full split.
 
   python -m experiments.data_efficiency --config=experiments/configs/data_efficiency.py \
-      --workdir=runs/data_efficiency --out=results/data_efficiency
+      --workdir=runs/data_efficiency
+
+(the committed report in results/data_efficiency is refreshed with --out=results/data_efficiency
+--overwrite_records: docs/reproducibility.md).
 """
 
 import ml_collections
