@@ -53,6 +53,10 @@ def test_qcnn_benchmark_times_jitted_rows_side_by_side():
   # below 10 qubits); 12 qubits: 23 gates, the last 6 as a dense block, the other 17 in 9 fused blocks.
   assert (bench.n_state_passes(QCNNSpec(8)), bench.n_state_passes(QCNNSpec(8), fused=False)) == (7, 7)
   assert (bench.n_state_passes(QCNNSpec(12)), bench.n_state_passes(QCNNSpec(12), fused=False)) == (10, 18)
+  noisy, noisy_outputs = bench.jitted_rows(spec, ["project_density", "pennylane_mixed"], params, features, repeats=1,
+                                           noise=bench.execution.Noise("depolarizing", 0.05))
+  np.testing.assert_allclose(noisy_outputs["project_density"], noisy_outputs["pennylane_mixed"], atol=1e-5)
+  assert noisy["pennylane_mixed"]["grad_speedup_vs_mixed"] == 1.0 and "grad_speedup_vs_plain" not in noisy["project_density"]
 
 
 def test_gradient_variance_script_writes_a_row_per_width(tmp_path):

@@ -147,23 +147,22 @@ def tensorcircuit_forward(spec: QCNNSpec):
   return forward
 
 
-def jitted_forward(spec: QCNNSpec, impl: str):
-  """``forward(params, features (B, F)) -> (B, R)`` of a jitted row (``JITTED``)."""
+def jitted_forward(spec: QCNNSpec, impl: str, noise: execution.Noise | None = None):
+  """``forward(params, features (B, F)) -> (B, R)`` of a jitted row (``JITTED``); ``noise`` for the
+  ``NOISY`` rows."""
   if impl == "tensorcircuit":
     return tensorcircuit_forward(spec)
   if impl == "project_unfused":
     return lambda params, features: execution.statevector_apply(spec, params, features, max_block_qubits=1)
   if impl in NOISY:
-    channel, p = FLAGS.noise.split(":")
-    noise = execution.Noise(channel, float(p))
     return lambda params, features: qcnn_apply(spec, params, features, execution=JITTED[impl], noise=noise)
   return lambda params, features: qcnn_apply(spec, params, features, execution=JITTED[impl])
 
 
-def compile_jitted(spec: QCNNSpec, impl: str, params, features) -> tuple[dict, tuple]:
+def compile_jitted(spec: QCNNSpec, impl: str, params, features, noise=None) -> tuple[dict, tuple]:
   """Cold/warm compile time and XLA memory of ``qcnn_apply``'s forward and gradient, and both
   compiled functions as zero-argument calls that block until done."""
-  forward = jitted_forward(spec, impl)
+  forward = jitted_forward(spec, impl, noise)
   value_and_grad = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x)))
 
   def compile_all():
@@ -204,14 +203,15 @@ def interleaved_seconds(calls: dict, repeats: int) -> dict:
   return {name: np.asarray(t) for name, t in times.items()}
 
 
-def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int) -> tuple[dict, dict]:
+def jitted_rows(spec: QCNNSpec, impls: list[str], params, features, repeats: int,
+                noise: execution.Noise | None = None) -> tuple[dict, dict]:
   """Rows of the jitted impls, their forward and gradient timed side by side (interleaved rounds),
   and each impl's forward outputs (B, R). With ``pennylane_plain`` (``tensorcircuit``) among them,
   each row gets ``fwd_speedup_vs_plain`` and ``grad_speedup_vs_plain`` (``..._vs_tensorcircuit``):
   the median over rounds of that path's time / the row's time."""
   rows, calls = {}, {}
   for impl in impls:
-    rows[impl], (calls[(impl, "fwd")], calls[(impl, "grad")]) = compile_jitted(spec, impl, params, features)
+    rows[impl], (calls[(impl, "fwd")], calls[(impl, "grad")]) = compile_jitted(spec, impl, params, features, noise)
   times = interleaved_seconds(calls, repeats)
   batch = features.shape[0]
   for impl, row in rows.items():
@@ -318,7 +318,9 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"impls {unknown} not in {IMPLS}")
   impls = [i for i in FLAGS.impls if i != "tensorcircuit" or benchmarks.importable("tensorcircuit")]
-  jitted, jitted_outputs = jitted_rows(spec, [i for i in impls if i in JITTED], params, features, FLAGS.repeats)
+  channel, p = FLAGS.noise.split(":")
+  jitted, jitted_outputs = jitted_rows(spec, [i for i in impls if i in JITTED], params, features, FLAGS.repeats,
+                                       execution.Noise(channel, float(p)))
   rows, reference = [], {}
   for impl in impls:
     if impl in JITTED:
