@@ -391,6 +391,30 @@ def test_learning_rates_are_chosen_by_validation_on_the_same_grid_for_every_desi
   assert open(again_csv).read() == open(csv_path).read() and open(again_md).read() == text
 
 
+def test_a_bounded_rate_search_extends_past_the_edge_and_keeps_the_whole_search(tmp_path, monkeypatch):
+  study = heads_config.get_config()
+  study.features = ml_collections.ConfigDict({"breastmnist": feature_set().save(str(tmp_path / "f.npz"))})
+  study.designs = ml_collections.ConfigDict({"inpath": {"head": {"bottleneck_norm": True, "calibrate": True}}})
+  study.lr_search = ml_collections.ConfigDict({"block": (1e-3, 1e-2, 1e-1), "head": (1e-3, 1e-2, 1e-1),
+                                               "seeds": (0, 1), "bounds": (1e-4, 1.0)})
+  calls = []
+
+  def fake_train_seeds(config, feature_set, seeds, rates):  # validation AUC peaks at block 1.0, head 1e-2
+    calls.append(len(seeds))
+    auc = lambda r: 0.9 - 0.01 * (np.log10(r["block"]) ** 2 + (np.log10(r["rest"]) + 2) ** 2)
+    return [frozen.SeedResult(s, [], 0, auc(r), {}, {}, 0, 0, {}, r) for s, r in zip(seeds, rates)]
+
+  monkeypatch.setattr(frozen_heads.frozen, "train_seeds", fake_train_seeds)
+  root = str(tmp_path / "study")
+  assert frozen_heads.search_rates(study, root, "breastmnist", "inpath_twin") == {"block": 1.0, "rest": 1e-2}
+  search = frozen_heads.reports.read_json(f"{root}/breastmnist/inpath_twin/lr_search.json")
+  assert search["axes"] == {"block": [1e-3, 1e-2, 1e-1, 1.0], "head": [1e-3, 1e-2, 1e-1]}
+  assert search["edges"] == {"block": "at bound", "head": "interior"} and search["bounds"] == [1e-4, 1.0]
+  assert len(search["grid"]) == 12 and calls == [9 * 2, 3 * 2]  # the 3 x 3 grid, then one new block rate
+  assert frozen_heads.search_rates(study, root, "breastmnist", "inpath_twin", search=False) == search["chosen"]
+  assert len(calls) == 2  # read back, not searched again
+
+
 def _fake_run(fs, rng, val_auc: float, seed: int, separation: float, angle_shift, rates) -> frozen.SeedResult:
   """A finished run's result without training: logits with the given class separation."""
   logits = {s: (separation * (2.0 * fs.labels[s] - 1.0) + rng.normal(size=fs.labels[s].shape)).astype(np.float32)
