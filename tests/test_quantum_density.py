@@ -67,3 +67,37 @@ def test_each_noise_source_has_its_closed_form_size(p):
   fused = _one_qubit(zero, [qml.PauliX(0), qml.AmplitudeDamping(p, wires=0)])
   assert len(density.groups([qml.PauliX(0), qml.AmplitudeDamping(p, wires=0)])) == 1
   assert fused[1, 1].real == pytest.approx(1 - p, abs=1e-6)
+
+
+@pytest.mark.parametrize("readout,n_readout", [("expval", 1), ("expvals", 2), ("probs", 2)])
+def test_shot_readouts_are_unbiased_and_carry_the_exact_gradient(readout, n_readout):
+  spec = QCNNSpec(4, readout=readout, n_readout=n_readout)
+  joint = jnp.array([[0.1, 0.2, 0.3, 0.4], [0.7, 0.1, 0.1, 0.1]])[:, : 2**n_readout]
+  joint = joint / joint.sum(-1, keepdims=True)
+  exact = execution.shot_readout(spec, joint, 10**9, jax.random.PRNGKey(0))  # frequencies at 1e9 shots
+  keys = jax.random.split(jax.random.PRNGKey(1), 4000)
+  sampled = jax.vmap(lambda k: execution.shot_readout(spec, joint, 50, k))(keys)
+  # the mean of 4000 runs of 50 shots: standard error <= 1/sqrt(200000) = 0.0022 per entry
+  np.testing.assert_allclose(np.asarray(sampled.mean(0)), np.asarray(exact), atol=0.01)
+  assert float(sampled.std(0).max()) > 0.02  # 50 shots do vary
+  grad = lambda k: jax.grad(lambda p: jnp.sum(execution.shot_readout(spec, p, 50, k) * jnp.arange(1, 3)[:, None]))(joint)
+  np.testing.assert_allclose(np.asarray(grad(keys[0])), np.asarray(grad(keys[1])), atol=1e-6)  # exact: key-free
+
+
+@pytest.mark.parametrize("noise", [None, Noise("amplitude_damping", 0.1)])
+def test_engines_sample_shots_of_the_circuit_they_simulate(noise):
+  spec = QCNNSpec(4, "u9", readout="expvals", n_readout=2)
+  params, features = _params(spec, 2), _features(spec, 4)
+  exact = execution.qcnn_apply(spec, params, features, execution="auto", noise=noise)
+  run = jax.jit(lambda key: execution.qcnn_apply(spec, params, features, execution="auto", noise=noise, shots=20000,
+                                                 key=key))
+  first, second = run(jax.random.PRNGKey(3)), run(jax.random.PRNGKey(4))
+  np.testing.assert_allclose(np.asarray(first), np.asarray(exact), atol=0.035)  # 5 standard errors at 20000 shots
+  assert float(jnp.max(jnp.abs(first - second))) > 0
+  value, grad = jax.value_and_grad(
+      lambda p: execution.qcnn_apply(spec, p, features, execution="auto", noise=noise, shots=100,
+                                     key=jax.random.PRNGKey(5)).sum())(params)
+  exact_grad = jax.grad(lambda p: execution.qcnn_apply(spec, p, features, execution="auto", noise=noise).sum())(params)
+  for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(exact_grad)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)  # straight-through: the exact gradient
+  assert np.isfinite(float(value))

@@ -254,8 +254,9 @@ def test_circuits_too_large_for_memory_are_refused_with_the_numbers_before_alloc
 
 def test_auto_execution_is_the_statevector_engine_for_exact_circuits():
   assert resolve("auto") == "statevector"
-  assert resolve("auto", shots=100) == "fused"  # the engine computes exact expectations only
+  assert resolve("auto", shots=100) == "statevector"  # the engines sample shots too
   assert resolve("auto", noise=Noise("depolarizing", 0.01)) == "density"  # the density-matrix engine
+  assert resolve("auto", shots=100, noise=Noise("depolarizing", 0.01)) == "density"
   assert resolve("gates") == "gates"
   with pytest.raises(ValueError, match="not in"):
     resolve("fast")

@@ -14,11 +14,13 @@ whole circuit traces into XLA inside a jitted step and is vmapped over the batch
   depth). Same outputs again, several times faster; exact expectations only (no shots, no noise).
 * ``"density"``: the "fused" circuit's tape with its noise channels, applied by ``density.py`` to
   density matrices without a PennyLane device (equal to ``default.mixed``; noise, no shots).
-* ``"auto"`` (the models' default): ``statevector`` for exact circuits, ``density`` with noise,
-  ``fused`` with shots (``resolve``).
+* ``"auto"`` (the models' default): ``statevector`` without noise, ``density`` with noise
+  (``resolve``).
 
-Finite shots sample each readout with a per-sample PRNG key (use for evaluation/robustness; the
-backprop gradient of a sampled estimate is not meaningful). Noise applies a depolarizing,
+Finite shots sample each readout with a per-sample PRNG key. On the engines (``shot_readout``) the
+readout wires' joint outcomes are drawn once per shot, like a device, and the estimate is
+differentiable by the straight-through rule (value: the sampled frequencies; gradient: the exact
+one); on the PennyLane modes the backprop gradient of a sampled estimate is not meaningful. Noise applies a depolarizing,
 amplitude-damping or phase-damping channel with probability ``p`` on both wires after every
 two-qubit block; it simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits
 or fewer.
@@ -40,8 +42,9 @@ from qcnn_jax.models.quantum.pooling import POOL_UNIT
 from qcnn_jax.models.quantum.units import CONV_UNITS
 
 EXECUTIONS = ("auto", "fused", "gates", "statevector", "density")
-# "auto" runs exact circuits on the statevector engine, noisy ones on the density-matrix engine and
-# circuits with shots fused.
+ENGINES = ("statevector", "density")  # the project's own simulators (no PennyLane device)
+# "auto" runs pure-state circuits on the statevector engine and noisy ones on the density-matrix
+# engine, with or without shots.
 # Measured side by side (2-core CPU, n=8, batch 128, experiments.benchmarks.qcnn): fwd+grad 17.7x
 # plain PennyLane against fused's 5.9x, cold compile 10.7 s against 10.1 s (README "Performance").
 NOISE_CHANNELS = {"depolarizing": qml.DepolarizingChannel, "amplitude_damping": qml.AmplitudeDamping,
@@ -65,15 +68,14 @@ class Noise:
 
 
 def resolve(execution: str, shots: int | None = None, noise: "Noise | None" = None) -> str:
-  """The engine that runs: `execution` itself, or for "auto" statevector when the circuit is exact
-  (no shots, no noise), density with noise and no shots, else fused."""
+  """The engine that runs: `execution` itself, or for "auto" the project's engines: statevector for
+  pure states, density with noise (both with or without shots)."""
+  del shots  # both engines sample shots
   if execution not in EXECUTIONS:
     raise ValueError(f"execution {execution!r} not in {EXECUTIONS}")
   if execution != "auto":
     return execution
-  if shots is None:
-    return "statevector" if noise is None else "density"
-  return "fused"
+  return "statevector" if noise is None else "density"
 
 
 class QubitMemoryError(ValueError):
@@ -189,6 +191,38 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
   return forward
 
 
+def _engine(spec: qcnn.QCNNSpec, params: dict, features, noise: Noise | None):
+  """Exact (B, R) readouts on the project's engines: density matrices with noise, else statevectors."""
+  if noise is None:
+    return statevector_apply(spec, params, features)
+  return density.qcnn_density(spec, features, *layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector")),
+                              noise)
+
+
+def shot_readout(spec: qcnn.QCNNSpec, joint, shots: int, key):
+  """``spec``'s readout estimated from ``shots`` samples per example of the readout wires.
+
+  Args:
+    spec: circuit options.
+    joint: (B, 2**r) exact joint probabilities of the r readout wires (first wire most significant).
+    shots: samples per example.
+    key: PRNG key; each example gets its own samples.
+
+  Returns:
+    (B, R) readouts of the sampled frequencies (unbiased: their mean over keys is the exact readout
+    for <Z> readouts, and the frequencies' for probabilities before renormalisation), differentiable
+    by the straight-through rule: the gradient is the exact readout's, frequencies - probabilities
+    held constant.
+  """
+  counts = jax.random.multinomial(key, shots, jax.lax.stop_gradient(joint))
+  estimate = joint + jax.lax.stop_gradient(counts / shots - joint)
+  if spec.readout == "probs":
+    return qcnn.postprocess(spec, estimate)
+  r = estimate.shape[-1].bit_length() - 1
+  signs = 1.0 - 2.0 * ((jnp.arange(2**r)[:, None] >> jnp.arange(r - 1, -1, -1)[None, :]) & 1)  # (2**r, r): (-1)^bit
+  return (estimate @ signs.astype(estimate.dtype))[:, : spec.output_size]
+
+
 def statevector_apply(spec: qcnn.QCNNSpec, params: dict, features, *, max_block_qubits: int | None = None):
   """``qcnn_apply``'s "statevector" execution (exact, noiseless; no memory check): (B, F) features
   -> (B, R) readout values. ``max_block_qubits``: its gate fusion (``statevector.program``; 1: off)."""
@@ -218,17 +252,13 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
   """
   execution = resolve(execution, shots, noise)
   check_memory(spec, features.shape[0], execution, noise)
-  if execution == "statevector":
-    if shots is not None or noise is not None:
-      raise ValueError("execution 'statevector' computes exact noiseless expectations; "
-                       "use execution 'density' for noise, 'fused' or 'gates' for shots")
-    return statevector_apply(spec, params, features)
-  if execution == "density":
-    if shots is not None:
-      raise ValueError("execution 'density' computes exact expectations of noisy circuits; use 'fused' or "
-                       "'gates' for shots")
-    blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
-    return density.qcnn_density(spec, features, *blocks, noise)
+  if execution in ENGINES:
+    if execution == "statevector" and noise is not None:
+      raise ValueError("execution 'statevector' simulates pure states; use execution 'density' for noise")
+    if shots is None:
+      return _engine(spec, params, features, noise)
+    joint = _engine(dataclasses.replace(spec, readout="probs", n_outcomes=None), params, features, noise)
+    return shot_readout(spec, joint, shots, key)
   conv_args, pool_args = layer_args(spec, params, execution)
   forward = sample_fn(spec, execution, shots, noise)
   with quiet_complex128_truncation():
