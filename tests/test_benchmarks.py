@@ -93,9 +93,10 @@ def test_known_errors_end_in_one_message_and_a_status_not_a_traceback(tmp_path):
   assert "error: invalid config: Unknown schedule 'cosine'; choose constant" in typo.stderr
   assert not (tmp_path / "typo").exists()  # nothing written: the corrected command starts cleanly
   missing = run_script("experiments.extract_features", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'f.npz'}")
-  assert missing.returncode == 1 and "Traceback" not in missing.stderr and "error:" in missing.stderr
-  verbose = run_script("experiments.extract_features", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'f.npz'}",
-                       "--verbose")
+  assert missing.returncode == 2 and "Traceback" not in missing.stderr and "error:" in missing.stderr  # a flag's mistake
+  (tmp_path / "empty").mkdir()
+  verbose = run_script("experiments.extract_features", f"--workdir={tmp_path / 'empty'}", f"--out={tmp_path / 'f.npz'}",
+                       "--verbose")  # a folder without a run: the known error's traceback, on request
   assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
 

@@ -211,12 +211,11 @@ def test_gradient_memory_does_not_grow_with_depth():
   assert deep <= shallow + state_bytes
 
 
-def test_shots_and_noise_rejected():
+def test_noise_is_rejected_by_the_pure_state_engine():
+  """Pure states cannot hold noise (the density engine does); shots are sampled (tests/test_quantum_density.py)."""
   spec = QCNNSpec(4)
   params, features = random_inputs(spec, 2)
-  with pytest.raises(ValueError, match="'fused' or 'gates'"):
-    qcnn_apply(spec, params, features, execution="statevector", shots=100, key=jax.random.PRNGKey(0))
-  with pytest.raises(ValueError, match="'fused' or 'gates'"):
+  with pytest.raises(ValueError, match="use execution 'density' for noise"):
     qcnn_apply(spec, params, features, execution="statevector", noise=Noise("depolarizing", 0.01))
 
 

@@ -23,6 +23,7 @@ adjusts the decisions across the rows of one table.
 
 from collections.abc import Callable, Sequence
 import dataclasses
+import functools
 
 import numpy as np
 import scipy.stats
@@ -311,22 +312,10 @@ def two_level_bootstrap(labels, scores_a: Sequence[Sequence[np.ndarray]], scores
   estimates σ_α² + σ_γ²; a paired bootstrap of the test examples (one resample shared by every
   run of A and B, so both the A/B pairing on each example and the runs' shared test set are kept)
   gives the units' covariance matrix C over resamples, whose mean off-diagonal entry c estimates
-  σ_β², the part every unit shares. Hence SE² = s_u²/n + max(c, 0). Resampling units and
-  examples together instead (the plain two-level bootstrap, still drawn here for its percentile
-  interval) counts σ_γ²/n twice and shrinks the outer level by (n − 1)/n; with several backbones
-  the seeds inside one are not resampled either, as its seed mean already carries their spread
-  (Davison & Hinkley 1997, §3.8).
-
-  Small n: the interval is a t interval, estimate ± t_df · SE, with Satterthwaite's
-  df = (n − 1)·(SE² / (s_u²/n))²: only the outer share is estimated from few values (n − 1 df),
-  the test-set share from N examples counts as known. Without test-set noise it is the classical
-  paired t interval over units (exactly, with `examples=False`); when the test set dominates, df
-  grows and it tends to a normal interval. A t interval rather than BCa: BCa corrects skewness,
-  not the small-n variance bias that makes percentile intervals over 5–10 units too narrow.
-  Resamples where an AUC is undefined (a class absent) are left out and counted.
-
-  Random stream (`numpy.random.default_rng(seed)`): unit picks `integers(0, n, (B, n))` first,
-  then the example resamples (`_bootstrap_weights`).
+  σ_β², the part every unit shares. Hence SE² = s_u²/n + max(c, 0) (`_shared_share`: why not
+  resample both levels). Small n: a t interval (`_t_interval`). Resamples where an AUC is undefined
+  (a class absent) are left out and counted. Random stream (`numpy.random.default_rng(seed)`): unit
+  picks `integers(0, n, (B, n))` first, then the example resamples (`_bootstrap_weights`).
 
   Args:
     labels: (N, 1) or (N, L) test labels, rows aligned with every score matrix.
@@ -340,35 +329,61 @@ def two_level_bootstrap(labels, scores_a: Sequence[Sequence[np.ndarray]], scores
   n, labels = len(units), np.asarray(labels)
   if n < 2:
     raise ValueError(f"need at least 2 outer units (seeds or backbones), got {n}")
-  num_examples = labels.shape[0]
-
-  def unit_values(weights: np.ndarray) -> np.ndarray:
-    """(n, b) unit means of AUC_A − AUC_B under (b, N) example weights."""
-    auc = lambda s: weighted_metrics(labels, s, task, weights)["auc"]
-    diff = np.stack([auc(a) - auc(b) for a, b in zip(flat_a, flat_b)])
-    return np.stack([diff[u].mean(axis=0) for u in units])
-
+  values_under = functools.partial(_unit_values, labels, task, flat_a, flat_b, units)
   rng = np.random.default_rng(seed)
   picks = rng.integers(0, n, (num_resamples, n))
-  u0 = unit_values(np.ones((1, num_examples)))[:, 0]
+  u0 = values_under(np.ones((1, labels.shape[0])))[:, 0]
   estimate, unit_share = float(u0.mean()), float(u0.var(ddof=1) / n)
   if examples:
-    values = np.concatenate([unit_values(w) for w in _bootstrap_weights(num_examples, num_resamples, rng)], axis=1)
-    defined = values[:, ~np.isnan(values).any(axis=0)]
-    cov = np.cov(defined) if defined.shape[1] > 1 else np.full((n, n), np.nan)
-    shared = max(0.0, float((cov.sum() - np.trace(cov)) / (n * (n - 1))))
+    values = np.concatenate([values_under(w) for w in _bootstrap_weights(labels.shape[0], num_resamples, rng)], axis=1)
+    shared = _shared_share(values)
     samples = values[picks, np.arange(num_resamples)[:, None]].mean(axis=1)
   else:
     shared, samples = 0.0, u0[picks].mean(axis=1)
-  se = float(np.sqrt(unit_share + shared))
-  df = float((n - 1) * (se**2 / unit_share) ** 2) if unit_share > 0 else np.inf
-  half = scipy.stats.t.ppf(0.5 + confidence / 2, df) * se
-  p_value = float(2 * scipy.stats.t.sf(abs(estimate) / se, df)) if se > 0 else float(estimate == 0.0)
+  se, df, half, p_value = _t_interval(estimate, unit_share, shared, n, confidence)
   percentile = _interval(estimate, samples, confidence)
   return TwoLevelInterval(estimate, estimate - half, estimate + half, confidence, num_resamples,
                           percentile.num_undefined, se=se, df=df, p_value=p_value,
                           percentile_low=percentile.low, percentile_high=percentile.high, units=n, unit_level=level,
                           examples=examples)
+
+
+def _unit_values(labels, task: str, flat_a, flat_b, units, weights: np.ndarray) -> np.ndarray:
+  """(n, b) unit means of AUC_A − AUC_B under (b, N) example weights."""
+  auc = lambda s: weighted_metrics(labels, s, task, weights)["auc"]
+  diff = np.stack([auc(a) - auc(b) for a, b in zip(flat_a, flat_b)])
+  return np.stack([diff[u].mean(axis=0) for u in units])
+
+
+def _shared_share(values: np.ndarray) -> float:
+  """The test-set variance every unit shares: the mean off-diagonal covariance of (n, b) unit values
+  over the example resamples where all are defined (floored at 0).
+
+  Resampling units and examples together instead (the plain two-level bootstrap, still drawn for its
+  percentile interval) counts σ_γ²/n twice and shrinks the outer level by (n − 1)/n; with several
+  backbones the seeds inside one are not resampled either, as its seed mean already carries their
+  spread (Davison & Hinkley 1997, §3.8).
+  """
+  n = values.shape[0]
+  defined = values[:, ~np.isnan(values).any(axis=0)]
+  cov = np.cov(defined) if defined.shape[1] > 1 else np.full((n, n), np.nan)
+  return max(0.0, float((cov.sum() - np.trace(cov)) / (n * (n - 1))))
+
+
+def _t_interval(estimate: float, unit_share: float, shared: float, n: int, confidence: float):
+  """(SE, Satterthwaite df, half width, two-sided p) of the t interval of `two_level_bootstrap`.
+
+  The interval is estimate ± t_df · SE with Satterthwaite's df = (n − 1)·(SE² / (s_u²/n))²: only the
+  outer share is estimated from few values (n − 1 df), the test-set share from N examples counts as
+  known. Without test-set noise it is the classical paired t interval over units; when the test set
+  dominates, df grows and it tends to a normal interval. A t interval rather than BCa: BCa corrects
+  skewness, not the small-n variance bias that makes percentile intervals over 5–10 units too narrow.
+  """
+  se = float(np.sqrt(unit_share + shared))
+  df = float((n - 1) * (se**2 / unit_share) ** 2) if unit_share > 0 else np.inf
+  half = scipy.stats.t.ppf(0.5 + confidence / 2, df) * se
+  p_value = float(2 * scipy.stats.t.sf(abs(estimate) / se, df)) if se > 0 else float(estimate == 0.0)
+  return se, df, half, p_value
 
 
 def holm(p_values: Sequence[float], alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

@@ -108,6 +108,26 @@ def grid_points(block: Sequence[float] | None, head: Sequence[float]) -> list[di
   return [{"block": h if block is None else b, "rest": h} for b in (block or [None]) for h in head]
 
 
+def _extend(axes: dict, chosen: dict[str, float], bounds: tuple[float, float] | None) -> tuple[dict, bool]:
+  """Adds one rate past each edge the `chosen` point sits on, where `bounds` allow (`axes` changed in
+  place); returns ({axis: "interior", "at bound" or "grid edge"} of the axes not extended, whether any was)."""
+  edges, grew = {}, False
+  for name, rate in (("block", chosen["block"]), ("head", chosen["rest"])):
+    axis = axes[name]
+    if axis is None:
+      continue
+    if len(axis) > 2 and axis[0] < rate < axis[-1]:
+      edges[name] = "interior"
+      continue
+    step = next_rate(axis, rate == axis[-1])
+    if bounds is not None and bounds[0] * (1 - 1e-9) <= step <= bounds[1] * (1 + 1e-9):
+      axes[name] = sorted(axis + [step])
+      grew = True
+    else:
+      edges[name] = "at bound" if bounds is not None else "grid edge"
+  return edges, grew
+
+
 def search_rates(evaluate: Callable[[list[dict[str, float]]], list[list[float]]], block: Sequence[float] | None,
                  head: Sequence[float], bounds: tuple[float, float] | None = None) -> dict:
   """A learning-rate search on the (block, head) grid, extended past edges.
@@ -140,21 +160,7 @@ def search_rates(evaluate: Callable[[list[dict[str, float]]], list[list[float]]]
       points[(rates["block"], rates["rest"])] = {"rates": rates, "val_auc": [float(a) for a in aucs],
                                                  "val_auc_mean": float(np.mean(aucs)), "round": round_}
     chosen = max(grid, key=lambda r: points[(r["block"], r["rest"])]["val_auc_mean"])
-    edges, grew = {}, False
-    for name, rate in (("block", chosen["block"]), ("head", chosen["rest"])):
-      axis = axes[name]
-      if axis is None:
-        continue
-      if len(axis) > 2 and axis[0] < rate < axis[-1]:
-        edges[name] = "interior"
-        continue
-      up = rate == axis[-1]
-      step = next_rate(axis, up)
-      if bounds is not None and bounds[0] * (1 - 1e-9) <= step <= bounds[1] * (1 + 1e-9):
-        axes[name] = sorted(axis + [step])
-        grew = True
-      else:
-        edges[name] = "at bound" if bounds is not None else "grid edge"
+    edges, grew = _extend(axes, chosen, bounds)
     if not grew:
       return {"chosen": chosen, "grid": list(points.values()), "axes": axes,
               "bounds": None if bounds is None else list(bounds), "edges": edges}

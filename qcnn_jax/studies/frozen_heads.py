@@ -282,19 +282,9 @@ def _family_rows(study: ml_collections.ConfigDict, root: str, bootstrap: dict, m
   (outer units: seeds, or backbones when pooled; test examples unless over `max_examples`)."""
   specs = designs(study)
   family_of = {d: families.family(spec["head"]) for d, spec in specs.items()}
-  loaded = {}
-  for key, path in study.features.items():
-    if os.path.exists(path):
-      feature_set = features.load(path)
-      loaded[key] = ({d: _load_runs(study, root, key, d) for d in specs},
-                     feature_set.labels["test"][np.argsort(feature_set.index["test"])], feature_set.task)
-  groups = {key: [key] for key in loaded}
-  for key in loaded:
-    pooled = [k for k in loaded if dataset_of(k) == dataset_of(key)]
-    if len(pooled) > 1:
-      groups[f"{dataset_of(key)} over {len(pooled)} backbones"] = pooled
+  loaded = _loaded_runs(study, root, specs)
   rows = []
-  for name, keys in groups.items():
+  for name, keys in _feature_groups(loaded).items():
     runs = {d: [loaded[k][0][d] for k in keys] for d in specs}
     labels, task = loaded[keys[0]][1], loaded[keys[0]][2]
     if any(not np.array_equal(loaded[k][1], labels) for k in keys):
@@ -306,26 +296,54 @@ def _family_rows(study: ml_collections.ConfigDict, root: str, bootstrap: dict, m
     pairs += [("own", a, b) for a, b in families.own_pairs(list(specs))]
     for table, a, b in pairs:
       intervals = _two_level(runs[a], runs[b], labels, task, bootstrap, examples)
-      if intervals is None:
-        continue
-      two, seeds_only = intervals
-      summary = lambda d, k: _summary_mean([r for group in runs[d] for r in group], k)
-      rules = {choices["quantum"].rule, choices[family_of[b]].rule} if table == "headline" else set()
-      rows.append({"table": table, "features": name, "saturated": saturated, "rule": " / ".join(sorted(rules)),
-                   "family": family_of[b], "design": a, "other": b, "lr_block": summary(a, "lr_block"),
-                   "lr_head": summary(a, "lr_head"), "other_lr_block": summary(b, "lr_block"),
-                   "other_lr_head": summary(b, "lr_head"), "angle_shift": summary(a, "angle_shift"),
-                   "other_angle_shift": summary(b, "angle_shift"), "units": two.units, "unit_level": two.unit_level,
-                   "examples": two.examples, "delta_auc": two.estimate, "low": two.low, "high": two.high,
-                   "se": two.se, "df": two.df, "p": two.p_value, "seeds_only_low": seeds_only.low,
-                   "seeds_only_high": seeds_only.high, "percentile_low": two.percentile_low,
-                   "percentile_high": two.percentile_high})
-  headline = [r for r in rows if r["table"] == "headline"]
+      if intervals is not None:
+        rules = {choices["quantum"].rule, choices[family_of[b]].rule} if table == "headline" else set()
+        rows.append({"table": table, "features": name, "saturated": saturated, "rule": " / ".join(sorted(rules)),
+                     "family": family_of[b], **_pair_entries(runs, a, b, *intervals)})
+  _holm_adjust([r for r in rows if r["table"] == "headline"], bootstrap)
+  return rows
+
+
+def _loaded_runs(study: ml_collections.ConfigDict, root: str, specs: dict) -> dict:
+  """{feature set: ({design: its runs}, test labels in official order, task)} of the sets whose file exists."""
+  loaded = {}
+  for key, path in study.features.items():
+    if os.path.exists(path):
+      feature_set = features.load(path)
+      loaded[key] = ({d: _load_runs(study, root, key, d) for d in specs},
+                     feature_set.labels["test"][np.argsort(feature_set.index["test"])], feature_set.task)
+  return loaded
+
+
+def _feature_groups(loaded: dict) -> dict[str, list[str]]:
+  """Each feature set alone, and each dataset with several backbones pooled: {row name: feature sets}."""
+  groups = {key: [key] for key in loaded}
+  for key in loaded:
+    pooled = [k for k in loaded if dataset_of(k) == dataset_of(key)]
+    if len(pooled) > 1:
+      groups[f"{dataset_of(key)} over {len(pooled)} backbones"] = pooled
+  return groups
+
+
+def _pair_entries(runs: dict, a: str, b: str, two, seeds_only) -> dict[str, Any]:
+  """A comparison row's columns: both designs' rates and angle shifts, the two-level interval of
+  ΔAUC = a − b and the seeds-only and percentile intervals beside it."""
+  summary = lambda d, k: _summary_mean([r for group in runs[d] for r in group], k)
+  return {"design": a, "other": b, "lr_block": summary(a, "lr_block"), "lr_head": summary(a, "lr_head"),
+          "other_lr_block": summary(b, "lr_block"), "other_lr_head": summary(b, "lr_head"),
+          "angle_shift": summary(a, "angle_shift"), "other_angle_shift": summary(b, "angle_shift"),
+          "units": two.units, "unit_level": two.unit_level, "examples": two.examples, "delta_auc": two.estimate,
+          "low": two.low, "high": two.high, "se": two.se, "df": two.df, "p": two.p_value,
+          "seeds_only_low": seeds_only.low, "seeds_only_high": seeds_only.high,
+          "percentile_low": two.percentile_low, "percentile_high": two.percentile_high}
+
+
+def _holm_adjust(headline: list[dict], bootstrap: dict) -> None:
+  """Adds Holm-adjusted `p_holm` and the decision `differs` to each headline row (in place)."""
   if headline:
     adjusted, differs = stats.holm([r["p"] for r in headline], 1.0 - bootstrap.get("confidence", 0.95))
     for row, p, d in zip(headline, adjusted, differs):
       row["p_holm"], row["differs"] = float(p), bool(d)
-  return rows
 
 
 def _family_lines(rows: list[dict], confidence: float) -> list[str]:
