@@ -13,6 +13,8 @@ import json
 import os
 import time
 
+from qcnn_jax.evaluation import reports
+
 DIGEST_FILENAME = "digest.json"
 
 
@@ -31,7 +33,7 @@ def _files(folder: str) -> list[str]:
   found = []
   for root, _, names in os.walk(folder):
     found += [os.path.relpath(os.path.join(root, n), folder) for n in names]
-  return sorted(f for f in found if not f.startswith(DIGEST_FILENAME))
+  return sorted(f for f in found if f != DIGEST_FILENAME)
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -49,14 +51,8 @@ def folder_digest(folder: str | os.PathLike) -> dict[str, dict]:
 
 def write_digest(folder: str | os.PathLike) -> None:
   """Records `folder_digest(folder)` in `{folder}/digest.json` (written atomically, last)."""
-  path = os.path.join(folder, DIGEST_FILENAME)
-  digest = {"algorithm": "sha256", "files": folder_digest(folder)}
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(digest, f, indent=1, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  reports.write_json_atomic(os.path.join(folder, DIGEST_FILENAME),
+                            {"algorithm": "sha256", "files": folder_digest(folder)})
 
 
 def has_digest(folder: str | os.PathLike) -> bool:
@@ -90,14 +86,20 @@ def find_damage(folder: str | os.PathLike, hashes: bool = True) -> Damage | None
   return None
 
 
-def set_aside(path: str | os.PathLike, into: str | os.PathLike, label: str) -> str:
-  """Renames `path` to a free `{into}/{label}-YYYYmmdd-HHMMSS[-n]` (`into` created) and returns it."""
-  os.makedirs(into, exist_ok=True)
-  base = os.path.join(into, f"{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+def free_path(base: str) -> str:
+  """`{base}-YYYYmmdd-HHMMSS`, or with `-1`, `-2`, ... appended, whichever does not exist yet."""
+  base = f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
   target, n = base, 0
   while os.path.lexists(target):
     n += 1
     target = f"{base}-{n}"
+  return target
+
+
+def set_aside(path: str | os.PathLike, into: str | os.PathLike, label: str) -> str:
+  """Renames `path` to a free `{into}/{label}-YYYYmmdd-HHMMSS[-n]` (`into` created) and returns it."""
+  os.makedirs(into, exist_ok=True)
+  target = free_path(os.path.join(into, label))
   os.rename(path, target)
   return target
 

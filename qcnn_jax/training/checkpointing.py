@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import shutil
-import time
 from typing import Any
 
 import jax
@@ -81,11 +80,14 @@ class RunCheckpoints:
     """Opens (or creates) ``{workdir}/checkpoints``; keeps ``keep_latest`` recent epochs and 1 best."""
     self._root = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
     self.damaged: list[dict[str, str]] = []  # {"checkpoint", "problem", "set_aside_as"} of each damaged step
+    self._verified: set[tuple[str, int]] = set()  # steps checked against their digest, or saved, by this object
     for which in (LATEST, BEST):
       for epoch in _step_numbers(os.path.join(self._root, which)):
         damage = integrity.find_damage(self._step_dir(which, epoch))
         if damage is not None:
           self._set_aside(which, epoch, str(damage), reload=False)
+        elif integrity.has_digest(self._step_dir(which, epoch)):
+          self._verified.add((which, epoch))
     self._managers = {
         LATEST: _manager(os.path.join(self._root, LATEST), keep_latest, best_by_val_auc=False),
         BEST: _manager(os.path.join(self._root, BEST), 1, best_by_val_auc=True),
@@ -151,6 +153,7 @@ class RunCheckpoints:
     try:
       manager.save(epoch, args=args, metrics=metrics, force=True)
       integrity.write_digest(self._step_dir(which, epoch))
+      self._verified.add((which, epoch))
     except Exception as e:  # orbax and tensorstore report a full disk in several exception types
       if not integrity.is_disk_full(e):
         raise
@@ -241,13 +244,16 @@ class RunCheckpoints:
   def _restore_intact(self, which: str, epoch: int, target: Any) -> tuple[Any, dict[str, Any]] | None:
     """`_restore` of a step, or None after setting it aside when it is damaged: it differs from its
     digest, or (without digest) it cannot be read even without a target (a read that fails only for
-    `target`, e.g. another tree structure, is not damage and raises)."""
-    damage = integrity.find_damage(self._step_dir(which, epoch))
+    `target`, e.g. another tree structure, is not damage and raises). A step this object already
+    verified or wrote is not hashed again."""
+    verified = (which, epoch) in self._verified
+    damage = None if verified else integrity.find_damage(self._step_dir(which, epoch))
     if damage is None:
       try:
         return self._restore(which, epoch, target)
       except Exception as e:  # orbax and tensorstore report unreadable data in several exception types
-        if integrity.has_digest(self._step_dir(which, epoch)) or target is None or self._readable(which, epoch):
+        if (verified or integrity.has_digest(self._step_dir(which, epoch)) or target is None
+            or self._readable(which, epoch)):
           raise
         damage = f"cannot be read: {integrity.first_line(e)}"
     self._set_aside(which, epoch, str(damage))
@@ -349,11 +355,7 @@ def _contents(workdir: str) -> list[str]:
 def _move_aside(workdir: str) -> str:
   """Moves the contents of `workdir` (its lock file stays) to a free `{workdir}.old-YYYYmmdd-HHMMSS[-n]`
   and returns that path."""
-  base = f"{workdir}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-  target, n = base, 0
-  while os.path.lexists(target):
-    n += 1
-    target = f"{base}-{n}"
+  target = integrity.free_path(f"{workdir}.old")
   os.makedirs(target)
   for name in _contents(workdir):
     os.rename(os.path.join(workdir, name), os.path.join(target, name))
