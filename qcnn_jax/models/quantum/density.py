@@ -30,11 +30,6 @@ from qcnn_jax.models.quantum import qcnn, statevector
 CHUNK = 8
 
 
-def record(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, noise) -> qml.tape.QuantumScript:
-  """Tape of the noisy ``qcnn.qcnn_circuit`` for one sample's (F,) ``features``."""
-  return qml.tape.make_qscript(qcnn.qcnn_circuit)(spec, features, conv_blocks, pool_blocks, noise)
-
-
 def _initial(op, n: int, dtype):
   """ρ as a (2,) * 2n tensor: |0...0><0...0|, or |ψ><ψ| for a leading ``StatePrep``."""
   if isinstance(op, qml.StatePrep):
@@ -91,7 +86,7 @@ def _probs(rho, n: int):
 
 def _sample(spec: qcnn.QCNNSpec, conv_blocks, pool_blocks, noise, dtype, features):
   """(R,) readout of one sample: the tape run on a density matrix, one dot per group of operations."""
-  tape = record(spec, features, conv_blocks, pool_blocks, noise)
+  tape = statevector.record(spec, features, conv_blocks, pool_blocks, noise)
   n, ops = spec.n_qubits, tape.operations
   start = 1 if ops and isinstance(ops[0], qml.StatePrep) else 0
   rho = _initial(ops[0] if start else None, n, dtype)

@@ -83,9 +83,10 @@ class Program(NamedTuple):
   positions: tuple[int, ...]  # state axis of each wire (`_positions`); the fields above name wires
 
 
-def record(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks) -> qml.tape.QuantumScript:
-  """Tape of ``qcnn.qcnn_circuit`` for one sample's (F,) ``features`` and per-layer blocks."""
-  return qml.tape.make_qscript(qcnn.qcnn_circuit)(spec, features, conv_blocks, pool_blocks)
+def record(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, noise=None) -> qml.tape.QuantumScript:
+  """Tape of ``qcnn.qcnn_circuit`` for one sample's (F,) ``features`` and per-layer blocks (with
+  ``noise(wires)`` channels after each two-qubit block when given)."""
+  return qml.tape.make_qscript(qcnn.qcnn_circuit)(spec, features, conv_blocks, pool_blocks, noise)
 
 
 def _n_prep(operations, n_qubits: int) -> int:
