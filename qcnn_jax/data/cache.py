@@ -51,6 +51,12 @@ def find_damage(builder, folder: str | os.PathLike | None = None) -> integrity.D
           or _record_count_damage(builder))
 
 
+def discard(folder: str | os.PathLike, damage: integrity.Damage, source) -> None:
+  """Removes a damaged prepared copy (derived data) with the one warning line saying it is rebuilt from `source`."""
+  logging.warning("prepared data %s is damaged (%s): rebuilding it from %s", folder, damage, source)
+  shutil.rmtree(folder)
+
+
 def _record_digest(folder: str) -> None:
   """Records the digest of an intact copy prepared without one; a read-only copy stays unrecorded."""
   try:
@@ -83,7 +89,6 @@ def prepare(builder, locate_source: Callable[[], str], build: Callable[[], None]
     except sources.DatasetNotFoundError as e:
       raise sources.DatasetNotFoundError(
           f"the prepared data in {folder} is damaged ({damage}) and cannot be rebuilt: {e}") from e
-    logging.warning("prepared data %s is damaged (%s): rebuilding it from %s", folder, damage, source)
-    shutil.rmtree(folder)
+    discard(folder, damage, source)
   build()
   integrity.write_digest(folder)

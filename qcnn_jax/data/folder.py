@@ -510,8 +510,7 @@ def prepare(data_dir: str | os.PathLike | None, *, size: int, channels: int | No
     raise incomplete_copy_error(target)
   damage = None if listing is None else cache.find_damage(_builder(target, listing), target)
   if damage is not None:
-    logging.warning("prepared data %s is damaged (%s): rebuilding it from %s", target, damage, layout.root)
-    shutil.rmtree(target)
+    cache.discard(target, damage, layout.root)
     listing = None
   if listing is None:
     _build(layout, target, settings, skip_unreadable, digest, progress)

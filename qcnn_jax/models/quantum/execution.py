@@ -13,17 +13,17 @@ whole circuit traces into XLA inside a jitted step and is vmapped over the batch
   without a PennyLane device, differentiated with the adjoint method (memory independent of
   depth). Same outputs again, several times faster; exact expectations only (no shots, no noise).
 * ``"density"``: the "fused" circuit's tape with its noise channels, applied by ``density.py`` to
-  density matrices without a PennyLane device (equal to ``default.mixed``; noise, no shots).
+  density matrices without a PennyLane device (equal to ``default.mixed``).
 * ``"auto"`` (the models' default): ``statevector`` without noise, ``density`` with noise
   (``resolve``).
 
 Finite shots sample each readout with a per-sample PRNG key. On the engines (``shot_readout``) the
 readout wires' joint outcomes are drawn once per shot, like a device, and the estimate is
 differentiable by the straight-through rule (value: the sampled frequencies; gradient: the exact
-one); on the PennyLane modes the backprop gradient of a sampled estimate is not meaningful. Noise applies a depolarizing,
-amplitude-damping or phase-damping channel with probability ``p`` on both wires after every
-two-qubit block; it simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits
-or fewer.
+one); on the PennyLane modes the backprop gradient of a sampled estimate is not meaningful.
+Noise applies a depolarizing, amplitude-damping or phase-damping channel with probability ``p`` on
+both wires after every two-qubit block; it simulates density matrices (4**n_qubits entries), so
+keep it to about 10 qubits or fewer.
 """
 
 import contextlib
