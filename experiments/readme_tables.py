@@ -1,4 +1,5 @@
-r"""Refreshes the README's generated tables from the committed reports (or checks them with --check).
+r"""Refreshes the README's generated tables and sentences from the committed reports (or checks them
+with --check).
 
 A generated block in README.md is
 
@@ -6,8 +7,10 @@ A generated block in README.md is
   ...
   <!-- end table -->
 
-and holds the first markdown table under that heading of that report, so no number in it is typed
-by hand.
+and holds the first markdown table under that heading of that report; a block opened with
+"<!-- text: report.md#heading -->" and closed with "<!-- end text -->" holds the first paragraph
+(text lines that are not a table) under that heading: the sentences a study's report writes from its
+own numbers. So no number in either is typed by hand.
 
   python -m experiments.readme_tables            # rewrite the blocks
   python -m experiments.readme_tables --check    # exit 1 when a block differs from its report
@@ -25,25 +28,29 @@ flags.DEFINE_string("readme", "README.md", "The file whose blocks to refresh.")
 flags.DEFINE_bool("check", False, "Only check: exit 1 (naming the blocks) when a block is stale.")
 FLAGS = flags.FLAGS
 
-BLOCK = re.compile(r"(<!-- table: (?P<path>[^#]+)#(?P<heading>[^>]+?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+BLOCK = re.compile(r"(<!-- (?P<kind>table|text): (?P<path>[^#]+)#(?P<heading>[^>]+?) -->\n)(?P<body>.*?)"
+                   r"(<!-- end (?P=kind) -->)", re.S)
 
 
-def first_table(path: str, heading: str) -> str:
-  """The first markdown table (consecutive lines starting with "|") after the heading `heading`."""
+def first_block(path: str, heading: str, kind: str = "table") -> str:
+  """The first markdown table (consecutive lines starting with "|"), or with kind "text" the first
+  paragraph (consecutive non-blank lines that are not a table), after the heading `heading`."""
   lines = open(path, encoding="utf-8").read().splitlines()
   start = next((i for i, line in enumerate(lines) if line.lstrip("#").strip() == heading and line.startswith("#")),
                None)
   if start is None:
     raise ValueError(f"{path} has no heading {heading!r}")
-  table = []
+  wanted = (lambda line: line.startswith("|")) if kind == "table" else (
+      lambda line: bool(line.strip()) and not line.startswith(("|", "#", "<!--", "!")))
+  block = []
   for line in lines[start + 1:]:
-    if line.startswith("|"):
-      table.append(line)
-    elif table:
+    if wanted(line):
+      block.append(line)
+    elif block or line.startswith("#"):
       break
-  if not table:
-    raise ValueError(f"{path} has no table under {heading!r}")
-  return "\n".join(table) + "\n"
+  if not block:
+    raise ValueError(f"{path} has no {kind} under {heading!r}")
+  return "\n".join(block) + "\n"
 
 
 def refresh(text: str) -> tuple[str, list[str]]:
@@ -51,10 +58,10 @@ def refresh(text: str) -> tuple[str, list[str]]:
   stale = []
 
   def replace(match):
-    body = first_table(match["path"], match["heading"])
+    body = first_block(match["path"], match["heading"], match["kind"])
     if body != match["body"]:
       stale.append(f"{match['path']}#{match['heading']}")
-    return match.group(1) + body + match.group(5)
+    return match.group(1) + body + match.group(6)
 
   return BLOCK.sub(replace, text), stale
 
@@ -65,11 +72,11 @@ def main(argv):
   new, stale = refresh(text)
   if FLAGS.check:
     if stale:
-      print(f"{FLAGS.readme}: stale tables {stale}; run python -m experiments.readme_tables", file=sys.stderr)
+      print(f"{FLAGS.readme}: stale blocks {stale}; run python -m experiments.readme_tables", file=sys.stderr)
       sys.exit(1)
     return
   reports.write_text_atomic(FLAGS.readme, new)
-  print(f"{FLAGS.readme}: {len(stale)} tables refreshed")
+  print(f"{FLAGS.readme}: {len(stale)} blocks refreshed")
 
 
 if __name__ == "__main__":

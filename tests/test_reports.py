@@ -131,8 +131,8 @@ def test_plots_are_written(tmp_path):
 
 
 def test_readme_tables_are_the_reports_tables(tmp_path, monkeypatch):
-  """Every generated table of the README equals the table of the report it names (no hand-typed
-  numbers), and a stale block is found and rewritten."""
+  """Every generated table and sentence block of the README equals the table (first paragraph) of the
+  report it names (no hand-typed numbers), and a stale block is found and rewritten."""
   from experiments import readme_tables  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(__file__).resolve().parents[1]
   monkeypatch.chdir(root)
@@ -145,3 +145,6 @@ def test_readme_tables_are_the_reports_tables(tmp_path, monkeypatch):
   block = f"<!-- table: {report}#Answer -->\n| a | b |\n|---|---|\n| 1 | 3 |\n<!-- end table -->"
   new, stale = readme_tables.refresh(f"intro\n{block}\nafter\n")
   assert stale == [f"{report}#Answer"] and "| 1 | 2 |\n<!-- end table -->\nafter" in new and "| 1 | 3 |" not in new
+  sentence = f"<!-- text: {report}#Answer -->\nold words\n<!-- end text -->"
+  new, stale = readme_tables.refresh(f"{sentence}\n")
+  assert stale == [f"{report}#Answer"] and new == f"<!-- text: {report}#Answer -->\ntext\n<!-- end text -->\n"
