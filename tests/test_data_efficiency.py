@@ -2,19 +2,25 @@
 
 import csv
 import dataclasses
+import json
 
 import ml_collections
 import numpy as np
 import pytest
 
 from experiments.configs import data_efficiency as config_module
+from experiments.configs import data_efficiency_width16 as width16_config
+from qcnn_jax.data import pipeline
 from qcnn_jax.studies import data_efficiency, frozen_heads
 from qcnn_jax.training import frozen
 from tests.test_heads import feature_set, head_config
 
 
-def test_stratified_subsets_keep_each_class_share_and_differ_by_seed():
+def test_stratified_subsets_keep_each_class_share_differ_by_seed_and_nest():
   labels = np.array([[0]] * 70 + [[1]] * 30)
+  for seed in (0, 1):  # one seed's subsets are nested: 1% ⊂ 10% ⊂ 50% ⊂ 100%
+    sizes = [frozen.stratified_subset(labels, f, seed) for f in (0.01, 0.1, 0.5, 1.0)]
+    assert all(set(a) < set(b) for a, b in zip(sizes, sizes[1:]))
   a, b = (frozen.stratified_subset(labels, 0.1, s) for s in (0, 1))
   assert len(a) == len(b) == 10 and np.sum(labels[a, 0] == 1) == 3 and np.sum(labels[b, 0] == 1) == 3
   assert not np.array_equal(a, b) and np.array_equal(a, frozen.stratified_subset(labels, 0.1, 0))
@@ -26,9 +32,12 @@ def test_stratified_subsets_keep_each_class_share_and_differ_by_seed():
 
 
 def test_a_subset_run_equals_a_run_on_the_subset_alone():
+  """With fit_on_subset, standardisation, prior and class weights come from the run's own subset, as
+  they would from a training split that is that subset (without it they differ)."""
   fs = feature_set()
-  config = head_config(kind="quantum", bottleneck_norm=True, calibrate=False)  # no prior: nothing else differs
-  subset = frozen.stratified_subset(fs.labels["train"], 0.5, 2)
+  config = head_config(kind="quantum", bottleneck_norm=True, calibrate=True)
+  config.standardize, config.fit_on_subset, config.class_weights = True, True, "balanced"
+  subset = frozen.stratified_subset(fs.labels["train"], 0.2, 2)
   together = frozen.train_seeds(config, fs, [2, 2], subsets=[subset, np.arange(len(fs.labels["train"]))])
   alone_fs = dataclasses.replace(fs, features={**fs.features, "train": fs.features["train"][subset]},
                                  labels={**fs.labels, "train": fs.labels["train"][subset]})
@@ -36,10 +45,24 @@ def test_a_subset_run_equals_a_run_on_the_subset_alone():
   assert together[0].records[0]["step"] == alone.records[0]["step"] == len(subset) // config.batch_size
   np.testing.assert_allclose(together[0].logits["test"], alone.logits["test"], atol=1e-5)
   assert not np.allclose(together[0].logits["test"], together[1].logits["test"], atol=1e-4)
+  config.fit_on_subset = False
+  whole_split_fit = frozen.train_seeds(config, fs, [2], subsets=[subset])[0]
+  assert not np.allclose(whole_split_fit.logits["test"], alone.logits["test"], atol=1e-4)
 
 
-def test_the_study_trains_every_fraction_and_reports_paired_differences(tmp_path):
-  config = config_module.get_config()
+def test_a_round_of_min_steps_per_epoch_holds_whole_passes_over_the_subset():
+  fs = feature_set()
+  config = head_config(kind="linear")
+  config.min_steps_per_epoch = 10
+  subset = frozen.stratified_subset(fs.labels["train"], 0.25, 0)  # 24 examples: one step of 16 per pass
+  run = frozen.train_seeds(config, fs, [0], subsets=[subset])[0]
+  assert [r["step"] for r in run.records] == [10, 20, 30]
+  whole = frozen.train_seeds(config, fs, [0])[0]  # 6 steps per pass: two passes per round
+  assert [r["step"] for r in whole.records] == [12, 24, 36]
+
+
+def test_the_width16_protocol_trains_every_fraction_and_reports_paired_differences(tmp_path):
+  config = width16_config.get_config()
   config.study.features = ml_collections.ConfigDict({"breastmnist": feature_set().save(str(tmp_path / "f.npz"))})
   config.study.base.num_epochs, config.study.base.batch_size, config.study.base.head.n_qubits = 2, 16, 4
   config.study.lr_search.block, config.study.lr_search.head, config.study.lr_search.seeds = (1e-2, 3e-2), (1e-2,), (0,)
@@ -84,3 +107,28 @@ def test_a_study_without_feature_files_says_so_instead_of_training_nothing(tmp_p
     frozen_heads.feature_sets(features, ["retinamnist"])
   with pytest.raises(ValueError, match="not in the study"):
     frozen_heads.feature_sets(features, ["pathmnist"])
+
+
+def test_the_study_searches_rates_per_fraction_and_gives_every_fraction_the_whole_splits_steps(tmp_path):
+  config = config_module.get_config()
+  config.study.features = ml_collections.ConfigDict({"breastmnist": feature_set().save(str(tmp_path / "f.npz"))})
+  config.study.base.num_epochs, config.study.base.batch_size, config.study.base.head.n_qubits = 1, 64, 4
+  config.study.lr_search.block, config.study.lr_search.head = (1e-2,), (1e-2, 3e-2)
+  config.study.lr_search.seeds, config.study.lr_search.bounds, config.study.seeds = (0,), None, (0, 1)
+  config.designs, config.fractions = (config_module.QUANTUM, "linear_std"), (0.25, 1.0)
+  config.comparisons = ((config_module.QUANTUM, "linear_std"),)
+  root = tmp_path / "runs"
+  data_efficiency.train(config, str(root))
+  for design in config.designs:
+    for fraction in ("f0.25", "f1"):
+      assert (root / "breastmnist" / design / fraction / frozen_heads.LR_SEARCH_FILE).exists()
+  steps = pipeline.steps_per_epoch(546, 64)  # BreastMNIST's published training split, batches of 64
+  for fraction in ("f0.25", "f1"):
+    run = root / "breastmnist" / "linear_std" / fraction / "seed1"
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["fit_on_subset"] and recorded["min_steps_per_epoch"] == steps
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["step"] >= steps
+  md = data_efficiency.write_report(config, str(root), str(tmp_path / "out"))
+  assert "searched on validation at each fraction" in open(md).read()
+  rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
+  assert len(rows) == 4 and {r["n_seeds"] for r in rows} == {"2"}

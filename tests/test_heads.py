@@ -424,6 +424,12 @@ def _fake_run(fs, rng, val_auc: float, seed: int, separation: float, angle_shift
                            {"compile_s": 0.0, "train_s": 0.0}, rates, {}, 0.5, angle_shift)
 
 
+def test_interval_words_claim_no_more_than_the_interval():
+  assert frozen_heads.verdict(0.001, 0.02) == "ahead" and frozen_heads.verdict(-0.03, -0.001) == "behind"
+  assert frozen_heads.verdict(-0.009, 0.004) == "not distinguishable at ±0.01"
+  assert frozen_heads.verdict(-0.011, 0.004).startswith("undecided")
+
+
 def test_family_report_compares_family_bests_with_two_level_intervals_and_holm(tmp_path):
   base = feature_set()
   other = features.FeatureSet({s: x + 0.5 for s, x in base.features.items()}, base.labels, base.index, base.meta)
@@ -478,6 +484,12 @@ def test_family_report_compares_family_bests_with_two_level_intervals_and_holm(t
   assert float(pooled["angle_shift"]) == pytest.approx(0.01) and pooled["other_angle_shift"] == "nan"
   text = open(md_path).read()
   assert "Family best against family best" in text and "| breastmnist over 2 backbones | val_auc | q_b (0.01)" in text
+  # The answer's sentences are written from these rows: each interval worded by what it supports.
+  sentence = next(line for line in text.splitlines() if line.startswith("ΔAUC = quantum − other"))
+  words = frozen_heads.verdict(float(pooled["low"]), float(pooled["high"]))
+  assert "On breastmnist over 2 backbones, the quantum family's best (q_b) is " in sentence
+  assert (f"{words} of the linear family's best, {float(pooled['delta_auc']):+.4f} [{float(pooled['low']):+.4f}, "
+          f"{float(pooled['high']):+.4f}]") in sentence
   design_rows = {r["model"]: r for r in csv.DictReader(open(csv_path)) if r["dataset"] == "breastmnist"}
   assert {m: design_rows[m]["family"] for m in ("q_a", "q_a_twin", "q_a_control", "linear_raw")} == {
       "q_a": "quantum", "q_a_twin": "twin", "q_a_control": "control", "linear_raw": "linear"}

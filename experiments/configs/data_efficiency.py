@@ -1,29 +1,32 @@
-"""Data efficiency on frozen features: the best in-path quantum head (by validation in the fair head
-study), its twin, the unentangled product ablation and the linear head, trained on stratified 1%,
-5%, 10%, 25%, 50% and 100% of the training split, 10 seeds (seed k: subset k and initialisation k
-for every head), at the learning rates each design's validation search chose on the full split.
+"""Data efficiency on frozen features of the ResNet-50 backbones (MedMNIST v2 recipe): heads trained on
+stratified, nested 1%, 5%, 10%, 25%, 50% and 100% of the training split, 10 seeds (seed k: subset k
+and initialisation k for every head); at every fraction the same optimiser steps as the whole split,
+learning rates searched on validation with the families study's grid and extension
+(heads_families.py), standardisation, prior and class weights fitted on the subset.
 
-  python -m experiments.data_efficiency --config=experiments/configs/data_efficiency.py \
-      --workdir=runs/data_efficiency
+  python -m experiments.data_efficiency --workdir=runs/data_efficiency
 
-(the committed report in results/data_efficiency is refreshed with --out=results/data_efficiency
---overwrite_records: docs/reproducibility.md).
+Designs: the quantum family's default menu entry, its parameter-matched twin, the same circuit
+without its entangling gates, and the standardised linear head (the menu of heads_families.py).
 """
 
 import ml_collections
 
-from experiments.configs import heads_fair
+from experiments.configs import heads_families
+
+QUANTUM = "q_std_after_pi2"
 
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.name = "Data efficiency on frozen features: in-path quantum head vs twin, product and linear heads"
-  c.study = heads_fair.get_config()
-  c.study.features = ml_collections.ConfigDict({k: v for k, v in c.study.features.items() if "@" not in k})
+  c.name = "Data efficiency on frozen ResNet-50 features: quantum head vs twin, unentangled control and linear"
+  c.study = heads_families.get_config()
+  c.study.features = ml_collections.ConfigDict({k: v for k, v in c.study.features.items()
+                                                if "@" not in k and k != "medical_mnist"})
   c.study.progress = False
   c.fractions = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
-  c.designs = (heads_fair.DEFAULT_IN_PATH, heads_fair.DEFAULT_IN_PATH + "_twin", "product", "linear")
-  c.comparisons = ((heads_fair.DEFAULT_IN_PATH, heads_fair.DEFAULT_IN_PATH + "_twin"),
-                   (heads_fair.DEFAULT_IN_PATH, "linear"), (heads_fair.DEFAULT_IN_PATH, "product"))
-  c.rates_root = "results/frozen_heads_fair/runs"
+  c.designs = (QUANTUM, QUANTUM + "_twin", QUANTUM + "_control", "linear_std")
+  c.comparisons = tuple((QUANTUM, other) for other in c.designs[1:])
+  c.rates_root = ""
+  c.same_steps = True
   return c

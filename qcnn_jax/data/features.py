@@ -34,17 +34,19 @@ class FeatureSet:
   meta: dict[str, Any]
   fc: tuple[np.ndarray, np.ndarray] | None = None
 
-  def train_statistics(self) -> tuple[np.ndarray, np.ndarray]:
-    """(D,) float32 mean and std of each feature over the training split; a constant feature (a
-    ReLU channel dead on every training image) gets std 1, so it standardises to 0."""
-    train = self.features["train"].astype(np.float64)
+  def train_statistics(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) float32 mean and std of each feature over the training split (its `rows` only, when
+    given); a constant feature (a ReLU channel dead on every training image) gets std 1, so it
+    standardises to 0."""
+    train = self.features["train"][slice(None) if rows is None else rows].astype(np.float64)
     std = train.std(axis=0)
     return train.mean(axis=0).astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
 
-  def standardized(self) -> "FeatureSet":
+  def standardized(self, rows: np.ndarray | None = None) -> "FeatureSet":
     """The same set with every split's features mapped to (x − mean) / std of the training split
-    (pooled post-ReLU features differ in scale by orders of magnitude between channels)."""
-    mean, std = self.train_statistics()
+    (of its `rows` only, when given: a subset fits its own statistics); pooled post-ReLU features
+    differ in scale by orders of magnitude between channels."""
+    mean, std = self.train_statistics(rows)
     return dataclasses.replace(self, features={s: (x - mean) / std for s, x in self.features.items()})
 
   @property

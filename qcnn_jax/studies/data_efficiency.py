@@ -6,14 +6,23 @@ gates (Caro et al. 2022), so the place to look is few training examples. A data-
 
   fractions     training fractions, e.g. (0.01, 0.05, 0.1, 0.25, 0.5, 1.0).
   designs       the head designs to train (names of the study's designs and twins).
-  rates_root    the head study's run folder: each design trains at the learning rates its
-                validation search chose there on the full split (`frozen_heads.search_rates`).
   comparisons   (A, B) design pairs given paired intervals per fraction.
+  rates_root    unset (the protocol): each design's learning rates are searched on validation at
+                every fraction, with the study's `lr_search` grid and its extension past edge
+                choices, each search seed on its own subset (`frozen_heads.search_rates`); every run
+                fits its standardisation, prior and class weights on its own subset
+                (`fit_on_subset`). Set (the width-16 record's protocol): the rates the head study in
+                that folder chose on the whole split, statistics of the whole split.
+  same_steps    every fraction gets the optimiser steps of the whole split: an evaluation round
+                holds ⌈steps per epoch of the whole split / steps per pass over the subset⌉ passes
+                (`min_steps_per_epoch`), so 1% of a set trains as long as 100% between as many
+                evaluations (MedMNIST's published split sizes).
 
-Run k of every design trains on the same subset (`frozen.stratified_subset` with seed k) from
-the same initialisation seed, so A − B is paired by k. Selection (best epoch) uses the whole
-validation split; test metrics are never used for a choice. Runs live in
-`{root}/{features}/{design}/f{fraction}/seed{k}`; a run with summary.json is not trained again.
+Run k of every design trains on the same subset (`frozen.stratified_subset` with seed k; one seed's
+subsets are nested, 1% ⊂ 5% ⊂ …) from the same initialisation seed, so A − B is paired by k.
+Selection (best epoch, rates) uses the whole validation split; test metrics are never used for a
+choice. Runs live in `{root}/{features}/{design}/f{fraction}/seed{k}` (searched rates beside them
+in `lr_search.json`); a run with summary.json is not trained again.
 """
 
 import functools
@@ -24,7 +33,7 @@ import matplotlib
 import ml_collections
 import numpy as np
 
-from qcnn_jax.data import features
+from qcnn_jax.data import features, pipeline, sources
 from qcnn_jax.evaluation import reports, stats
 from qcnn_jax.studies import frozen_heads
 from qcnn_jax.studies import runs as run_folders
@@ -42,6 +51,37 @@ def run_dir(root: str, key: str, design: str, fraction: float, seed: int) -> str
   return os.path.join(root, key, design, f"f{fraction:g}", run_folders.seed_dir(seed))
 
 
+def study_for(config: ml_collections.ConfigDict, key: str) -> ml_collections.ConfigDict:
+  """The head study as run on feature set `key` (module docstring): with searched rates, runs fit
+  their statistics on their own subsets; with `same_steps`, rounds of the whole split's steps.
+
+  Raises:
+    ValueError: `same_steps` on a set without a published training split size.
+  """
+  if config.get("rates_root"):
+    return config.study
+  study = config.study.copy_and_resolve_references()
+  study.unlock()
+  study.base.fit_on_subset = True
+  if config.get("same_steps"):
+    info = sources.INFO.get(frozen_heads.dataset_of(key))
+    if info is None:
+      raise ValueError(f"same_steps needs a published training split size, which {key} has not: set "
+                       "--config.same_steps=False")
+    n = info["n_samples"]["train"]
+    study.base.min_steps_per_epoch = pipeline.steps_per_epoch(n, min(study.base.batch_size, n))
+  return study
+
+
+def rates(config: ml_collections.ConfigDict, root: str, key: str, design: str, fraction: float,
+          search: bool = True) -> dict[str, float]:
+  """A design's base learning rate per role at a fraction: searched there on validation (saved under
+  `root`), or with `rates_root` those its head study chose on the whole split."""
+  if config.get("rates_root"):
+    return frozen_heads.search_rates(config.study, config.rates_root, key, design, search=False)
+  return frozen_heads.search_rates(study_for(config, key), root, key, design, search=search, fraction=fraction)
+
+
 def train(config: ml_collections.ConfigDict, root: str, *, datasets=None) -> None:
   """Trains every unfinished (feature set, design, fraction): its seeds in one vmapped program, holding
   the study folder's lock."""
@@ -50,20 +90,20 @@ def train(config: ml_collections.ConfigDict, root: str, *, datasets=None) -> Non
 
 
 def _train(config: ml_collections.ConfigDict, root: str, datasets) -> None:
-  study, seeds = config.study, [int(s) for s in config.study.seeds]
-  for key in frozen_heads.feature_sets(study.features, datasets):
-    feature_set = features.load(study.features[key])
+  seeds = [int(s) for s in config.study.seeds]
+  for key in frozen_heads.feature_sets(config.study.features, datasets):
+    feature_set, study = features.load(config.study.features[key]), study_for(config, key)
     for design in config.designs:
       run_config = frozen_heads.run_config(study, key, design)
-      rates = frozen_heads.search_rates(study, config.rates_root, key, design, search=False)
       for fraction in config.fractions:
+        chosen = rates(config, root, key, design, fraction)
         left = [s for s in seeds if not run_folders.RunFolder(run_dir(root, key, design, fraction, s)).finished(
-            frozen.record_config(run_config, s, rates))]
+            frozen.record_config(run_config, s, chosen))]
         if not left:
           continue
         subsets = [frozen.stratified_subset(feature_set.labels["train"], fraction, s) for s in left]
         start = time.time()
-        results = frozen.train_seeds(run_config, feature_set, left, [rates] * len(left), subsets)
+        results = frozen.train_seeds(run_config, feature_set, left, [chosen] * len(left), subsets)
         for result, subset in zip(results, subsets):
           frozen.write_run(result, run_dir(root, key, design, fraction, result.seed), run_config, feature_set,
                                 time.time() - start, train_fraction=fraction, n_train=len(subset))
@@ -72,22 +112,21 @@ def _train(config: ml_collections.ConfigDict, root: str, datasets) -> None:
 def _summaries(config: ml_collections.ConfigDict, root: str, key: str, design: str, fraction: float) -> dict[int, dict]:
   """{seed: summary} of the finished runs of a design at a training fraction, made with the study's
   config at the design's searched rates."""
-  study = config.study
-  run_config = frozen_heads.run_config(study, key, design)
-  rates = frozen_heads.search_rates(study, config.rates_root, key, design, search=False)
+  run_config = frozen_heads.run_config(study_for(config, key), key, design)
+  chosen = rates(config, root, key, design, fraction, search=False)
   out = {}
-  for seed in [int(s) for s in study.seeds]:
+  for seed in [int(s) for s in config.study.seeds]:
     folder = run_folders.RunFolder(run_dir(root, key, design, fraction, seed))
-    if folder.finished(frozen.record_config(run_config, seed, rates)):
+    if folder.finished(frozen.record_config(run_config, seed, chosen)):
       out[seed] = folder.summary()
   return out
 
 
-def searched(config: ml_collections.ConfigDict, key: str) -> bool:
-  """Whether every design's learning rates on feature set `key` were searched in `rates_root`."""
+def searched(config: ml_collections.ConfigDict, root: str, key: str, fraction: float) -> bool:
+  """Whether every design's learning rates on feature set `key` at `fraction` were searched."""
   try:
     for design in config.designs:
-      frozen_heads.search_rates(config.study, config.rates_root, key, design, search=False)
+      rates(config, root, key, design, fraction, search=False)
   except FileNotFoundError:
     return False
   return True
@@ -100,8 +139,8 @@ def collect(config: ml_collections.ConfigDict, root: str) -> tuple[list[dict], l
   specs = frozen_heads.designs(study)
   bootstrap = {k: v for k, v in study.bootstrap.items() if k != "max_test_examples"}
   rows, diffs = [], []
-  for key in filter(functools.partial(searched, config), study.features):
-    for fraction in config.fractions:
+  for key in study.features:
+    for fraction in filter(functools.partial(searched, config, root, key), config.fractions):
       runs = {d: _summaries(config, root, key, d, fraction) for d in config.designs}
       for design, found in runs.items():
         if not found:
@@ -174,9 +213,13 @@ def write_report(config: ml_collections.ConfigDict, root: str, out: str) -> str:
   reports.write_text_atomic(os.path.join(out, "results.csv"), reports.csv_text(rows, CSV_COLUMNS))
   reports.write_text_atomic(os.path.join(out, "differences.csv"), reports.csv_text(diffs, DIFF_COLUMNS))
   plot(rows, os.path.join(out, "data_efficiency.png"))
+  protocol = ("learning rates as chosen on the full training split, statistics of the full split" if
+              config.get("rates_root") else "one seed's subsets nested across fractions; learning rates searched on "
+              "validation at each fraction; standardisation, prior and class weights fitted on each run's subset" +
+              ("; every fraction trained for the optimiser steps of the full split" if config.get("same_steps") else ""))
   lines = [f"# {config.name}", "", "Test AUC, mean ± sample std over seeds (each seed its own stratified subset, the "
-           "same for every design); best epoch by validation AUC on the whole validation split; learning rates "
-           "as chosen on the full training split. Δ = A − B, paired by seed, bootstrap over seeds.", "",
+           "same for every design); best epoch by validation AUC on the whole validation "
+           f"split; {protocol}. Δ = A − B, paired by seed, bootstrap over seeds.", "",
            "![data efficiency](data_efficiency.png)"]
   lines += _in_short(config, rows, diffs)
   for key in dict.fromkeys(r["dataset"] for r in rows):

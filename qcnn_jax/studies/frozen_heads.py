@@ -100,8 +100,8 @@ def finished(root: str, key: str, design: str, seed: int, config: ml_collections
   return run_folders.RunFolder(run_dir(root, key, design, seed)).finished(frozen.record_config(config, seed, rates))
 
 
-def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: str,
-                 search: bool = True) -> dict[str, float]:
+def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: str, search: bool = True,
+                 fraction: float | None = None) -> dict[str, float]:
   """The rates a design trains with on feature set `key`: chosen by mean validation AUC over
   `lr_search.seeds` on the grid `lr_search.block` × `lr_search.head` (head rates only for a linear
   head, which has no block; the same grid for every design), extended past an edge choice up to
@@ -110,7 +110,8 @@ def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: 
   search (every point's per-seed validation AUC, the final axes, the choice and whether it is
   interior or at a bound) is kept in `{root}/{searched set}/{design}/lr_search.json` and reused;
   without it and with `search=False` (reports) raises FileNotFoundError instead of searching. A
-  one-point grid without bounds is that point, unsearched."""
+  one-point grid without bounds is that point, unsearched. With `fraction`, search seed k trains on
+  `frozen.stratified_subset(train labels, fraction, k)` and the file is `.../{design}/f{fraction}/`."""
   config = run_config(study, key, design)
   grid = study.get("lr_search")
   if not grid:
@@ -120,7 +121,7 @@ def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: 
   if len(points) == 1 and bounds is None:
     return points[0]
   searched = grid.get("on", {}).get(key, key)
-  path = os.path.join(root, searched, design, LR_SEARCH_FILE)
+  path = os.path.join(root, searched, design, *([f"f{fraction:g}"] if fraction else []), LR_SEARCH_FILE)
   if os.path.exists(path):
     return reports.read_json(path)["chosen"]
   if not search:
@@ -128,8 +129,11 @@ def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: 
   seeds = [int(s) for s in grid.seeds]
   feature_set = features.load(study.features[searched])
 
+  subsets = fraction and [frozen.stratified_subset(feature_set.labels["train"], fraction, s) for s in seeds]
+
   def evaluate(points: list[dict[str, float]]) -> list[list[float]]:
-    results = frozen.train_seeds(config, feature_set, seeds * len(points), [r for r in points for _ in seeds])
+    results = frozen.train_seeds(config, feature_set, seeds * len(points), [r for r in points for _ in seeds],
+                                 subsets and subsets * len(points))
     return [[r.val_auc for r in results[i * len(seeds):(i + 1) * len(seeds)]] for i in range(len(points))]
 
   start = time.time()
@@ -346,6 +350,38 @@ def _holm_adjust(headline: list[dict], bootstrap: dict) -> None:
       row["p_holm"], row["differs"] = float(p), bool(d)
 
 
+MARGIN = 0.01  # |ΔAUC| the answer's sentences call practically equal when the interval lies within it
+
+
+def verdict(low: float, high: float, margin: float = MARGIN) -> str:
+  """What an interval [low, high] of ΔAUC = quantum − other supports, in words that claim no more."""
+  if low > 0:
+    return "ahead"
+  if high < 0:
+    return "behind"
+  if -margin <= low and high <= margin:
+    return f"not distinguishable at ±{margin:g}"
+  return f"undecided (the interval is wider than ±{margin:g})"
+
+
+def in_short(rows: list[dict], confidence: float) -> list[str]:
+  """Section "In short": one generated sentence per headline group of `_family_rows` (feature set,
+  or dataset over backbones): the quantum family's best against each other family's best, with its
+  two-level interval and Holm decision, worded by `verdict`."""
+  groups: dict[str, list[dict]] = {}
+  for r in (r for r in rows if r["table"] == "headline"):
+    groups.setdefault(r["features"], []).append(r)
+  sentences = []
+  for name, mine in groups.items():
+    parts = [f"{verdict(r['low'], r['high'])} of the {r['family']} family's best, {r['delta_auc']:+.4f} "
+             f"[{r['low']:+.4f}, {r['high']:+.4f}]{' (differs after Holm)' if r['differs'] else ''}" for r in mine]
+    sentences.append(f"On {name}{' (saturated)' if mine[0]['saturated'] else ''}, the quantum family's best "
+                     f"({mine[0]['design']}) is " + "; ".join(parts) + ".")
+  return ["## In short", "", f"ΔAUC = quantum − other, {confidence:.0%} two-level intervals; "
+          f"\"not distinguishable at ±{MARGIN:g}\" = the whole interval lies within ±{MARGIN:g}. "
+          + " ".join(sentences), ""] if sentences else []
+
+
 def _family_lines(rows: list[dict], confidence: float) -> list[str]:
   """Markdown of the two family tables (`_family_rows`)."""
   fmt = lambda x, spec: "—" if x is None or not np.isfinite(x) else format(x, spec)
@@ -484,7 +520,8 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
   if study.get("families"):  # the issue-44 protocol: family tables first, the old answer table after them
     family_rows = _family_rows(study, root, bootstrap, max_examples)
     reports.write_text_atomic(os.path.join(out, HEADLINE_FILE), reports.csv_text(family_rows, HEADLINE_COLUMNS))
-    header += _family_lines(family_rows, bootstrap.get("confidence", 0.95)) + [""]
+    header += (in_short(family_rows, bootstrap.get("confidence", 0.95))
+               + _family_lines(family_rows, bootstrap.get("confidence", 0.95)) + [""])
   reports.write_text_atomic(csv_path, reports.csv_text(rows, CSV_COLUMNS + (FAMILY_COLUMNS if study.get("families")
                                                                             else ())))
   header += ["## Does the quantum head help?" + (" Each quantum design's own pairs" if study.get("families") else ""),

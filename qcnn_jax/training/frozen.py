@@ -77,8 +77,10 @@ def build_head(config: ml_collections.ConfigDict, feature_set: FeatureSet) -> he
 
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
   """Sorted indices of a stratified random subset of a training split: of each class (first label
-  column) round(fraction · its count) examples, at least 1, drawn by numpy's PCG64 seeded by `seed`.
-  The size per class depends only on `fraction`, so every seed's subset has the same length.
+  column) round(fraction · its count) examples, at least 1, the first ones of the class in an order
+  drawn by numpy's PCG64 seeded by `seed`. The order does not depend on `fraction`, so one seed's
+  subsets are nested (1% ⊂ 5% ⊂ …); the size per class depends only on `fraction`, so every seed's
+  subset has the same length.
 
   Args:
     labels: (N, L) integer labels.
@@ -89,38 +91,40 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
     raise ValueError(f"train fraction must be in (0, 1], got {fraction}")
   column = np.asarray(labels)[:, 0]
   rng = np.random.default_rng([seed, 7919])
-  picked = [rng.choice(np.flatnonzero(column == c), max(1, round(fraction * np.sum(column == c))), replace=False)
+  picked = [rng.permutation(np.flatnonzero(column == c))[:max(1, round(fraction * np.sum(column == c)))]
             for c in np.unique(column)]
   return np.sort(np.concatenate(picked))
 
 
-def _epoch_fn(head, tx, labels, task: str, weights):
-  """epoch(params, opt_state, order (steps, B), rates {role: ()}, x, y) -> (params, opt_state, step
-  metrics); `tx` has unit rates, the run's own are applied by `scale_by_role` (vmapped over runs)."""
-  def loss_fn(params, x, y):
+def _epoch_fn(head, tx, labels, task: str):
+  """epoch(params, opt_state, order (steps, B), rates {role: ()}, fit index (), class weights or None,
+  x (U, N, D), y) -> (params, opt_state, step metrics); `tx` has unit rates, the run's own are
+  applied by `scale_by_role` (vmapped over runs)."""
+  def loss_fn(params, x, y, weights):
     return per_example_loss(head.apply({"params": params}, x), y, task, weights).mean()
 
   def step(carry, idx):
-    params, opt_state, rates, x_all, y_all = carry
-    loss, grads = jax.value_and_grad(loss_fn)(params, x_all[idx], y_all[idx])
+    params, opt_state, rates, fit, weights, x_all, y_all = carry
+    loss, grads = jax.value_and_grad(loss_fn)(params, x_all[fit, idx], y_all[idx], weights)
     def update():
       updates, new_opt = tx.update(grads, opt_state, params)
       return optax.apply_updates(params, scale_by_role(updates, labels, rates)), new_opt
 
     (params, opt_state), finite = keep_if_finite(loss, optax.global_norm(grads), update, (params, opt_state),
                                                  lambda new: new[0])
-    return (params, opt_state, rates, x_all, y_all), {"loss": loss, "finite": finite, **grad_norms(grads)}
+    return (params, opt_state, rates, fit, weights, x_all, y_all), {"loss": loss, "finite": finite,
+                                                                    **grad_norms(grads)}
 
-  def epoch(params, opt_state, order, rates, x, y):
-    (params, opt_state, _, _, _), out = jax.lax.scan(step, (params, opt_state, rates, x, y), order)
+  def epoch(params, opt_state, order, rates, fit, weights, x, y):
+    (params, opt_state, *_), out = jax.lax.scan(step, (params, opt_state, rates, fit, weights, x, y), order)
     return params, opt_state, out
 
   return epoch
 
 
 def _forward_fn(head):
-  """forward(params, x) -> (logits, per-example diagnostics `heads.probe_stats`)."""
-  return lambda params, x: heads.apply_probed(head, {"params": params}, x)
+  """forward(params, fit index (), x (U, N, D)) -> (logits, per-example diagnostics `heads.probe_stats`)."""
+  return lambda params, fit, x: heads.apply_probed(head, {"params": params}, x[fit])
 
 
 def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
@@ -137,11 +141,53 @@ def _diagnostics(probe: dict, params, init_params) -> list[dict[str, float]]:
 
 
 @dataclasses.dataclass
+class _Fit:
+  """What the runs fit on their training examples: every split's features standardised per distinct
+  fit, {split: (U, N, D)} on the device, each run's fit index `which` (R,), and each run's prior
+  logits (K,) and class weights (stacked over runs; None when unweighted)."""
+  x: dict[str, Any]
+  which: Any
+  priors: list[tuple[float, ...]]
+  weights: Any
+
+
+def _fit(config, feature_set: FeatureSet, subsets) -> _Fit:
+  """With `fit_on_subset`, each run's standardisation statistics (`standardize`), prior and class
+  weights come from its own training subset; otherwise from the whole training split (U = 1)."""
+  own, standardize = bool(config.get("fit_on_subset")), bool(config.get("standardize"))
+  labels = feature_set.labels["train"]
+  rows = [np.asarray(s) if own else None for s in subsets]
+  keys = [tuple(r) if own and standardize else () for r in rows]
+  fits = list(dict.fromkeys(keys))
+  sets = [feature_set.standardized(np.asarray(k) if k else None) if standardize else feature_set for k in fits]
+  x = {split: jnp.asarray(np.stack([s.features[split] for s in sets])) for split in feature_set.features}
+  mine = [labels if r is None else labels[r] for r in rows]
+  priors = [heads.prior_logits(y, feature_set.task, feature_set.num_outputs) for y in mine]
+  weights = [class_weights(y, feature_set.task, feature_set.num_outputs, config.get("class_weights")) for y in mine]
+  return _Fit(x, jnp.asarray([fits.index(k) for k in keys]), priors,
+              None if weights[0] is None else jnp.asarray(np.stack(weights)))
+
+
+def _orders(config, seeds, subsets, batch_size: int):
+  """(orders(e) -> (R, steps, B) training-split indices of round e, steps per round): a round is
+  ⌈min_steps_per_epoch / steps per pass⌉ whole passes over each run's subset (one without that key;
+  `pipeline.epoch_order`, last partial batch dropped), so a small subset can get the optimiser steps
+  of the whole split between two evaluations."""
+  n = len(subsets[0])
+  steps = pipeline.steps_per_epoch(n, batch_size)
+  passes = max(1, -(-int(config.get("min_steps_per_epoch") or 0) // steps))
+  orders = lambda e: jnp.asarray(np.stack([np.concatenate([
+      subset[pipeline.epoch_order(n, s, e * passes + p)[:steps * batch_size]].reshape(steps, -1)
+      for p in range(passes)]) for s, subset in zip(seeds, subsets)]))
+  return orders, steps * passes
+
+
+@dataclasses.dataclass
 class _Program:
-  """A compiled all-runs program: `epoch(params, opt_state, orders, rates, x, y)` and
-  `forward(params, x)` (vmapped over runs), the initial parameters and optimiser state (stacked),
-  the per-role rates, the epoch data order, the compile time and the data on the device: training
-  features and labels, the selection split's features (moved there once, not every epoch)."""
+  """A compiled all-runs program: `epoch(params, opt_state, orders, rates, which, weights, x, y)`
+  and `forward(params, which, x)` (vmapped over runs), the initial parameters and optimiser state
+  (stacked), the per-role rates, the epoch data order, the compile time and the data on the device
+  (`_Fit`, the training labels; moved there once, not every epoch)."""
   epoch: Any
   forward: Any
   params: Any
@@ -149,43 +195,40 @@ class _Program:
   rates: dict
   orders: Any
   compile_s: float
-  x_train: Any
+  fit: _Fit
   y_train: Any
-  x_select: Any
+
+
+def _init(head, dim: int, seeds, priors):
+  """(R, ...) stacked initial parameters: run r's from PRNGKey(seeds[r]) with its bias at priors[r]."""
+  inits = {prior: jax.jit(lambda key, h=head.clone(prior=prior): h.init(key, jnp.zeros((1, dim)))["params"])
+           for prior in dict.fromkeys(priors)}
+  return jax.tree.map(lambda *p: jnp.stack(p), *[inits[p](jax.random.PRNGKey(s)) for s, p in zip(seeds, priors)])
 
 
 def _compile(config, head, feature_set: FeatureSet, seeds, rates, subsets, selection: str) -> _Program:
   """Initialises every run's parameters, builds the unit-rate optimiser and compiles the programs."""
-  task = feature_set.task
-  x_train, y_train = jnp.asarray(feature_set.features["train"]), jnp.asarray(feature_set.labels["train"])
-  weights = class_weights(feature_set.labels["train"], task, feature_set.num_outputs, config.get("class_weights"))
-  n_train = len(subsets[0])
-  batch_size = min(config.batch_size, n_train)
-  steps = pipeline.steps_per_epoch(n_train, batch_size)
-  init = jax.jit(lambda key: head.init(key, jnp.zeros((1, x_train.shape[1])))["params"])
-  params = jax.tree.map(lambda *p: jnp.stack(p), *[init(jax.random.PRNGKey(s)) for s in seeds])
+  fit, y_train = _fit(config, feature_set, subsets), jnp.asarray(feature_set.labels["train"])
+  orders, steps = _orders(config, seeds, subsets, min(config.batch_size, len(subsets[0])))
+  params = _init(head, feature_set.dim, seeds, fit.priors)
   single = jax.tree.map(lambda p: p[0], params)
   tx = create_optimizer(config, single, steps * config.num_epochs, rates=dict.fromkeys(ROLES, 1.0))
   opt_state = jax.vmap(tx.init)(params)
   run_rates = {role: jnp.asarray([r[role] for r in rates], jnp.float32) for role in ROLES}
-  orders = lambda e: jnp.asarray(np.stack([
-      subset[pipeline.epoch_order(n_train, s, e)[:steps * batch_size]].reshape(steps, -1)
-      for s, subset in zip(seeds, subsets)]))
   start = time.time()  # compiled ahead of time, so that compile_s is measured apart from training
-  epoch_fn = _epoch_fn(head, tx, role_labels(single), task, None if weights is None else jnp.asarray(weights))
-  epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, 0, 0, None, None))).lower(
-      params, opt_state, orders(0), run_rates, x_train, y_train).compile()
-  x_select = jnp.asarray(feature_set.features[selection])
-  forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, None))).lower(params, x_select).compile()
-  return _Program(epoch, forward, params, opt_state, run_rates, orders, time.time() - start, x_train, y_train,
-                  x_select)
+  epoch_fn = _epoch_fn(head, tx, role_labels(single), feature_set.task)
+  epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, 0, 0, 0, 0, None, None))).lower(
+      params, opt_state, orders(0), run_rates, fit.which, fit.weights, fit.x["train"], y_train).compile()
+  forward = jax.jit(jax.vmap(_forward_fn(head), in_axes=(0, 0, None))).lower(
+      params, fit.which, fit.x[selection]).compile()
+  return _Program(epoch, forward, params, opt_state, run_rates, orders, time.time() - start, fit, y_train)
 
 
 def _epoch_records(program: _Program, params, out, feature_set: FeatureSet, selection: str, epoch: int,
                    init_params) -> list[dict]:
   """Each run's record of one epoch: train loss, AUC/ACC on the selection split, diagnostics."""
   task = feature_set.task
-  logits, probe = jax.device_get(program.forward(params, program.x_select))
+  logits, probe = jax.device_get(program.forward(params, program.fit.which, program.fit.x[selection]))
   diagnostics = _diagnostics(probe, jax.device_get(params), init_params)
   labels, steps = feature_set.labels[selection], out["loss"].shape[1]
   records = []
@@ -207,8 +250,10 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
 
   Args:
     config: head study run config (`experiments/configs/heads.py`): `head` (FeatureHead options),
-      `standardize` (features standardised with the training split's statistics) and the
-      optimisation keys of `experiments/configs/medmnist.py` (`class_weights` included).
+      `standardize` (features standardised with the training split's statistics), optionally
+      `fit_on_subset` (standardisation, prior logits and class weights from each run's own subset)
+      and `min_steps_per_epoch` (`_orders`), and the optimisation keys of
+      `experiments/configs/medmnist.py` (`class_weights` included).
     feature_set: frozen features (`qcnn_jax.data.features`) with a train split and, for selection,
       a val split (without one the last epoch is reported, as `train.improves` rules); test if any.
     seeds: training seed of each run (parameter initialisation and data order); may repeat.
@@ -220,8 +265,6 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   Returns:
     One SeedResult per run, in the order of `seeds`.
   """
-  if config.get("standardize"):
-    feature_set = feature_set.standardized()
   rates = list(rates) if rates is not None else [base_rates(config)] * len(seeds)
   subsets = ([np.arange(len(feature_set.labels["train"]))] * len(seeds) if subsets is None
              else [np.asarray(i) for i in subsets])
@@ -233,8 +276,8 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   records: list[list[dict]] = [[] for _ in seeds]
   start = time.time()
   for e in range(config.num_epochs):
-    params, opt_state, out = program.epoch(params, opt_state, program.orders(e), program.rates, program.x_train,
-                                           program.y_train)
+    params, opt_state, out = program.epoch(params, opt_state, program.orders(e), program.rates, program.fit.which,
+                                           program.fit.weights, program.fit.x["train"], program.y_train)
     out = jax.device_get(out)
     for i in range(len(seeds)):
       check_finite(out["finite"][i], e * out["finite"].shape[1] + 1)
@@ -244,7 +287,7 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
       if improves(record[f"{selection}_auc"], best["auc"][i], selection):
         best["auc"][i], best["epoch"][i] = record[f"{selection}_auc"], e
         best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
-  return _results(head, feature_set, seeds, rates, best, records, init_params, selection,
+  return _results(head, feature_set, program.fit, seeds, rates, best, records, init_params, selection,
                   {"compile_s": program.compile_s, "train_s": time.time() - start})
 
 
@@ -261,14 +304,14 @@ def mean_angle_shift(params, init_params) -> float | None:
   return float(np.mean(np.abs(np.concatenate(shifts)))) if shifts else None
 
 
-def _results(head, feature_set: FeatureSet, seeds, rates, best, records, init_params, selection: str,
+def _results(head, feature_set: FeatureSet, fit: _Fit, seeds, rates, best, records, init_params, selection: str,
              timing: dict[str, float]) -> list[SeedResult]:
   """Reports of the best-validation parameters of every seed on val and test (and on test with the
   residual gate at 0, for a residual head), with the best epoch's selection loss and angle shift."""
-  apply = jax.jit(jax.vmap(lambda p, x: head.apply({"params": p}, x), in_axes=(0, None)))
-  logits = {split: np.asarray(apply(best["params"], jnp.asarray(feature_set.features[split])))
+  apply = jax.jit(jax.vmap(lambda p, i, x: head.apply({"params": p}, x[i]), in_axes=(0, 0, None)))
+  logits = {split: np.asarray(apply(best["params"], fit.which, fit.x[split]))
             for split in ("val", "test") if split in feature_set.features}
-  test_off = (np.asarray(apply(heads.gate_off(best["params"]), jnp.asarray(feature_set.features["test"])))
+  test_off = (np.asarray(apply(heads.gate_off(best["params"]), fit.which, fit.x["test"]))
               if "test" in logits and residual_gate(jax.tree.map(lambda p: p[0], best["params"])) else None)
   names = class_names(feature_set.meta["label_names"], feature_set.task)
   report = lambda split, x: metrics.classification_report(feature_set.labels[split], x, feature_set.task, names)
