@@ -424,6 +424,16 @@ def _fake_run(fs, rng, val_auc: float, seed: int, separation: float, angle_shift
                            {"compile_s": 0.0, "train_s": 0.0}, rates, {}, 0.5, angle_shift)
 
 
+def test_a_saturated_set_reports_the_epoch_of_lowest_validation_loss():
+  config = head_config(kind="linear")
+  config.num_epochs, config.select_epoch_by = 6, "loss"
+  run = frozen.train_seeds(config, feature_set(), [0])[0]
+  losses = [r["val_loss"] for r in run.records]
+  assert run.best_epoch == int(np.argmin(losses)) and run.val_auc == run.records[run.best_epoch]["val_auc"]
+  assert run.val_loss == min(losses)
+  assert run.best_epoch != int(np.argmax([r["val_auc"] for r in run.records]))  # AUC (saturated) would pick another
+
+
 def test_interval_words_claim_no_more_than_the_interval():
   assert frozen_heads.verdict(0.001, 0.02) == "ahead" and frozen_heads.verdict(-0.03, -0.001) == "behind"
   assert frozen_heads.verdict(-0.009, 0.004) == "not distinguishable at ±0.01"

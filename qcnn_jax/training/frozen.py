@@ -251,8 +251,9 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   Args:
     config: head study run config (`experiments/configs/heads.py`): `head` (FeatureHead options),
       `standardize` (features standardised with the training split's statistics), optionally
-      `fit_on_subset` (standardisation, prior logits and class weights from each run's own subset)
-      and `min_steps_per_epoch` (`_orders`), and the optimisation keys of
+      `fit_on_subset` (standardisation, prior logits and class weights from each run's own subset),
+      `min_steps_per_epoch` (`_orders`) and `select_epoch_by` ("auc", default, or "loss": `_score`),
+      and the optimisation keys of
       `experiments/configs/medmnist.py` (`class_weights` included).
     feature_set: frozen features (`qcnn_jax.data.features`) with a train split and, for selection,
       a val split (without one the last epoch is reported, as `train.improves` rules); test if any.
@@ -273,6 +274,7 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   program = _compile(config, head, feature_set, seeds, rates, subsets, selection)
   params, opt_state, init_params = program.params, program.opt_state, jax.device_get(program.params)
   best = {"auc": np.full(len(seeds), -np.inf), "epoch": np.full(len(seeds), -1), "params": init_params}
+  by_loss = config.get("select_epoch_by") == "loss"
   records: list[list[dict]] = [[] for _ in seeds]
   start = time.time()
   for e in range(config.num_epochs):
@@ -284,11 +286,18 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
     host_params = jax.device_get(params)
     for i, record in enumerate(_epoch_records(program, params, out, feature_set, selection, e, init_params)):
       records[i].append(record)
-      if improves(record[f"{selection}_auc"], best["auc"][i], selection):
-        best["auc"][i], best["epoch"][i] = record[f"{selection}_auc"], e
+      if improves(_score(record, selection, by_loss), best["auc"][i], selection):
+        best["auc"][i], best["epoch"][i] = _score(record, selection, by_loss), e
         best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
   return _results(head, feature_set, program.fit, seeds, rates, best, records, init_params, selection,
                   {"compile_s": program.compile_s, "train_s": time.time() - start})
+
+
+def _score(record: dict, selection: str, by_loss: bool) -> float:
+  """What chooses the reported epoch (higher is better): the selection split's AUC, or with
+  `select_epoch_by: "loss"` (for a saturated validation split, where AUC cannot rank epochs) its
+  negated loss."""
+  return -record[f"{selection}_loss"] if by_loss else record[f"{selection}_auc"]
 
 
 def _set_row(array: np.ndarray, i: int, row: np.ndarray) -> np.ndarray:
@@ -321,7 +330,8 @@ def _results(head, feature_set: FeatureSet, fit: _Fit, seeds, rates, best, recor
     num_params, quantum_params = count_params(one)
     split_reports = {split: report(split, logits[split][i]) for split in logits}
     gate_off = {} if test_off is None else gate_off_entries(one, report("test", test_off[i]))
-    results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]), float(best["auc"][i]), split_reports,
+    results.append(SeedResult(int(seed), records[i], int(best["epoch"][i]),
+                              records[i][int(best["epoch"][i])][f"{selection}_auc"], split_reports,
                               {split: logits[split][i] for split in logits}, num_params, quantum_params, timing,
                               dict(rates[i]), gate_off, records[i][int(best["epoch"][i])][f"{selection}_loss"],
                               mean_angle_shift(one, jax.tree.map(lambda p: p[i], init_params))))
