@@ -434,6 +434,15 @@ def test_a_saturated_set_reports_the_epoch_of_lowest_validation_loss():
   assert run.best_epoch != int(np.argmax([r["val_auc"] for r in run.records]))  # AUC (saturated) would pick another
 
 
+def test_a_report_puts_each_backbone_beside_the_published_resnet50():
+  meta = {"dataset": "breastmnist", "source_test_auc": 0.8712, "source_test_acc": 0.8333,
+          "source_config_sha256": "ab" * 32, "source_git_commit": "cd" * 20}
+  assert frozen_heads._backbone_words(meta) == (  # pylint: disable=protected-access
+      " Backbone test AUC / ACC 0.871 / 0.833 (published ResNet-50 (28): 0.857 / 0.812); run config sha256 "
+      "abababababab, commit cdcdcdcdcdcd.")
+  assert frozen_heads._backbone_words({"dataset": "breastmnist"}) == ""  # pylint: disable=protected-access
+
+
 def test_interval_words_claim_no_more_than_the_interval():
   assert frozen_heads.verdict(0.001, 0.02) == "ahead" and frozen_heads.verdict(-0.03, -0.001) == "behind"
   assert frozen_heads.verdict(-0.009, 0.004) == "not distinguishable at ±0.01"

@@ -41,7 +41,7 @@ from matplotlib import figure as mpl_figure
 from qcnn_jax import runtime
 from qcnn_jax.data import features
 from qcnn_jax.evaluation import reports, stats
-from qcnn_jax.studies import families
+from qcnn_jax.studies import families, published
 from qcnn_jax.studies import runs as run_folders
 from qcnn_jax.training import checkpointing, frozen, lock
 
@@ -467,13 +467,26 @@ def _comparison_lines(specs: dict, runs: dict, labels, task: str, bootstrap: dic
   return lines, found
 
 
+def _backbone_words(meta: dict) -> str:
+  """The backbone run's own test AUC / ACC beside the published ResNet-50 (28) pair of its dataset,
+  and its config hash and commit (what regenerates it); "" for features recorded without them."""
+  if meta.get("source_test_auc") is None:
+    return ""
+  paper = next((r for r in published.published(meta["dataset"]) if r.method == "ResNet-50 (28)"), None)
+  beside = f" (published ResNet-50 (28): {paper.test_auc:.3f} / {paper.test_acc:.3f})" if paper else ""
+  return (f" Backbone test AUC / ACC {meta['source_test_auc']:.3f} / {meta['source_test_acc']:.3f}{beside}; "
+          f"run config sha256 {str(meta.get('source_config_sha256'))[:12]}, commit "
+          f"{str(meta.get('source_git_commit'))[:12]}.")
+
+
 def _features_line(study, dataset: str, path: str, feature_set, specs: dict) -> str:
   meta = feature_set.meta
   return (f"\n## {dataset}\n\nFeatures: `{os.path.basename(path)}` from {meta['source_model']} "
           f"seed {meta['source_seed']} (epoch {meta['source_epoch']}, val AUC "
           f"{meta['source_val_auc']:.4f}); {feature_set.features['train'].shape[0]} train, "
           f"{feature_set.features['test'].shape[0]} test examples, {feature_set.dim} features; "
-          f"{run_config(study, dataset, 'linear').num_epochs if 'linear' in specs else ''} epochs.\n")
+          f"{run_config(study, dataset, next(iter(specs))).num_epochs} epochs."
+          f"{_backbone_words(meta)}\n")
 
 
 def _feature_set_section(study, root: str, dataset: str, path: str, bootstrap: dict, max_examples):
