@@ -24,8 +24,11 @@ What differs from heads_fair.py (the width-16 protocol, kept as the record in re
     (3e-2 -> 1e-1 -> 3e-1 -> 1, 3e-4 -> 1e-4 -> 3e-5 -> 1e-5) until the choice is interior or the
     bound [1e-5, 1] is reached; lr_search.json keeps every point.
 
-Feature sets: ResNet-50 (full width, MedMNIST v2 recipe) backbones still to be trained (issue 44):
-"<dataset>" is backbone seed 0, "<dataset>@r50s<k>" seed k; Medical MNIST is the saturated sanity row.
+Feature sets: the full-width ResNet-50 backbones of grid_backbones.py (MedMNIST v2 recipe):
+"<dataset>" is backbone seed 0, "<dataset>@r50s<k>" seed k, each extracted with
+`python -m experiments.extract_features --workdir=<grid_backbones run> --out=features/r50/<dataset>_seed<k>.npz`.
+Medical MNIST (features of grid_hassan_cpu.py's resnet50 seed 0: full width, 64 px, 2 epochs) is
+the saturated sanity row, labelled so in the report.
 """
 
 import itertools
