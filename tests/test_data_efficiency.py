@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import os
 
 import ml_collections
 import numpy as np
@@ -115,11 +116,21 @@ def test_the_study_searches_rates_per_fraction_and_gives_every_fraction_the_whol
   config.study.base.num_epochs, config.study.base.batch_size, config.study.base.head.n_qubits = 1, 64, 4
   config.study.lr_search.block, config.study.lr_search.head = (1e-2,), (1e-2, 3e-2)
   config.study.lr_search.seeds, config.study.lr_search.bounds, config.study.seeds = (0,), None, (0, 1)
-  config.designs, config.fractions = (config_module.QUANTUM, "linear_std"), (0.25, 1.0)
-  config.comparisons = ((config_module.QUANTUM, "linear_std"),)
+  config.fractions = (0.25, 1.0)
   root = tmp_path / "runs"
+  with pytest.raises(FileNotFoundError, match="run the families study"):
+    data_efficiency.train(config, str(root / "none"))
+  # The families study chose these on the whole split (a headline.csv as its report writes it).
+  config.families_from = str(tmp_path / "families")
+  os.makedirs(config.families_from)
+  headline = [{"table": "headline", "features": "breastmnist", "design": config_module.QUANTUM, "other": "linear_std"},
+              {"table": "own", "features": "breastmnist", "design": config_module.QUANTUM, "other": "linear_raw"}]
+  with open(os.path.join(config.families_from, frozen_heads.HEADLINE_FILE), "w", encoding="utf-8") as f:
+    f.write(frozen_heads.reports.csv_text(headline, frozen_heads.HEADLINE_COLUMNS))
+  assert data_efficiency.plan(config, "breastmnist") == ([config_module.QUANTUM, "linear_std"],
+                                                          [(config_module.QUANTUM, "linear_std")])
   data_efficiency.train(config, str(root))
-  for design in config.designs:
+  for design in (config_module.QUANTUM, "linear_std"):
     for fraction in ("f0.25", "f1"):
       assert (root / "breastmnist" / design / fraction / frozen_heads.LR_SEARCH_FILE).exists()
   steps = pipeline.steps_per_epoch(546, 64)  # BreastMNIST's published training split, batches of 64
@@ -129,6 +140,6 @@ def test_the_study_searches_rates_per_fraction_and_gives_every_fraction_the_whol
     assert recorded["fit_on_subset"] and recorded["min_steps_per_epoch"] == steps
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["step"] >= steps
   md = data_efficiency.write_report(config, str(root), str(tmp_path / "out"))
-  assert "searched on validation at each fraction" in open(md).read()
+  assert "searched on validation at each fraction" in open(md).read() and "| Δ vs linear |" in open(md).read()
   rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
   assert len(rows) == 4 and {r["n_seeds"] for r in rows} == {"2"}

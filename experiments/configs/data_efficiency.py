@@ -6,8 +6,10 @@ learning rates searched on validation with the families study's grid and extensi
 
   python -m experiments.data_efficiency --workdir=runs/data_efficiency
 
-Designs: the quantum family's default menu entry, its parameter-matched twin, the same circuit
-without its entangling gates, and the standardised linear head (the menu of heads_families.py).
+Designs: on each feature set, the design every family (quantum, twin, control, linear) chose by
+validation in the families study whose report is in `families_from` (train that study first); with
+`--config.families_from=''` the `designs` below instead (the quantum family's default menu entry,
+its twin, its control and the standardised linear head).
 """
 
 import ml_collections
@@ -27,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.fractions = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
   c.designs = (QUANTUM, QUANTUM + "_twin", QUANTUM + "_control", "linear_std")
   c.comparisons = tuple((QUANTUM, other) for other in c.designs[1:])
+  c.families_from = "results/frozen_heads_families"
   c.rates_root = ""
   c.same_steps = True
   return c

@@ -7,6 +7,10 @@ gates (Caro et al. 2022), so the place to look is few training examples. A data-
   fractions     training fractions, e.g. (0.01, 0.05, 0.1, 0.25, 0.5, 1.0).
   designs       the head designs to train (names of the study's designs and twins).
   comparisons   (A, B) design pairs given paired intervals per fraction.
+  families_from a families study's report folder (its `headline.csv`): instead of `designs` and
+                `comparisons`, each feature set trains the design every family chose there on the
+                whole split by validation (`studies.families`), the quantum family's against each
+                other family's, so no family's design is picked by hand.
   rates_root    unset (the protocol): each design's learning rates are searched on validation at
                 every fraction, with the study's `lr_search` grid and its extension past edge
                 choices, each search seed on its own subset (`frozen_heads.search_rates`); every run
@@ -25,6 +29,7 @@ choice. Runs live in `{root}/{features}/{design}/f{fraction}/seed{k}` (searched 
 in `lr_search.json`); a run with summary.json is not trained again.
 """
 
+import csv
 import functools
 import os
 import time
@@ -35,7 +40,7 @@ import numpy as np
 
 from qcnn_jax.data import features, pipeline, sources
 from qcnn_jax.evaluation import reports, stats
-from qcnn_jax.studies import frozen_heads
+from qcnn_jax.studies import families, frozen_heads
 from qcnn_jax.studies import runs as run_folders
 from qcnn_jax.training import frozen, lock
 
@@ -44,11 +49,31 @@ from matplotlib import figure as mpl_figure  # pylint: disable=g-import-not-at-t
 
 CSV_COLUMNS = ("dataset", "model", "kind", "train_fraction", "n_train", "n_seeds", "test_auc_mean", "test_auc_std",
                "test_acc_mean", "test_balanced_accuracy_mean", "lr_block", "lr_head")
-DIFF_COLUMNS = ("dataset", "train_fraction", "n_train", "a", "b", "n_seeds", "delta_auc", "low", "high")
+DIFF_COLUMNS = ("dataset", "train_fraction", "n_train", "a", "b", "b_family", "n_seeds", "delta_auc", "low", "high")
 
 
 def run_dir(root: str, key: str, design: str, fraction: float, seed: int) -> str:
   return os.path.join(root, key, design, f"f{fraction:g}", run_folders.seed_dir(seed))
+
+
+def plan(config: ml_collections.ConfigDict, key: str) -> tuple[list[str], list[tuple[str, str]]]:
+  """(designs, comparisons) on feature set `key`: the config's, or with `families_from` the family
+  choices of that study on `key` (module docstring).
+
+  Raises:
+    FileNotFoundError: `families_from` has no headline.csv, or no choice for `key`.
+  """
+  if not config.get("families_from"):
+    return list(config.designs), [tuple(c) for c in config.comparisons]
+  path = os.path.join(config.families_from, frozen_heads.HEADLINE_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no {path}: run the families study (heads_families.py) first, or set "
+                            "--config.families_from='' and name --config.designs")
+  with open(path, encoding="utf-8") as f:
+    rows = [r for r in csv.DictReader(f) if r["table"] == "headline" and r["features"] == key]
+  if not rows:
+    raise FileNotFoundError(f"{path} holds no family choice on {key}: train the families study on it first")
+  return [rows[0]["design"]] + [r["other"] for r in rows], [(rows[0]["design"], r["other"]) for r in rows]
 
 
 def study_for(config: ml_collections.ConfigDict, key: str) -> ml_collections.ConfigDict:
@@ -93,7 +118,7 @@ def _train(config: ml_collections.ConfigDict, root: str, datasets) -> None:
   seeds = [int(s) for s in config.study.seeds]
   for key in frozen_heads.feature_sets(config.study.features, datasets):
     feature_set, study = features.load(config.study.features[key]), study_for(config, key)
-    for design in config.designs:
+    for design in plan(config, key)[0]:
       run_config = frozen_heads.run_config(study, key, design)
       for fraction in config.fractions:
         chosen = rates(config, root, key, design, fraction)
@@ -125,7 +150,7 @@ def _summaries(config: ml_collections.ConfigDict, root: str, key: str, design: s
 def searched(config: ml_collections.ConfigDict, root: str, key: str, fraction: float) -> bool:
   """Whether every design's learning rates on feature set `key` at `fraction` were searched."""
   try:
-    for design in config.designs:
+    for design in plan(config, key)[0]:
       rates(config, root, key, design, fraction, search=False)
   except FileNotFoundError:
     return False
@@ -141,7 +166,8 @@ def collect(config: ml_collections.ConfigDict, root: str) -> tuple[list[dict], l
   rows, diffs = [], []
   for key in study.features:
     for fraction in filter(functools.partial(searched, config, root, key), config.fractions):
-      runs = {d: _summaries(config, root, key, d, fraction) for d in config.designs}
+      designs, comparisons = plan(config, key)
+      runs = {d: _summaries(config, root, key, d, fraction) for d in designs}
       for design, found in runs.items():
         if not found:
           continue
@@ -153,14 +179,15 @@ def collect(config: ml_collections.ConfigDict, root: str) -> tuple[list[dict], l
                      "test_acc_mean": values("test_acc").mean(),
                      "test_balanced_accuracy_mean": values("test_balanced_accuracy").mean(),
                      "lr_block": first["lr_block"], "lr_head": first["lr_head"]})
-      for a, b in config.comparisons:
+      for a, b in comparisons:
         paired = sorted(set(runs.get(a, {})) & set(runs.get(b, {})))
         if len(paired) < 2:
           continue
         interval = stats.seed_bootstrap([runs[a][s]["test_auc"] for s in paired],
                                         [runs[b][s]["test_auc"] for s in paired], **bootstrap)
         diffs.append({"dataset": key, "train_fraction": fraction, "n_train": runs[a][paired[0]]["n_train"], "a": a,
-                      "b": b, "n_seeds": len(paired), "delta_auc": interval.estimate, "low": interval.low,
+                      "b": b, "b_family": families.family(specs[b]["head"]), "n_seeds": len(paired),
+                      "delta_auc": interval.estimate, "low": interval.low,
                       "high": interval.high})
   return rows, diffs
 
@@ -183,21 +210,27 @@ def plot(rows: list[dict], path: str) -> str:
 
 
 def _in_short(config: ml_collections.ConfigDict, rows: list[dict], diffs: list[dict]) -> list[str]:
-  """Section "In short": per set and fraction, the first comparison's A against each of its Bs."""
-  if not config.comparisons:
+  """Section "In short": per set and fraction, the first comparison's A against each of its Bs (with
+  `families_from`: the quantum family's choice against each other family's, columns by family)."""
+  by_family = bool(config.get("families_from"))
+  keys = list(dict.fromkeys(r["dataset"] for r in rows))
+  plans = {key: plan(config, key) for key in keys}
+  if not keys or not plans[keys[0]][1]:
     return []
-  quantum = config.comparisons[0][0]
-  others = [b for a, b in config.comparisons if a == quantum]
-  lines = ["", "## In short", "", f"`{quantum}` (quantum) minus each other head, test AUC, paired seeds.", "",
-           "| set | fraction | n train | quantum AUC | " + " | ".join(f"Δ vs {b}" for b in others) + " |",
-           "|---|---|---|---|" + "---|" * len(others)]
+  label = lambda d: d["b_family"] if by_family else d["b"]
+  first = plans[keys[0]][1]
+  columns = list(dict.fromkeys(label(d) for d in diffs if (d["a"], d["b"]) in first))
+  quantum = "the quantum family's choice (design in the table below)" if by_family else f"`{first[0][0]}`"
+  lines = ["", "## In short", "", f"{quantum} (quantum) minus each other head, test AUC, paired seeds.", "",
+           "| set | fraction | n train | quantum AUC | " + " | ".join(f"Δ vs {c}" for c in columns) + " |",
+           "|---|---|---|---|" + "---|" * len(columns)]
   for row in rows:
-    if row["model"] != quantum:
+    if row["model"] != plans[row["dataset"]][1][0][0]:
       continue
     cells = []
-    for other in others:
-      found = [d for d in diffs if (d["dataset"], d["train_fraction"], d["b"]) == (row["dataset"],
-                                                                                  row["train_fraction"], other)]
+    for other in columns:
+      found = [d for d in diffs if (d["dataset"], d["train_fraction"], label(d)) == (row["dataset"],
+                                                                                   row["train_fraction"], other)]
       cells.append(f"{found[0]['delta_auc']:+.3f} [{found[0]['low']:+.3f}, {found[0]['high']:+.3f}]" if found
                    else "—")
     lines.append(f"| {row['dataset']} | {row['train_fraction']:g} | {row['n_train']} | {row['test_auc_mean']:.3f} | "
