@@ -9,8 +9,8 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from qcnn_jax.models.quantum import (Noise, QCNNSpec, apply_matrix, execution, param_shapes, qcnn_apply,
-                                     statevector)
+from qcnn_jax.models.quantum import (Noise, QCNNSpec, apply_matrix, execution, interleaved, param_shapes,
+                                     qcnn_apply, statevector)
 
 # PennyLane builds its initial state as complex128; JAX truncates it to complex64 with a warning.
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype complex128:UserWarning")
@@ -48,8 +48,8 @@ def test_equals_pennylane(spec):
   params, features = random_inputs(spec, 3)
   got = run(spec, params, features, "statevector")
   assert got.shape == (3, spec.output_size) and got.dtype == jnp.float32
-  for execution in ("gates", "fused"):
-    np.testing.assert_allclose(np.asarray(got), np.asarray(run(spec, params, features, execution)), atol=1e-5)
+  for mode in ("gates", "fused"):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(run(spec, params, features, mode)), atol=1e-5)
 
 
 def _grads(spec, params, features, mode, max_block_qubits=None):
@@ -108,14 +108,16 @@ def test_fused_gate_blocks_equal_fused_execution(spec):
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=2e-5)
 
 
-def test_chunked_batch_equals_whole_batch(monkeypatch):
+@pytest.mark.parametrize("engine,module", [("statevector", interleaved), ("statevector_v1", statevector)],
+                         ids=["interleaved", "v1"])
+def test_chunked_batch_equals_whole_batch(monkeypatch, engine, module):
   spec = REUPLOADING  # per-sample gates are chunked along with the state
   params, features = random_inputs(spec, 4)
   # A new function per call, so that jit traces again after CHUNK_BYTES changes.
-  forward = lambda: jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution="statevector"))(params, features)
-  whole, whole_grads = forward(), _grads(spec, params, features, "statevector")
-  monkeypatch.setattr(statevector, "CHUNK_BYTES", 2 * 2**spec.n_qubits * 8)  # 2 samples per chunk
-  chunked, chunked_grads = forward(), _grads(spec, params, features, "statevector")
+  forward = lambda: jax.jit(lambda p, x: qcnn_apply(spec, p, x, execution=engine))(params, features)
+  whole, whole_grads = forward(), _grads(spec, params, features, engine)
+  monkeypatch.setattr(module, "CHUNK_BYTES", 2 * 2**spec.n_qubits * 8)  # 2 samples per chunk
+  chunked, chunked_grads = forward(), _grads(spec, params, features, engine)
   np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), atol=1e-6)
   for g, w in zip(jax.tree.leaves(chunked_grads), jax.tree.leaves(whole_grads)):
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-5)

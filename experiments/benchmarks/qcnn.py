@@ -1,4 +1,4 @@
-r"""QCNN circuit throughput: the project's statevector engine vs PennyLane paths, and a roofline.
+r"""QCNN circuit throughput: the project's statevector engines vs PennyLane paths, and a roofline.
 
   python -m experiments.benchmarks.qcnn --n_qubits=8 --out=qcnn.json
   python -m experiments.benchmarks.qcnn --n_qubits=16 --impls=project,roofline --repeats=1
@@ -7,9 +7,12 @@ r"""QCNN circuit throughput: the project's statevector engine vs PennyLane paths
 Circuit: Hur et al.'s QCNN (``QCNNSpec(n_qubits, conv_unit)``, angle_y encoding, <Z> readout),
 float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
 
-  project            ``qcnn_apply(execution="statevector")``: pure-JAX statevector, adjoint gradient.
-  project_unfused    the same engine with gate fusion off (``max_block_qubits=1``: every gate
-                     its own pass over the state, as before 2026-12-03).
+  project            ``qcnn_apply(execution="statevector")``: pure-JAX statevector engine on an
+                     interleaved real state (``interleaved.py``), adjoint gradient.
+  project_v1         ``execution="statevector_v1"``: the previous engine (``statevector.py``, complex
+                     strided updates), the reference row kept for one release.
+  project_unfused    the "statevector" engine with gate fusion off (``max_block_qubits=1``: every
+                     gate its own transpose and matmul).
   pennylane_fused    ``execution="fused"``: default.qubit, backprop, jit(vmap), fused 4x4 blocks.
   pennylane_plain    ``execution="gates"``: default.qubit, backprop, jit(vmap), gate by gate.
   tensorcircuit      the same circuit in TensorCircuit-NG on its JAX backend (complex64): RY
@@ -27,7 +30,7 @@ float32/complex64, features (batch, n_qubits) in [0, π). Rows (``--impls``):
                      Noisy rows are compared (``*_vs_mixed``, ``max_abs_diff``) with each other only.
   roofline           this machine's memory bandwidth (a jnp axpy on an array of the size the engine
                      works on: the state, or one chunk of it when it exceeds
-                     ``statevector.CHUNK_BYTES``) and the time the project's engine must take
+                     ``interleaved.CHUNK_BYTES``) and the time the project's engine must take
                      at that bandwidth (as bytes, always the whole state): each of its
                      ``state_passes`` (a fused block of gates, or the dense suffix block) reads
                      and writes the whole (batch, 2**n) complex64 state once forward; the
@@ -78,11 +81,11 @@ from absl import app, flags
 from experiments import benchmarks
 
 from qcnn_jax import runtime
-from qcnn_jax.models.quantum import QCNNSpec, execution, param_shapes, qcnn, qcnn_apply, statevector
+from qcnn_jax.models.quantum import QCNNSpec, execution, interleaved, param_shapes, qcnn, qcnn_apply, statevector
 
-IMPLS = ("project", "project_unfused", "pennylane_fused", "pennylane_plain", "tensorcircuit", "torchlayer",
+IMPLS = ("project", "project_v1", "project_unfused", "pennylane_fused", "pennylane_plain", "tensorcircuit", "torchlayer",
          "lightning_adjoint", "roofline", "project_density", "pennylane_mixed")
-JITTED = {"project": "statevector", "project_unfused": "statevector", "pennylane_fused": "fused",
+JITTED = {"project": "statevector", "project_v1": "statevector_v1", "project_unfused": "statevector", "pennylane_fused": "fused",
           "pennylane_plain": "gates", "tensorcircuit": None, "project_density": "density", "pennylane_mixed": "fused"}
 NOISY = ("project_density", "pennylane_mixed")  # rows run with --noise
 
@@ -93,6 +96,7 @@ flags.DEFINE_list("impls", list(IMPLS), f"Rows to measure, from {IMPLS}.")
 flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
 flags.DEFINE_integer("loop_samples", 8, "Samples timed by the per-sample loops.")
 flags.DEFINE_string("out", None, "JSON-lines file for the rows.")
+flags.DEFINE_string("tag", None, "Label written into every row (e.g. which process of an alternated series).")
 flags.DEFINE_string("noise", "depolarizing:0.01", "CHANNEL:P after every two-qubit block, for the noisy rows "
                     f"{NOISY} (the density-matrix engine and PennyLane's default.mixed).")
 FLAGS = flags.FLAGS
@@ -281,14 +285,15 @@ def n_state_passes(spec: QCNNSpec, fused: bool = True) -> int:
   dense suffix block, if any."""
   params, features = inputs(spec, 1)
   conv, pool = execution.layer_blocks(spec, "fused", *execution.layer_args(spec, params, "fused"))
-  prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits)
+  prog = statevector.program(statevector.record(spec, features[0], conv, pool), spec.n_qubits,
+                             interleaved.MAX_BLOCK_QUBITS)
   return (len(prog.blocks) if fused else len(prog.gates) - prog.n_suffix) + (1 if prog.n_suffix else 0)
 
 
 def roofline_row(spec: QCNNSpec, batch: int, project: dict | None, repeats: int) -> dict:
   """Bandwidth of an axpy on the engine's working size and the implied minimum time of its gates."""
   state_bytes = batch * 2**spec.n_qubits * 8
-  x = jnp.ones(min(state_bytes, statevector.CHUNK_BYTES) // 4, jnp.float32)
+  x = jnp.ones(min(state_bytes, interleaved.CHUNK_BYTES) // 4, jnp.float32)
   axpy = jax.jit(lambda y, x: 1.0001 * x + y)
   seconds = median_seconds(lambda: axpy(x, x).block_until_ready(), max(repeats, 10))
   bandwidth = 3 * x.nbytes / seconds  # read x, read y, write the result
@@ -341,7 +346,7 @@ def main(argv):
       else:
         row["max_abs_diff"] = float(np.max(np.abs(outputs - reference[kind][: len(outputs)])))
     row.update(impl=impl, n_qubits=spec.n_qubits, batch=FLAGS.batch, conv_unit=spec.conv_unit,
-               max_rss_mb=max_rss_mb())
+               max_rss_mb=max_rss_mb(), **({"tag": FLAGS.tag} if FLAGS.tag else {}))
     rows.append(row)
     speedup = "".join(f"  vs {name} x{row[f'fwd_speedup_vs_{name}']:5.2f} / x{row[f'grad_speedup_vs_{name}']:5.2f}"
                       for name in ("plain", "tensorcircuit", "mixed") if f"grad_speedup_vs_{name}" in row)

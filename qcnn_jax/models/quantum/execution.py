@@ -9,9 +9,12 @@ whole circuit traces into XLA inside a jitted step and is vmapped over the batch
 * ``"fused"``: each layer's shared unit (and pooling block) becomes one
   ``qml.QubitUnitary`` whose 4x4 matrix (``qml.matrix`` of the unit) is computed once per forward
   pass, outside the vmap over samples. Same outputs, much faster to compile and differentiate.
-* ``"statevector"``: the "fused" circuit's tape, applied by ``statevector.py`` to a batched state
-  without a PennyLane device, differentiated with the adjoint method (memory independent of
-  depth). Same outputs again, several times faster; exact expectations only (no shots, no noise).
+* ``"statevector"``: the "fused" circuit's tape, applied by ``interleaved.py`` to a batched real
+  state (real and imaginary parts interleaved, one matmul per block of gates) without a PennyLane
+  device, differentiated with the adjoint method (memory independent of depth). Same outputs
+  again, several times faster; exact expectations only (no shots, no noise).
+* ``"statevector_v1"``: the previous statevector engine (``statevector.py``, complex strided
+  updates), kept for one release as the reference the interleaved engine is measured against.
 * ``"density"``: the "fused" circuit's tape with its noise channels, applied by ``density.py`` to
   density matrices without a PennyLane device (equal to ``default.mixed``).
 * ``"auto"`` (the models' default): ``statevector`` without noise, ``density`` with noise
@@ -37,12 +40,12 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
-from qcnn_jax.models.quantum import density, qcnn, statevector
+from qcnn_jax.models.quantum import density, interleaved, qcnn, statevector
 from qcnn_jax.models.quantum.pooling import POOL_UNIT
 from qcnn_jax.models.quantum.units import CONV_UNITS
 
-EXECUTIONS = ("auto", "fused", "gates", "statevector", "density")
-ENGINES = ("statevector", "density")  # the project's own simulators (no PennyLane device)
+EXECUTIONS = ("auto", "fused", "gates", "statevector", "statevector_v1", "density")
+ENGINES = ("statevector", "statevector_v1", "density")  # the project's own simulators (no PennyLane device)
 # "auto" runs pure-state circuits on the statevector engine and noisy ones on the density-matrix
 # engine, with or without shots.
 # Measured side by side (2-core CPU, n=8, batch 128, experiments.benchmarks.qcnn): fwd+grad 17.7x
@@ -97,7 +100,7 @@ def memory_estimate(spec: qcnn.QCNNSpec, batch: int, execution: str = "fused", n
   entry_bytes = 16 if jax.config.jax_enable_x64 else 8
   if execution == "density":
     return entries * entry_bytes * min(batch, density.CHUNK) * (5 * spec.n_qubits + 12) // 2
-  if execution == "statevector":
+  if execution in ("statevector", "statevector_v1"):
     states = 10
   else:
     states = (5 if noise is not None else 3) * spec.n_qubits + 4
@@ -153,7 +156,7 @@ def layer_args(spec: qcnn.QCNNSpec, params: dict, execution: str):
   "statevector")."""
   if execution == "gates":
     return params["conv"], params["pool"]
-  if execution in ("fused", "statevector"):
+  if execution in ("fused", "statevector", "statevector_v1"):
     conv_fn = CONV_UNITS[spec.conv_unit].fn
     conv = jnp.stack([unit_matrix(conv_fn, p) for p in params["conv"]])
     pool = jnp.stack([unit_matrix(POOL_UNIT.fn, p) for p in params["pool"]])
@@ -191,10 +194,11 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
   return forward
 
 
-def _engine(spec: qcnn.QCNNSpec, params: dict, features, noise: Noise | None):
-  """Exact (B, R) readouts on the project's engines: density matrices with noise, else statevectors."""
+def _engine(spec: qcnn.QCNNSpec, params: dict, features, noise: Noise | None, engine: str = "statevector"):
+  """Exact (B, R) readouts on the project's engines: density matrices with noise, else statevectors
+  (``engine`` "statevector" or "statevector_v1")."""
   if noise is None:
-    return statevector_apply(spec, params, features)
+    return statevector_apply(spec, params, features, v1=engine == "statevector_v1")
   return density.qcnn_density(spec, features, *layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector")),
                               noise)
 
@@ -223,11 +227,14 @@ def shot_readout(spec: qcnn.QCNNSpec, joint, shots: int, key):
   return (estimate @ signs.astype(estimate.dtype))[:, : spec.output_size]
 
 
-def statevector_apply(spec: qcnn.QCNNSpec, params: dict, features, *, max_block_qubits: int | None = None):
-  """``qcnn_apply``'s "statevector" execution (exact, noiseless; no memory check): (B, F) features
-  -> (B, R) readout values. ``max_block_qubits``: its gate fusion (``statevector.program``; 1: off)."""
+def statevector_apply(spec: qcnn.QCNNSpec, params: dict, features, *, max_block_qubits: int | None = None,
+                      v1: bool = False):
+  """``qcnn_apply``'s "statevector" execution (``v1``: "statevector_v1") (exact, noiseless; no memory
+  check): (B, F) features -> (B, R) readout values. ``max_block_qubits``: its gate fusion
+  (``statevector.program``; 1: off)."""
   blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
-  return statevector.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
+  engine = statevector if v1 else interleaved
+  return engine.qcnn_statevector(spec, features, *blocks, max_block_qubits=max_block_qubits)
 
 
 def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = "fused",
@@ -253,11 +260,11 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
   execution = resolve(execution, shots, noise)
   check_memory(spec, features.shape[0], execution, noise)
   if execution in ENGINES:
-    if execution == "statevector" and noise is not None:
-      raise ValueError("execution 'statevector' simulates pure states; use execution 'density' for noise")
+    if execution != "density" and noise is not None:
+      raise ValueError(f"execution {execution!r} simulates pure states; use execution 'density' for noise")
     if shots is None:
-      return _engine(spec, params, features, noise)
-    joint = _engine(dataclasses.replace(spec, readout="probs", n_outcomes=None), params, features, noise)
+      return _engine(spec, params, features, noise, execution)
+    joint = _engine(dataclasses.replace(spec, readout="probs", n_outcomes=None), params, features, noise, execution)
     return shot_readout(spec, joint, shots, key)
   conv_args, pool_args = layer_args(spec, params, execution)
   forward = sample_fn(spec, execution, shots, noise)

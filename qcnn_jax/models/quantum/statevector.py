@@ -199,34 +199,40 @@ def _suffix(gates: Sequence[Gate]) -> tuple[int, tuple[int, ...]]:
   return best
 
 
-def _initial_state(prep_ops, positions: Sequence[int], dtype):
-  """(2**n,) state the preparation operations produce from |0...0>, wire w on axis positions[w].
-
-  Without a StatePrep, each qubit starts as its own factor (a (2,) tensor); a gate joins the
-  factors of its wires (outer product) and is applied to that small tensor alone, and the final
-  factors are joined into the full state in axis order.
-  """
-  n_qubits = len(positions)
-  order = sorted(range(n_qubits), key=lambda w: positions[w])  # the wire on each axis
-  if len(prep_ops) == 1 and isinstance(prep_ops[0], qml.StatePrep):
-    return prep_ops[0].state_vector(wire_order=order).reshape(-1).astype(dtype)
-  factors = {w: ((w,), jnp.array([1, 0], dtype)) for w in range(n_qubits)}  # wire -> (wires, tensor)
-
-  def join(parts):
-    wires, tensor = parts[0]
-    for more_wires, more in parts[1:]:
-      wires, tensor = wires + more_wires, jnp.tensordot(tensor, more, axes=0, precision=HIGHEST)
-    return wires, tensor
-
+def factors(prep_ops, n_qubits: int, dtype) -> list[tuple[tuple[int, ...], object]]:
+  """(wires, tensor (2,) * len(wires)) of each factor of the product state the preparation
+  operations (no StatePrep) produce from |0...0>, ordered by first wire. Each qubit starts as its
+  own factor; a gate joins the factors of its wires (outer product) and is applied to that small
+  tensor alone."""
+  factor_of = {w: ((w,), jnp.array([1, 0], dtype)) for w in range(n_qubits)}  # wire -> (wires, tensor)
   for op in prep_ops:
     gate_wires = tuple(op.wires)
-    wires, tensor = join(list({factors[w][0]: factors[w] for w in gate_wires}.values()))
+    wires, tensor = join(list({factor_of[w][0]: factor_of[w] for w in gate_wires}.values()))
     k, axes = len(gate_wires), [wires.index(w) for w in gate_wires]
     matrix = op.matrix().astype(dtype).reshape((2,) * (2 * k))
     tensor = jnp.moveaxis(jnp.tensordot(matrix, tensor, axes=(list(range(k, 2 * k)), axes), precision=HIGHEST), range(k), axes)
     for w in wires:
-      factors[w] = (wires, tensor)
-  wires, tensor = join(list({factors[w][0]: factors[w] for w in range(n_qubits)}.values()))
+      factor_of[w] = (wires, tensor)
+  return list({factor_of[w][0]: factor_of[w] for w in range(n_qubits)}.values())
+
+
+def join(parts):
+  """(wires, tensor) of the outer product of (wires, tensor) ``parts``, axes in the parts' order (a
+  broadcast product: as a dot under vmap, XLA:CPU ran it as a slow batched complex dot)."""
+  wires, tensor = parts[0]
+  for more_wires, more in parts[1:]:
+    wires, tensor = wires + more_wires, tensor.reshape(tensor.shape + (1,) * more.ndim) * more
+  return wires, tensor
+
+
+def _initial_state(prep_ops, positions: Sequence[int], dtype):
+  """(2**n,) state the preparation operations produce from |0...0>, wire w on axis positions[w]:
+  a leading StatePrep's vector, or the product of ``factors`` with its axes moved."""
+  n_qubits = len(positions)
+  order = sorted(range(n_qubits), key=lambda w: positions[w])  # the wire on each axis
+  if len(prep_ops) == 1 and isinstance(prep_ops[0], qml.StatePrep):
+    return prep_ops[0].state_vector(wire_order=order).reshape(-1).astype(dtype)
+  wires, tensor = join(factors(prep_ops, n_qubits, dtype))
   return jnp.transpose(tensor, [wires.index(w) for w in order]).reshape(-1)
 
 
@@ -436,6 +442,19 @@ def _fuse(blocks: Sequence[Block], gate_wires, gate_mats, dtype) -> list[tuple[t
   return out
 
 
+def chunked(run, state, sample_mats, chunk_bytes: int):
+  """``run(state, sample_mats)`` (a (B, ...) state and (B, ...) per-sample arrays to the new (B, ...)
+  state) on chunks of samples of at most ``chunk_bytes`` of state one after another (``lax.map``,
+  so that the passes over the state run in cache), or on the whole batch when it fits."""
+  batch, sample_bytes = state.shape[0], state[0].size * state.dtype.itemsize
+  chunk = max(d for d in range(1, batch + 1) if batch % d == 0 and (d == 1 or d * sample_bytes <= chunk_bytes))
+  if chunk == batch:
+    return run(state, sample_mats)
+  split = lambda x: x.reshape((batch // chunk, chunk) + x.shape[1:])
+  state = jax.lax.map(lambda xs: run(*xs), (split(state), [split(m) for m in sample_mats]))
+  return state.reshape((batch,) + state.shape[2:])
+
+
 def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, *, max_block_qubits: int | None = None):
   """Batched QCNN forward on the statevector engine.
 
@@ -473,14 +492,6 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, *,
     chunk_state = evolve(block_wires, chunk_state, matrices)
     return chunk_state if suffix is None else apply_dense(chunk_state, suffix, suffix_axes)
 
-  batch, dim = state.shape
-  chunk = max(d for d in range(1, batch + 1)
-              if batch % d == 0 and (d == 1 or d * dim * state.dtype.itemsize <= CHUNK_BYTES))
-  if chunk == batch:
-    state = run(state, sample_mats)
-  else:  # one chunk of samples at a time, so that the gates run in cache
-    split = lambda x: x.reshape((batch // chunk, chunk) + x.shape[1:])
-    state = jax.lax.map(lambda xs: run(*xs), (split(state), [split(m) for m in sample_mats]))
-    state = state.reshape(batch, dim)
+  state = chunked(run, state, sample_mats, CHUNK_BYTES)
   raw = measure(state, spec.n_qubits, [(kind, axes(ws)) for kind, ws in prog.measurements])
   return qcnn.postprocess(spec, raw[0] if prog.measurements[0][0] == "probs" else raw)
