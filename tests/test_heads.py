@@ -399,7 +399,8 @@ def test_a_bounded_rate_search_extends_past_the_edge_and_keeps_the_whole_search(
                                                "seeds": (0, 1), "bounds": (1e-4, 1.0)})
   calls = []
 
-  def fake_train_seeds(config, feature_set, seeds, rates):  # validation AUC peaks at block 1.0, head 1e-2
+  def fake_train_seeds(config, feature_set, seeds, rates, subsets=None):  # validation AUC peaks at block 1.0, head 1e-2
+    assert subsets is None  # the whole training split
     calls.append(len(seeds))
     auc = lambda r: 0.9 - 0.01 * (np.log10(r["block"]) ** 2 + (np.log10(r["rest"]) + 2) ** 2)
     return [frozen.SeedResult(s, [], 0, auc(r), {}, {}, 0, 0, {}, r) for s, r in zip(seeds, rates)]

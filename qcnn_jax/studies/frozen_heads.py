@@ -133,7 +133,7 @@ def search_rates(study: ml_collections.ConfigDict, root: str, key: str, design: 
 
   def evaluate(points: list[dict[str, float]]) -> list[list[float]]:
     results = frozen.train_seeds(config, feature_set, seeds * len(points), [r for r in points for _ in seeds],
-                                 subsets and subsets * len(points))
+                                 subsets=subsets and subsets * len(points))
     return [[r.val_auc for r in results[i * len(seeds):(i + 1) * len(seeds)]] for i in range(len(points))]
 
   start = time.time()
