@@ -145,3 +145,31 @@ def test_channel_matmul_gradient_equals_autodiff(channels, features):
   for a, b in zip(ours, theirs):
     assert a.shape == b.shape
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+# Every stride-1 3x3 convolution of ResNet-50 (H, C -> F): 28 px (cifar stem) and 64 px (imagenet stem).
+RESNET50_SAME_CONVS = [(28, 1, 64), (28, 64, 64), (14, 128, 128), (7, 256, 256), (4, 512, 512),
+                       (16, 64, 64), (8, 128, 128), (4, 256, 256)]
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.float32, 1e-5), (jnp.float64, 1e-12)])
+@pytest.mark.parametrize("size, channels, features", RESNET50_SAME_CONVS)
+def test_conv_same_gradient_equals_autodiff(size, channels, features, dtype, tol):
+  """conv_same's written-out input gradient (output gradient reversed in H, W) is lax.conv's."""
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  reference = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)),
+                                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  @jax.jit  # eager dispatch in a temporary x64 context is fragile
+  def gradients(x, kernel, g):
+    return jax.vjp(resnet.conv_same, x, kernel)[1](g), jax.vjp(reference, x, kernel)[1](g)
+
+  with jax.enable_x64(dtype == jnp.float64):
+    x = jax.random.normal(keys[0], (1, size, size, channels), dtype)
+    kernel = jax.random.normal(keys[1], (3, 3, channels, features), dtype) / math.sqrt(9 * channels)
+    g = jax.random.normal(keys[2], (1, size, size, features), dtype)
+    ours, theirs = gradients(x, kernel, g)
+  for a, b in zip(ours, theirs):
+    assert a.dtype == dtype and a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * float(jnp.abs(b).max()))
+

@@ -4,7 +4,8 @@ r"""Train-step throughput and compile time of the models, and the quantum part's
       --batch=128 --out=train_step.json
 
 One JSON row per (model, size): impl (= model), image_size, batch, images_per_s (jitted train
-step, Adam, steady state), compile_s (trace + compile with an empty persistent compilation cache),
+step, Adam, steady state), step_cpu_s (the process's CPU seconds per step, all threads: less
+sensitive than step_s to other processes on the machine), compile_s (trace + compile with an empty persistent compilation cache),
 compile_s_warm (the same served by the cache), first_call_s (first call: trace + compile + run), dtype,
 the options given (`--width`, `--dtype`, `--n_qubits`, `--execution` go to the models that take
 them), and for hybrid models quantum_share: the fraction of the step spent in the quantum head, measured as
@@ -81,13 +82,13 @@ def time_step(name: str, size: int, batch: int) -> dict:
   state, metrics = step(state, batch_dict)
   jax.block_until_ready(metrics)
   first_call_s = time.perf_counter() - start
-  start = time.perf_counter()
+  start, cpu_start = time.perf_counter(), time.process_time()
   for _ in range(FLAGS.steps):
     state, metrics = step(state, batch_dict)
   jax.block_until_ready(metrics)
   per_step = (time.perf_counter() - start) / FLAGS.steps
   return {"impl": name, "image_size": size, "batch": batch, "images_per_s": batch / per_step,
-          "step_s": per_step, "compile_s": compile_s, "compile_s_warm": compile_s_warm,
+          "step_s": per_step, "step_cpu_s": (time.process_time() - cpu_start) / FLAGS.steps, "compile_s": compile_s, "compile_s_warm": compile_s_warm,
           "first_call_s": first_call_s, "backend": jax.default_backend(),
           "dtype": options.get("dtype", "float32"),
           **{k: options[k] for k in ("width", "n_qubits", "execution") if k in options}}
@@ -130,13 +131,13 @@ def time_torch_step(size: int, batch: int) -> dict:
   start = time.perf_counter()
   wait(step())
   compile_s = time.perf_counter() - start
-  start = time.perf_counter()
+  start, cpu_start = time.perf_counter(), time.process_time()
   for _ in range(FLAGS.steps):
     loss = step()
   wait(loss)
   per_step = (time.perf_counter() - start) / FLAGS.steps
   return {"impl": TORCHVISION, "image_size": size, "batch": batch, "images_per_s": batch / per_step,
-          "step_s": per_step, "compile_s": compile_s, "backend": device,
+          "step_s": per_step, "step_cpu_s": (time.process_time() - cpu_start) / FLAGS.steps, "compile_s": compile_s, "backend": device,
           "dtype": FLAGS.dtype or "float32", "torch_threads": torch.get_num_threads()}
 
 
