@@ -81,17 +81,123 @@ def test_noise_sources_hold_only_their_errors():
     device_eval.backend("fake_nowhere")
 
 
-def test_device_noise_shrinks_the_readout():
+def test_exact_distribution_is_the_engine_and_aer_sampling_of_the_device_model():
   needs_hardware_extra()
   spec = QCNNSpec(4, "so4", readout="expvals", n_readout=2)
   device = device_eval.backend(SMALL_BACKEND)
-  programs, engine = _circuits(spec, n=6)
+  programs, engine = _circuits(spec)  # the same inputs as above: compiled once
   routed, _ = device_eval.transpile(programs, device, seed=0)
-  magnitude = {source: np.abs(device_eval.raw_readout(device_eval.outcome_probabilities(
-      device_eval.sample(routed, device, source, 50_000, seed=0), 2), spec)).mean()
-      for source in ("ideal", "device")}
-  assert magnitude["ideal"] == pytest.approx(np.abs(engine).mean(), abs=0.01)
-  assert magnitude["device"] < 0.95 * magnitude["ideal"]
+  exact = device_eval.distribution(routed, device, "ideal")
+  np.testing.assert_allclose(device_eval.raw_readout(exact, spec), engine, atol=1e-5)
+  scheduled = device_eval.schedule(routed, device)
+  noisy = device_eval.distribution(scheduled, device, "device")
+  sampled = device_eval.outcome_probabilities(device_eval.sample(scheduled, device, "device", 40_000, seed=0), 2)
+  np.testing.assert_allclose(noisy, sampled, atol=0.012)  # 40k shots: sigma <= 0.0025
+  frequencies = device_eval.draw(noisy, 1000, seed=3)
+  assert np.allclose(frequencies * 1000, np.round(frequencies * 1000)) and np.abs(frequencies - noisy).max() < 0.08
+  np.testing.assert_array_equal(device_eval.draw(noisy, 0, seed=3), noisy)
+  # idle qubits relax: the scheduled readout shrinks more than the unscheduled one
+  scale = {name: device_eval.fit_recalibration(engine, device_eval.raw_readout(
+      device_eval.distribution(c, device, "device"), spec))[0].mean() for name, c in (("alap", scheduled),
+                                                                                      ("none", routed))}
+  assert scale["alap"] < scale["none"] < 0.97
+
+
+def test_schedule_pads_idle_time_on_used_qubits_only():
+  needs_hardware_extra()
+  from qiskit import QuantumCircuit  # pylint: disable=g-import-not-at-top
+  device = device_eval.backend(SMALL_BACKEND)
+  circuit = QuantumCircuit(5, 2)
+  circuit.x(0)
+  for _ in range(4):
+    circuit.cx(1, 2)
+  circuit.measure([0, 1], [0, 1])
+  (scheduled,) = device_eval.schedule([circuit], device)
+  delayed = {scheduled.find_bit(i.qubits[0]).index for i in scheduled.data if i.operation.name == "delay"}
+  assert delayed <= {0, 1, 2} and 0 in delayed  # qubit 0 waits for the CNOTs; 3 and 4 stay empty
+  found = device_eval.timing([scheduled], device)
+  gates = {0: device.target["x"][(0,)].duration, 1: 4 * device.target["cx"][(1, 2)].duration}
+  busy = {0: gates[0] + device.target["measure"][(0,)].duration, 1: gates[1] + device.target["measure"][(1,)].duration,
+          2: gates[1]}  # qubit 2 is not measured: it idles while the others are
+  longest = max(busy.values())
+  assert found["duration_us"] == pytest.approx(1e6 * longest, rel=1e-3)
+  assert found["idle_us"] == pytest.approx(1e6 * sum(longest - b for b in busy.values()), rel=1e-3)
+
+
+def _one_qubit(body, qubit=0):
+  """A 5-qubit circuit running `body(circuit, qubit)` and measuring `qubit` into c[0]."""
+  from qiskit import QuantumCircuit  # pylint: disable=g-import-not-at-top
+  circuit = QuantumCircuit(5, 1)
+  body(circuit, qubit)
+  circuit.measure(qubit, 0)
+  return circuit
+
+
+def _z(circuits, device, source):
+  return device_eval.distribution(circuits, device, source) @ np.array([1.0, -1.0])
+
+
+def test_readout_error_size_is_the_calibration():
+  """<Z> of |0> and |1> under readout error alone: the fitted readout scale is 1 - 2 e with e the
+  calibration's readout error of the qubit (Aer reads it symmetric)."""
+  needs_hardware_extra()
+  device = device_eval.backend(SMALL_BACKEND)
+  for qubit in (0, 3):
+    circuits = [_one_qubit(lambda c, q: None, qubit), _one_qubit(lambda c, q: c.x(q), qubit)]
+    scale, offset = device_eval.fit_recalibration(np.array([[1.0], [-1.0]]), _z(circuits, device, "readout")[:, None])
+    assert scale[0] == pytest.approx(1 - 2 * device.target["measure"][(qubit,)].error, abs=1e-9)
+    assert abs(offset[0]) < 1e-9
+    np.testing.assert_allclose(device_eval.recalibrate(_z(circuits, device, "readout")[:, None], scale, offset),
+                               [[1.0], [-1.0]], atol=1e-9)
+
+
+def test_gate_error_size_is_the_calibration():
+  """k gates under their depolarizing error alone: <Z> shrinks by 1 - 2 e per one-qubit gate and by
+  1 - 4 e / 3 per CNOT (depolarizing with the calibration's average gate error e)."""
+  needs_hardware_extra()
+  device = device_eval.backend(SMALL_BACKEND)
+  x_error, cx_error = device.target["x"][(0,)].error, device.target["cx"][(0, 1)].error
+
+  def xs(c, q):
+    for _ in range(40):
+      c.x(q)
+
+  def cxs(c, q):
+    for _ in range(10):
+      c.cx(q, 1)
+
+  assert _z([_one_qubit(xs)], device, "gates_1q")[0] == pytest.approx((1 - 2 * x_error)**40, rel=1e-6)
+  assert _z([_one_qubit(cxs)], device, "gates_2q")[0] == pytest.approx((1 - 4 * cx_error / 3)**10, rel=1e-6)
+  assert _z([_one_qubit(cxs)], device, "gates_1q")[0] == pytest.approx(1.0)
+
+
+def test_idle_relaxation_size_is_t1_and_t2():
+  """A delay of t under T1/T2 alone: |1> decays to P(1) = exp(-t / T1); an equator state keeps a
+  coherence exp(-t / T2), read as <Z> after a second SX."""
+  needs_hardware_extra()
+  device = device_eval.backend(SMALL_BACKEND)
+  t1, t2 = device.target.qubit_properties[0].t1, device.target.qubit_properties[0].t2
+  sx = device.target["sx"][(0,)].duration
+
+  def wait(first, t):
+    def body(c, q):
+      first(c, q)
+      c.delay(round(t / device.dt), q, unit="dt")
+      c.sx(q) if first.__name__ == "_sx" else None
+    return body
+
+  def _x(c, q):
+    c.x(q)
+
+  def _sx(c, q):
+    c.sx(q)
+
+  t = t1 / 2
+  p1 = device_eval.distribution([_one_qubit(wait(_x, t))], device, "relaxation")[0, 1]
+  assert p1 == pytest.approx(np.exp(-t / t1), rel=2e-3)  # relaxation during the X gate: 4e-4 of T1
+  t = t2 / 2
+  z = _z([_one_qubit(wait(_sx, t))], device, "relaxation")[0]
+  assert -z == pytest.approx(np.exp(-t / t2), rel=2e-3 + 2 * sx / t2)
 
 
 def test_readouts_replace_the_circuit_in_the_trained_model(quick_run):
@@ -114,23 +220,35 @@ def test_device_eval_command(quick_run, tmp_path):
   workdir, summary = quick_run
   out = tmp_path / "device"
   result = subprocess.run([sys.executable, "-m", "experiments.device_eval", f"--workdir={workdir}",
-                           f"--backend={SMALL_BACKEND}", "--shots=100000", "--noise=ideal,readout", f"--out={out}"],
-                          capture_output=True, text=True, timeout=900)
+                           f"--backends={SMALL_BACKEND}", "--layout_seeds=0,1", "--shots=0,300", "--sampling_seeds=2",
+                           "--noise=device", f"--out={out}"], capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-2000:]
   with open(out / "device_eval.csv", newline="") as f:
     rows = list(csv.DictReader(f))
-  assert [r["noise"] for r in rows] == ["ideal", "readout"] and rows[0]["n_examples"] == "156"
+  # layouts 0 (scheduled and not) and 1 (scheduled); shots 0 once, 300 twice; raw and recalibrated
+  assert len(rows) == 3 * 3 * 2 and {r["n_examples"] for r in rows} == {"156"}
+  assert {(r["layout_seed"], r["scheduled"]) for r in rows} == {("0", "True"), ("0", "False"), ("1", "True")}
   assert float(rows[0]["exact_test_auc"]) == pytest.approx(summary["test_auc"], abs=1e-6)  # the run's own metrics
   assert float(rows[0]["exact_test_acc"]) == pytest.approx(summary["test_acc"], abs=1e-6)
+  scheduled = [r for r in rows if r["scheduled"] == "True" and r["shots"] == "0"]
+  unscheduled = [r for r in rows if r["scheduled"] == "False" and r["shots"] == "0"]
+  assert all(float(r["idle_us"]) > 0 for r in scheduled) and float(unscheduled[0]["idle_us"]) == 0.0
+  assert float(scheduled[0]["readout_scale"]) < float(unscheduled[0]["readout_scale"]) < 0.99
   with np.load(out / "device_eval_readouts.npz") as f:
-    assert np.abs(f["ideal"] - f["exact"]).max() < 0.02 and np.abs(f["readout"] - f["exact"]).max() > 1e-3
+    assert {r["key"] for r in rows} <= set(f.files) and f[rows[0]["key"]].shape == f["logits_exact"].shape
+    raw, recalibrated = (f[r["key"]] for r in scheduled[:2])
+    # the in-path head: logit = a <Z> + b; a recalibrated readout restores the exact logits' spread
+    assert np.std(raw) < np.std(recalibrated) and abs(np.std(recalibrated) / np.std(f["logits_exact"]) - 1) < 0.1
   info = json.loads((out / "device_eval.json").read_text())
-  assert info["max_abs_exported_vs_engine_readout"] < 2e-5 and info["backend"] == SMALL_BACKEND
-  assert (out / "device_eval.png").stat().st_size > 1000
+  assert info["max_abs_exported_vs_engine_readout"] < 2e-5 and list(info["calibrations"]) == [SMALL_BACKEND]
+  assert info["n_calibration_examples"] == 78 and (out / "device_eval.png").stat().st_size > 1000
   bad = subprocess.run([sys.executable, "-m", "experiments.device_eval", f"--workdir={workdir}",
-                        "--backend=fake_nowhere", f"--out={out}"], capture_output=True, text=True, timeout=300)
+                        "--backends=fake_nowhere", f"--out={out}"], capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: no fake backend")
   assert "Traceback" not in bad.stderr
+  bad = subprocess.run([sys.executable, "-m", "experiments.device_eval", f"--workdir={workdir}", "--shots=-1"],
+                       capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 2 and "--shots needs counts >= 0" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_circuit_resources_command_routes_on_the_backend(tmp_path):

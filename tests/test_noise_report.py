@@ -22,15 +22,28 @@ def write_run(folder, run: int, logits: dict[str, np.ndarray], labels: np.ndarra
   rows += [{"kind": k, "setting": v, "test_auc": exact - d[run], "auc_drop": d[run], "test_acc": 0.7, "acc_drop": 0.0}
            for k, v, *d in SWEEP]
   robustness.write_csv(rows, str(folder / "robustness.csv"))
-  device_rows = [{"backend": "fake_x", "noise": source, "shots": 100, "n_examples": len(labels), "test_auc": 0.7,
-                  "test_acc": 0.6, "exact_test_auc": exact, "exact_test_acc": 0.7, "auc_drop": exact - 0.7,
-                  "acc_drop": 0.1, "depth_mean": 10, "depth_max": 10, "gates_2q_mean": 4, "gates_2q_max": 4,
-                  "sample_s": 1.0} for source in logits]
-  device_eval.write_csv(device_rows, str(folder / "device_eval.csv"))
-  arrays = {"logits_exact": logits["ideal"], **{f"logits_{k}": v for k, v in logits.items()},
-            "exact": logits["ideal"], **{k: (1.0 if k == "ideal" else 0.5) * logits["ideal"] + 0.1 for k in logits}}
+  device_eval.write_csv(_device_rows(run, logits, labels), str(folder / "device_eval.csv"))
+  arrays = {"logits_exact": logits["ideal"], **{f"fake_x:{k}:{layout}:{seed}": v + 0.01 * seed
+                                                for k, v in logits.items() for layout in (0, 1) for seed in (0, 1)}}
   np.savez(folder / "device_eval_readouts.npz", index=np.arange(len(labels)), labels=labels, task="binary-class",
            **arrays)
+
+
+def _device_rows(run: int, logits: dict, labels: np.ndarray) -> list[dict]:
+  """Scheduled rows of each source, 2 sampling runs, layouts 0 and 1 (run 0) or 0 (run 1); the
+  device's AUC drop is 0.1 + 0.05 * layout + 0.01 * sampling seed in run 0, 0.2 + ... in run 1."""
+  exact, rows = (0.8, 0.9)[run], []
+  for source in logits:
+    for layout in ((0, 1) if run == 0 else (0,)):
+      for seed in (0, 1):
+        drop = 0.0 if source == "ideal" else 0.1 * (run + 1) + 0.05 * layout + 0.01 * seed
+        rows.append({"backend": "fake_x", "layout_seed": layout, "scheduled": True, "noise": source, "shots": 100,
+                     "sampling_seed": seed, "recalibrated": False, "n_examples": len(labels),
+                     "test_auc": exact - drop, "test_acc": 0.6, "exact_test_auc": exact, "exact_test_acc": 0.7,
+                     "auc_drop": drop, "acc_drop": 0.1, "readout_scale": 1.0 if source == "ideal" else 0.5,
+                     "readout_offset": 0.0, "depth_mean": 10, "depth_max": 10, "gates_2q_mean": 4, "gates_2q_max": 4,
+                     "duration_us": 5.0, "idle_us": 20.0, "sample_s": 1.0, "key": f"fake_x:{source}:{layout}:{seed}"})
+  return rows
 
 
 @pytest.fixture
@@ -60,12 +73,19 @@ def test_sweep_rows_and_tolerances(runs):
   assert noise_report.tolerances(rows, 0.06)["shots"] == ">= 10"
 
 
-def test_device_rows_bootstrap_the_mean_drop_over_runs(runs):
+def test_device_rows_pool_layouts_and_sampling_runs_per_run_first(runs):
   (ideal, device) = noise_report.device_rows(runs, num_resamples=500)
-  assert ideal["noise"] == "ideal" and ideal["auc_drop_low"] == ideal["auc_drop_high"] == 0.0  # logits = exact
-  assert device["auc_drop"] == pytest.approx(np.mean([0.1, 0.2])) and device["n_runs"] == 2
+  assert ideal["noise"] == "ideal" and ideal["n_rows"] == 6 and device["n_runs"] == 2
+  assert abs(ideal["auc_drop_low"]) < 1e-3 and abs(ideal["auc_drop_high"]) < 1e-3  # logits = exact + 0.01 * seed
+  # run 0: mean of 0.1, 0.11, 0.15, 0.16 = 0.13; run 1: 0.205; the runs averaged, not the rows
+  assert device["auc_drop"] == pytest.approx((0.13 + 0.205) / 2)
+  assert (device["auc_drop_min"], device["auc_drop_max"]) == (pytest.approx(0.1), pytest.approx(0.21))
+  assert device["auc_layout_range"] == pytest.approx(0.05) and device["acc_layout_range"] == pytest.approx(0.0)
+  assert device["within_tolerance"] == 0.0 and ideal["within_tolerance"] == 1.0
   assert (ideal["readout_scale"], device["readout_scale"]) == (pytest.approx(1.0), pytest.approx(0.5))
   assert 0.3 < device["auc_drop_low"] < device["auc_drop_high"] < 0.7  # from the logits: AUC ~1 vs ~0.5
+  claims = " ".join(noise_report.device_claims([ideal, device]))
+  assert "the AUC drop is" in claims and "(worse than exact)" in claims and "varies by 0.0500" in claims
 
 
 def test_noise_report_command(runs, tmp_path):
@@ -74,7 +94,8 @@ def test_noise_report_command(runs, tmp_path):
                            f"--out={out}", "--num_resamples=200"], capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   text = (tmp_path / "report" / "noise.md").read_text()
-  assert "| shots | >= 1000 |" in text and "## Simulated device: fake_x, 100 shots, 200 test images" in text
+  assert "| shots | >= 1000 |" in text and "## Device noise by backend and schedule" in text
+  assert "| fake_x | ALAP | device | 100 | 6 |" in text and "## Claims\n\nOn fake_x, scheduled (20 µs" in text
   with open(f"{out}_device.csv", newline="") as f:
     assert [r["noise"] for r in csv.DictReader(f)] == ["ideal", "device"]
   missing = subprocess.run([sys.executable, "-m", "experiments.noise_report", f"--runs={tmp_path / 'nowhere'}",

@@ -44,8 +44,10 @@ NOISE_SOURCES = {
     "gates_1q": "depolarizing error of the one-qubit gates alone",
     "relaxation": "T1/T2 thermal relaxation during gates alone",
 }
-CSV_COLUMNS = ("backend", "noise", "shots", "n_examples", "test_auc", "test_acc", "exact_test_auc", "exact_test_acc",
-               "auc_drop", "acc_drop", "depth_mean", "depth_max", "gates_2q_mean", "gates_2q_max", "sample_s")
+CSV_COLUMNS = ("backend", "layout_seed", "scheduled", "noise", "shots", "sampling_seed", "recalibrated", "n_examples",
+               "test_auc", "test_acc", "exact_test_auc", "exact_test_acc", "auc_drop", "acc_drop", "readout_scale",
+               "readout_offset", "depth_mean", "depth_max", "gates_2q_mean", "gates_2q_max", "duration_us", "idle_us",
+               "sample_s", "key")
 HARDWARE_HINT = 'pip install -e ".[hardware]"'
 
 
@@ -79,9 +81,10 @@ def backend(name: str):
     raise train.ConfigError(f"no fake backend {name!r}; choose one of {', '.join(names)}") from None
 
 
+@functools.lru_cache(maxsize=16)
 def noise_model(device, source: str):
   """qiskit-aer NoiseModel of `device`'s calibration restricted to `source` (NOISE_SOURCES); None
-  for "ideal"."""
+  for "ideal". Cached per backend object: building one takes seconds."""
   from qiskit_aer.noise import NoiseModel
   from qiskit_aer.noise.device import basic_device_gate_errors
   if source not in NOISE_SOURCES:
@@ -171,11 +174,103 @@ def model_readout(raw: np.ndarray, spec: qcnn.QCNNSpec) -> np.ndarray:
 
 
 def sample(routed: list, device, source: str, shots: int, seed: int = 0) -> list[dict[str, int]]:
-  """Counts of each routed circuit sampled `shots` times by qiskit-aer under `source` noise."""
+  """Counts of each routed circuit sampled `shots` times by qiskit-aer under `source` noise: Aer's
+  own sampling, the reference `distribution` is tested against."""
   from qiskit_aer import AerSimulator
   simulator = AerSimulator(noise_model=noise_model(device, source), seed_simulator=seed)
   result = simulator.run(routed, shots=shots).result()
   return [result.get_counts(i) for i in range(len(routed))]
+
+
+def schedule(routed: list, device) -> list:
+  """`routed` circuits scheduled as late as possible with `device`'s gate durations: idle time as
+  explicit delays, which the device noise model turns into T1/T2 relaxation. Qubits a circuit does
+  not use keep no delays (they would only add idle wires to simulate)."""
+  from qiskit.transpiler import PassManager
+  from qiskit.transpiler.passes import ALAPScheduleAnalysis, PadDelay
+  padded = PassManager([ALAPScheduleAnalysis(target=device.target), PadDelay(target=device.target)]).run(routed)
+  return [_drop_unused_delays(c) for c in (padded if isinstance(padded, list) else [padded])]
+
+
+def _drop_unused_delays(circuit):
+  used = {q for inst in circuit.data if inst.operation.name not in ("delay", "barrier") for q in inst.qubits}
+  out = circuit.copy_empty_like()
+  for inst in circuit.data:
+    if inst.operation.name != "delay" or inst.qubits[0] in used:
+      out.append(inst)
+  return out
+
+
+def timing(scheduled: list, device) -> dict[str, float]:
+  """Mean over scheduled circuits of their duration (µs, longest path with the device's gate
+  durations) and of their idle time summed over the qubits they use (µs of delay)."""
+  durations = [c.estimate_duration(device.target, unit="s") for c in scheduled]
+  idle = [sum(inst.operation.duration for inst in c.data if inst.operation.name == "delay") * device.dt
+          for c in scheduled]
+  return {"duration_us": 1e6 * float(np.mean(durations)), "idle_us": 1e6 * float(np.mean(idle))}
+
+
+def distribution(circuits: list, device, source: str) -> np.ndarray:
+  """(N, 2**R) outcome probabilities of routed (or scheduled) circuits under `source` noise, exact:
+  the density matrix of the used qubits (qiskit-aer, the noise model's gate and delay errors), then
+  each measured qubit's readout confusion from the same model; big-endian over the measured wires
+  like `outcome_probabilities`. Shots drawn from it (`draw`) are samples of the device model."""
+  from qiskit_aer import AerSimulator
+  model = noise_model(device, source)
+  measured = [_measured_qubits(c) for c in circuits]
+  prepared = []
+  for c, qubits in zip(circuits, measured):
+    c = c.remove_final_measurements(inplace=False)
+    c.save_probabilities(qubits)
+    prepared.append(c)
+  simulator = AerSimulator(method="statevector" if model is None else "density_matrix", noise_model=model)
+  result = simulator.run(prepared, shots=1).result()
+  return np.array([_confused(np.asarray(result.data(i)["probabilities"]), qubits, model)
+                   for i, qubits in enumerate(measured)])
+
+
+def _measured_qubits(circuit) -> list[int]:
+  """Physical qubit of each classical bit c[0], c[1], ..."""
+  found = {circuit.find_bit(inst.clbits[0]).index: circuit.find_bit(inst.qubits[0]).index
+           for inst in circuit.data if inst.operation.name == "measure"}
+  return [found[i] for i in range(len(found))]
+
+
+def _confused(little: np.ndarray, qubits: list[int], model) -> np.ndarray:
+  """Aer's little-endian probabilities of `qubits` to big-endian (qubits[0] most significant),
+  through each qubit's readout confusion matrix (rows: prepared, columns: read) where `model` has one."""
+  r = len(qubits)
+  probs = np.transpose(little.reshape((2,) * r), tuple(range(r))[::-1])
+  errors = {} if model is None else model._local_readout_errors  # pylint: disable=protected-access
+  for axis, qubit in enumerate(qubits):
+    if (qubit,) in errors:
+      confusion = np.asarray(errors[(qubit,)].probabilities)
+      probs = np.moveaxis(np.tensordot(np.moveaxis(probs, axis, -1), confusion, axes=([-1], [0])), -1, axis)
+  return probs.reshape(-1)
+
+
+def draw(probs: np.ndarray, shots: int, seed: int) -> np.ndarray:
+  """(N, M) outcome frequencies of `shots` shots per row drawn from outcome probabilities (N, M);
+  shots = 0: the probabilities themselves (the infinite-shot limit)."""
+  if shots == 0:
+    return probs
+  rng = np.random.default_rng(seed)
+  return rng.multinomial(shots, np.clip(probs, 0, None) / np.clip(probs, 0, None).sum(1, keepdims=True)) / shots
+
+
+def fit_recalibration(exact: np.ndarray, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(scale (R,), offset (R,)) of the least-squares line noisy = scale * exact + offset per readout
+  column, from readouts (N, R) of the same examples (no labels): validation images' device readouts
+  against their exact (simulated) ones."""
+  x, y = exact - exact.mean(0), noisy - noisy.mean(0)
+  scale = (x * y).sum(0) / (x * x).sum(0)
+  return scale, noisy.mean(0) - scale * exact.mean(0)
+
+
+def recalibrate(noisy: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+  """Readouts (N, R) mapped back through a fitted line: (noisy - offset) / scale. Per column a
+  monotone map, so it leaves each readout's ranking (AUC of a one-readout head) unchanged."""
+  return (noisy - offset) / scale
 
 
 @functools.partial(jax.jit, static_argnames="model")
@@ -208,26 +303,74 @@ def score(trainer: train.Trainer, labels: np.ndarray, logits_: np.ndarray) -> di
   return metrics.classification_report(labels, logits_, trainer.dataset.task, trainer.class_names())
 
 
-def evaluate(trainer: train.Trainer, state: train.TrainState, device, found: Examples, sources, shots: int,
-             seed: int = 0) -> tuple[list[dict], dict[str, np.ndarray]]:
-  """(one CSV row per noise source, arrays) of `found` examples on `device`; the exact row is the
-  model's own circuit on the same examples. Arrays: the model's readout (N, R) and logits (N, K) of
-  the exact circuit ("exact", "logits_exact") and of each source (source, "logits_" + source)."""
-  out = {"exact": model_readout(found.exported_readout, found.spec), "logits_exact": logits(trainer, state, found.images)}
-  exact = score(trainer, found.labels, out["logits_exact"])
-  routed, resources = transpile(found.programs, device, seed)
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What `evaluate` runs: fake backends, transpiler seeds (one layout each; the first
+  `unscheduled_layouts` of them also unscheduled, without idle relaxation), noise sources, shot
+  counts (0: the exact outcome distribution) and sampling seeds per finite shot count."""
+
+  backends: tuple[str, ...] = ("fake_sherbrooke", "fake_torino")
+  layout_seeds: tuple[int, ...] = (0, 1, 2)
+  unscheduled_layouts: int = 1
+  sources: tuple[str, ...] = ("device", "ideal")
+  shots: tuple[int, ...] = (0, 1000, 4000)
+  sampling_seeds: int = 10
+
+
+def evaluate(trainer: train.Trainer, state: train.TrainState, test: Examples, val: Examples,
+             plan: Plan) -> tuple[list[dict], dict[str, np.ndarray]]:
+  """(CSV rows, arrays) of `test` examples on every setting of `plan`: one row per (backend,
+  layout seed, scheduled, source, shots, sampling seed, recalibrated). The readout of each sampling
+  run is also recalibrated (`fit_recalibration` on `val` examples' readouts of the same setting and
+  sampling run against their exact ones, no labels). Arrays: "logits_exact" (N, K) and each row's
+  logits under its `key`."""
+  exact_val = model_readout(val.exported_readout, val.spec)
+  arrays = {"logits_exact": logits(trainer, state, test.images)}
+  base = {"n_examples": len(test.labels), **{f"exact_test_{m}": v for m, v in
+                                              _metrics(trainer, test.labels, arrays["logits_exact"]).items()}}
   rows = []
-  for source in sources:
-    start = time.time()
-    probs = outcome_probabilities(sample(routed, device, source, shots, seed), len(qcnn.readout_wires(found.spec)))
-    out[source] = model_readout(raw_readout(probs, found.spec), found.spec)
-    out[f"logits_{source}"] = logits(trainer, state, found.images, out[source])
-    report = score(trainer, found.labels, out[f"logits_{source}"])
-    rows.append({"backend": device.name, "noise": source, "shots": shots, "n_examples": len(found.labels),
-                 "test_auc": report["auc"], "test_acc": report["acc"], "exact_test_auc": exact["auc"],
-                 "exact_test_acc": exact["acc"], "auc_drop": exact["auc"] - report["auc"],
-                 "acc_drop": exact["acc"] - report["acc"], **resources, "sample_s": time.time() - start})
-  return rows, out
+  for name in plan.backends:
+    device = backend(name)
+    for i, layout_seed in enumerate(plan.layout_seeds):
+      routed, resources = transpile(test.programs + val.programs, device, layout_seed)
+      variants = [(True, schedule(routed, device))] + ([(False, routed)] if i < plan.unscheduled_layouts else [])
+      for scheduled, circuits in variants:
+        setting = {**base, "backend": name, "layout_seed": layout_seed, "scheduled": scheduled, **resources,
+                   **timing(circuits, device)}
+        for source in plan.sources:
+          start = time.time()
+          probs = distribution(circuits, device, source)
+          setting.update(noise=source, sample_s=time.time() - start)
+          rows += _sampling_rows(trainer, state, test, probs, exact_val, setting, plan, arrays)
+  return rows, arrays
+
+
+def _metrics(trainer, labels, logits_) -> dict[str, float]:
+  report = score(trainer, labels, logits_)
+  return {"auc": report["auc"], "acc": report["acc"]}
+
+
+def _sampling_rows(trainer, state, test: Examples, probs: np.ndarray, exact_val: np.ndarray, setting: dict,
+                   plan: Plan, arrays: dict) -> list[dict]:
+  """Rows of one setting's outcome distributions `probs` (test rows first, then validation): per
+  shot count and sampling seed, the raw and the recalibrated readout scored; logits into `arrays`."""
+  rows, n = [], len(test.labels)
+  for shots in plan.shots:
+    for seed in range(plan.sampling_seeds if shots else 1):
+      readout = model_readout(raw_readout(draw(probs, shots, seed), test.spec), test.spec)
+      scale, offset = fit_recalibration(exact_val, readout[n:])
+      for recalibrated in (False, True):
+        part = recalibrate(readout[:n], scale, offset) if recalibrated else readout[:n]
+        key = ":".join(str(v) for v in (setting["backend"], setting["layout_seed"], setting["scheduled"],
+                                        setting["noise"], shots, seed, recalibrated))
+        arrays[key] = logits(trainer, state, test.images, part)
+        found = _metrics(trainer, test.labels, arrays[key])
+        rows.append({**setting, "shots": shots, "sampling_seed": seed, "recalibrated": recalibrated,
+                     "test_auc": found["auc"], "test_acc": found["acc"],
+                     "auc_drop": setting["exact_test_auc"] - found["auc"],
+                     "acc_drop": setting["exact_test_acc"] - found["acc"],
+                     "readout_scale": float(scale.mean()), "readout_offset": float(offset.mean()), "key": key})
+  return rows
 
 
 def write_csv(rows: list[dict], path: str) -> str:
@@ -240,15 +383,20 @@ def write_csv(rows: list[dict], path: str) -> str:
 
 
 def plot(rows: list[dict], path: str) -> str:
-  """Test AUC and ACC per noise source, the exact circuit's as dashed lines."""
+  """Test AUC and ACC of the "device" source at the most shots, mean over layouts and sampling
+  runs, per backend and schedule, raw and recalibrated; the exact circuit's as dashed lines."""
+  device = [r for r in rows if r["noise"] == "device" and r["shots"] == max(q["shots"] for q in rows)]
+  groups = sorted({(r["backend"], r["scheduled"]) for r in device}, key=lambda g: (g[0], not g[1]))
   fig = mpl_figure.Figure(figsize=(8, 3.6), layout="constrained")
   for ax, metric in zip(fig.subplots(1, 2), ("auc", "acc")):
-    ax.bar([r["noise"] for r in rows], [r[f"test_{metric}"] for r in rows], color="tab:blue")
+    for shift, recalibrated in ((-0.2, False), (0.2, True)):
+      means = [np.mean([r[f"test_{metric}"] for r in device if (r["backend"], r["scheduled"]) == g
+                        and r["recalibrated"] == recalibrated]) for g in groups]
+      ax.bar(np.arange(len(groups)) + shift, means, width=0.4, label="recalibrated" if recalibrated else "raw")
     ax.axhline(rows[0][f"exact_test_{metric}"], color="black", linestyle="--", linewidth=1, label="exact circuit")
-    low = min(min(r[f"test_{metric}"] for r in rows), rows[0][f"exact_test_{metric}"])
-    ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    ax.set_xticks(np.arange(len(groups)), [f"{b}\n{'ALAP' if s else 'unscheduled'}" for b, s in groups], fontsize=7)
+    ax.set_ylim(0.4, 1.0)
     ax.set_ylabel(f"test {metric.upper()}")
-    ax.tick_params(axis="x", rotation=30, labelsize=8)
-    ax.legend(fontsize=8)
-  fig.suptitle(f"{rows[0]['backend']}, {rows[0]['shots']} shots, {rows[0]['n_examples']} examples", fontsize=9)
+    ax.legend(fontsize=7)
+  fig.suptitle(f"device noise, {max(r['shots'] for r in rows)} shots, {rows[0]['n_examples']} examples", fontsize=9)
   return reports.save_figure(fig, path)

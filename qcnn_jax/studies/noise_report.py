@@ -73,35 +73,65 @@ def readout_scale(exact: np.ndarray, noisy: np.ndarray) -> float:
   return float(x @ y / (x @ x))
 
 
-def device_rows(workdirs: list[str], num_resamples: int = 2000, seed: int = 0) -> list[dict]:
-  """One row per noise source found in every run's `device_eval.csv` (see the module docstring)."""
-  tables = [{r["noise"]: r for r in _read_csv(os.path.join(w, "device_eval.csv"),
-                                              f"run python -m experiments.device_eval --workdir={w}")}
+DEVICE_KEY = ("backend", "scheduled", "noise", "shots", "recalibrated")
+
+
+def _device_records(workdirs: list[str]) -> tuple[list[list[dict]], list]:
+  tables = [_read_csv(os.path.join(w, "device_eval.csv"), f"run python -m experiments.device_eval --workdir={w}")
             for w in workdirs]
   arrays = [np.load(os.path.join(w, "device_eval_readouts.npz")) for w in workdirs]
   if any(not np.array_equal(a["index"], arrays[0]["index"]) for a in arrays):
-    raise ValueError("every run must be evaluated on the same examples (same --limit and split)")
-  rows = []
-  for source in [s for s in tables[0] if all(s in t for t in tables)]:
-    runs = [t[source] for t in tables]
-    value = lambda k: np.array([float(r[k]) for r in runs])
-    scores = [metrics.scores_from_logits(a[name], str(a["task"])) for a in arrays
-              for name in ("logits_exact", f"logits_{source}")]
-    drop = lambda m: m[0::2].mean(axis=0) - m[1::2].mean(axis=0)  # mean over runs of exact - noisy
-    interval = stats.paired_bootstrap(arrays[0]["labels"], scores, drop, str(arrays[0]["task"]),
-                                      num_resamples=num_resamples, seed=seed)
-    row = {"noise": source, "n_runs": len(runs), "n_examples": runs[0]["n_examples"], "shots": runs[0]["shots"],
-           "backend": runs[0]["backend"], "depth_mean": value("depth_mean").mean(),
-           "gates_2q_mean": value("gates_2q_mean").mean(),
-           "readout_scale": float(np.mean([readout_scale(a["exact"], a[source]) for a in arrays]))}
-    for m in ("auc", "acc"):
-      std = lambda v: v.std(ddof=1) if len(runs) > 1 else float("nan")
-      row.update({f"test_{m}": value(f"test_{m}").mean(), f"test_{m}_std": std(value(f"test_{m}")),
-                  f"exact_test_{m}": value(f"exact_test_{m}").mean(), f"{m}_drop": value(f"{m}_drop").mean(),
-                  f"{m}_drop_std": std(value(f"{m}_drop")), f"{m}_drop_low": interval[m].low,
-                  f"{m}_drop_high": interval[m].high})
-    rows.append(row)
-  return rows
+    raise ValueError("every run must be evaluated on the same examples (same --limit)")
+  return tables, arrays
+
+
+def device_rows(workdirs: list[str], num_resamples: int = 2000, seed: int = 0, tolerance: float = 0.01) -> list[dict]:
+  """One row per (backend, scheduled, noise, shots, recalibrated) found in the runs'
+  `device_eval.csv`, in their order, pooling layouts and sampling runs (see `_device_row`)."""
+  tables, arrays = _device_records(workdirs)
+  groups = {}
+  for run, table in enumerate(tables):
+    for r in table:
+      groups.setdefault(tuple(r[k] for k in DEVICE_KEY), []).append((run, r))
+  return [_device_row(members, arrays, num_resamples, seed, tolerance) for members in groups.values()]
+
+
+def _device_row(members: list[tuple[int, dict]], arrays: list, num_resamples: int, seed: int,
+                tolerance: float) -> dict:
+  """Means over runs (each run's layouts and sampling runs averaged first) of test AUC/ACC and
+  their drops, a 95% bootstrap over test examples of that mean drop, every single sampling run's
+  drop (min, max, share within `tolerance` AUC) and the largest range over one run's layouts of
+  its mean drop."""
+  runs = sorted({run for run, _ in members})
+  run_of = np.array([runs.index(run) for run, _ in members])
+  value = lambda k: np.array([float(r[k]) for _, r in members])
+  per_run = lambda v: np.stack([v[run_of == i].mean(0) for i in range(len(runs))]).mean(0)
+  task = str(arrays[0]["task"])
+  scores = [metrics.scores_from_logits(arrays[run]["logits_exact"], task) for run in runs]
+  scores += [metrics.scores_from_logits(arrays[run][r["key"]], task) for run, r in members]
+  drop = lambda m: per_run(m[:len(runs)][run_of] - m[len(runs):])
+  interval = stats.paired_bootstrap(arrays[0]["labels"], scores, drop, task, num_resamples=num_resamples, seed=seed)
+  first = members[0][1]
+  row = {**{k: first[k] for k in DEVICE_KEY}, "n_runs": len(runs), "n_rows": len(members),
+         "n_examples": first["n_examples"], "idle_us": per_run(value("idle_us")),
+         "duration_us": per_run(value("duration_us")), "depth_mean": per_run(value("depth_mean")),
+         "gates_2q_mean": per_run(value("gates_2q_mean")), "readout_scale": per_run(value("readout_scale")),
+         "within_tolerance": float(np.mean(np.abs(value("auc_drop")) <= tolerance))}
+  for m in ("auc", "acc"):
+    row.update({f"test_{m}": per_run(value(f"test_{m}")), f"exact_test_{m}": per_run(value(f"exact_test_{m}")),
+                f"{m}_drop": per_run(value(f"{m}_drop")), f"{m}_drop_low": interval[m].low,
+                f"{m}_drop_high": interval[m].high, f"{m}_drop_min": value(f"{m}_drop").min(),
+                f"{m}_drop_max": value(f"{m}_drop").max(),
+                f"{m}_layout_range": _layout_range(members, run_of, value(f"{m}_drop"))})
+  return row
+
+
+def _layout_range(members, run_of: np.ndarray, drops: np.ndarray) -> float:
+  """Largest, over runs with several layouts, max minus min of the per-layout mean drop (nan: none)."""
+  layouts = np.array([int(r["layout_seed"]) for _, r in members])
+  ranges = [np.ptp([drops[(run_of == i) & (layouts == k)].mean() for k in np.unique(layouts[run_of == i])])
+            for i in np.unique(run_of) if len(np.unique(layouts[run_of == i])) > 1]
+  return float(max(ranges)) if ranges else float("nan")
 
 
 def _pm(row: dict, key: str) -> str:
@@ -123,22 +153,87 @@ def _sweep_markdown(sweep: list[dict], tolerance: float) -> list[str]:
   return lines
 
 
-def _device_markdown(device: list[dict]) -> list[str]:
+def _schedule(r: dict) -> str:
+  return "ALAP" if r["scheduled"] == "True" else "unscheduled"
+
+
+def _ci(r: dict, m: str) -> str:
+  return f"{r[f'{m}_drop']:+.4f} [{r[f'{m}_drop_low']:+.4f}, {r[f'{m}_drop_high']:+.4f}]"
+
+
+def _range(r: dict, m: str) -> str:
+  return "—" if np.isnan(r[f"{m}_layout_range"]) else f"{r[f'{m}_layout_range']:.4f}"
+
+
+def _device_table_header() -> str:
+  return ("| backend | schedule | shots | readout | runs | idle µs | readout scale | test AUC | AUC drop [95% CI] "
+          "| test ACC | ACC drop [95% CI] | layout range AUC / ACC |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _device_table_row(r: dict) -> str:
+  return (f"| {r['backend']} | {_schedule(r)} | {r['shots']} | {'recalibrated' if r['recalibrated'] == 'True' else 'raw'} "
+          f"| {r['n_runs']} | {r['idle_us']:.0f} | {r['readout_scale']:.3f} | {r['test_auc']:.4f} | {_ci(r, 'auc')} "
+          f"| {r['test_acc']:.4f} | {_ci(r, 'acc')} | {_range(r, 'auc')} / {_range(r, 'acc')} |")
+
+
+def _device_markdown(device: list[dict], tolerance: float) -> list[str]:
+  """The device tables: device noise per backend and schedule, raw and recalibrated (exact
+  distribution and the most shots), then single sampling runs, then the claims they support."""
+  most = max(device, key=lambda r: int(r["shots"]))["shots"]
   first = device[0]
-  lines = [f"## Simulated device: {first['backend']}, {first['shots']} shots, {first['n_examples']} test images", "",
-           f"Exact circuits on the same images: AUC {first['exact_test_auc']:.4f}, ACC {first['exact_test_acc']:.4f} "
-           f"(mean over runs). Routed circuits: depth {first['depth_mean']:.0f}, {first['gates_2q_mean']:.0f} "
-           "two-qubit gates. Drop intervals: 95% bootstrap over test examples of the mean drop over runs. "
-           "Readout scale: slope of the noisy readout against the exact one (1: unchanged; a uniform shrink keeps "
-           "the ranking of the examples, hence AUC, but moves the decision threshold, hence ACC).", "",
-           "| noise | test AUC | AUC drop | AUC drop 95% CI | test ACC | ACC drop | ACC drop 95% CI | readout scale |",
-           "|---|---|---|---|---|---|---|---|"]
-  lines += [f"| {r['noise']} | {r['test_auc']:.4f}{_pm(r, 'test_auc_std')} | {r['auc_drop']:+.4f}{_pm(r, 'auc_drop_std')} "
-            f"| [{r['auc_drop_low']:+.4f}, {r['auc_drop_high']:+.4f}] | {r['test_acc']:.4f}{_pm(r, 'test_acc_std')} "
-            f"| {r['acc_drop']:+.4f}{_pm(r, 'acc_drop_std')} | [{r['acc_drop_low']:+.4f}, {r['acc_drop_high']:+.4f}] "
-            f"| {r['readout_scale']:.3f} |"
-            for r in device]
-  return lines
+  lines = ["## Simulated devices", "",
+           f"{first['n_examples']} test images; exact circuits on the same images: AUC {first['exact_test_auc']:.4f}, "
+           f"ACC {first['exact_test_acc']:.4f} (mean over runs). Drop = exact minus noisy (positive = worse): mean "
+           "over runs of each run's mean over layouts and sampling runs, with a 95% bootstrap over test examples. "
+           "Shots 0: the exact outcome distribution of the device model. Recalibrated: each readout mapped back "
+           "through the line fitted on the validation images' readouts against their exact ones (no labels). "
+           "Layout range: max minus min over one run's transpiler seeds of the mean drop.", ""]
+  for heading, shots in (("Device noise by backend and schedule", most), ("Without shot noise", "0")):
+    lines += [f"## {heading}", "", _device_table_header()]
+    lines += [_device_table_row(r) for r in device if r["noise"] == "device" and r["shots"] == shots] + [""]
+  lines += ["## Single sampling runs", "",
+            "Each sampling run is what one device run gives. Raw readout.", "",
+            "| backend | schedule | noise | shots | runs × sampling runs | AUC drop [95% CI] | single runs' AUC drop "
+            f"| within {tolerance:g} AUC | ACC drop [95% CI] | single runs' ACC drop |", "|---|---|---|---|---|---|---|---|---|---|"]
+  lines += [f"| {r['backend']} | {_schedule(r)} | {r['noise']} | {r['shots']} | {r['n_rows']} | {_ci(r, 'auc')} "
+            f"| {r['auc_drop_min']:+.4f} to {r['auc_drop_max']:+.4f} | {r['within_tolerance']:.0%} | {_ci(r, 'acc')} "
+            f"| {r['acc_drop_min']:+.4f} to {r['acc_drop_max']:+.4f} |"
+            for r in device if r["shots"] != "0" and r["recalibrated"] == "False"]
+  return lines + ["", "## Claims", "", " ".join(device_claims(device, tolerance))]
+
+
+def _verdict(r: dict, m: str) -> str:
+  if r[f"{m}_drop_low"] > 0:
+    return "worse than exact"
+  return "better than exact" if r[f"{m}_drop_high"] < 0 else "not distinguishable from 0"
+
+
+def device_claims(device: list[dict], tolerance: float = 0.01) -> list[str]:
+  """Sentences the device rows support, per backend (scheduled, the most shots): the drops with
+  their intervals and what those say, the readout scale scheduled and not, recalibrated ACC, the
+  spread over layouts and over single sampling runs."""
+  most = max(device, key=lambda r: int(r["shots"]))["shots"]
+  find = {(r["backend"], r["scheduled"], r["noise"], r["shots"], r["recalibrated"]): r for r in device}
+  sentences = []
+  for name in dict.fromkeys(r["backend"] for r in device):
+    raw, recal = (find.get((name, "True", "device", most, c)) for c in ("False", "True"))
+    if raw is None:
+      continue
+    unscheduled = find.get((name, "False", "device", most, "False"))
+    scale = f"; {unscheduled['readout_scale']:.2f} unscheduled" if unscheduled else ""
+    sentences.append(
+        f"On {name}, scheduled ({raw['idle_us']:.0f} µs of idle time per circuit summed over its qubits; readout "
+        f"scale {raw['readout_scale']:.2f}{scale}), {most} shots, the AUC drop is {_ci(raw, 'auc')} "
+        f"({_verdict(raw, 'auc')}) and the ACC drop {_ci(raw, 'acc')} ({_verdict(raw, 'acc')}).")
+    if recal:
+      sentences.append(f"Recalibrated without labels, the ACC drop is {_ci(recal, 'acc')} ({_verdict(recal, 'acc')}) "
+                       f"and the AUC drop {_ci(recal, 'auc')}.")
+    if not np.isnan(raw["auc_layout_range"]):
+      sentences.append(f"Across layouts one run's mean AUC drop varies by {raw['auc_layout_range']:.4f}, its ACC "
+                       f"drop by {raw['acc_layout_range']:.4f}.")
+    sentences.append(f"Single sampling runs ({raw['n_rows']}) drop AUC by {raw['auc_drop_min']:+.4f} to "
+                     f"{raw['auc_drop_max']:+.4f}, {raw['within_tolerance']:.0%} of them within {tolerance:g}.")
+  return sentences
 
 
 def markdown(title: str, runs: list[str], sweep: list[dict], device: list[dict], tolerance: float = 0.01) -> str:
@@ -147,7 +242,7 @@ def markdown(title: str, runs: list[str], sweep: list[dict], device: list[dict],
   if sweep:
     lines += _sweep_markdown(sweep, tolerance) + [""]
   if device:
-    lines += _device_markdown(device) + [""]
+    lines += _device_markdown(device, tolerance) + [""]
   return "\n".join(lines)
 
 
