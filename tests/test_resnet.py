@@ -134,13 +134,14 @@ def test_conv_equals_flax_conv(kernel, strides, size):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("channels, features", [(3, 8), (8, 3)])  # either operand transposed in the kernel gradient
-def test_channel_matmul_gradient_equals_autodiff(channels, features):
+# either operand transposed in the kernel gradient (g always when the input is strided)
+@pytest.mark.parametrize("channels, features, strided_input", [(3, 8, False), (8, 3, False), (3, 8, True)])
+def test_channel_matmul_gradient_equals_autodiff(channels, features, strided_input):
   keys = jax.random.split(jax.random.PRNGKey(0), 3)
   x = jax.random.normal(keys[0], (2, 5, 5, channels))
   kernel = jax.random.normal(keys[1], (channels, features))
   g = jax.random.normal(keys[2], (2, 5, 5, features))
-  ours = jax.vjp(resnet.channel_matmul, x, kernel)[1](g)
+  ours = jax.vjp(lambda x, k: resnet.channel_matmul(x, k, strided_input), x, kernel)[1](g)
   theirs = jax.vjp(lambda x, k: jnp.einsum("bhwc,cf->bhwf", x, k), x, kernel)[1](g)
   for a, b in zip(ours, theirs):
     assert a.shape == b.shape

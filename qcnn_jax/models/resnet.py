@@ -40,26 +40,29 @@ def resolve_stem(stem: str, height: int, width: int) -> str:
 SMALL_MAP_MAX_PIXELS = 4
 
 
-@jax.custom_vjp
-def channel_matmul(x, kernel):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def channel_matmul(x, kernel, strided_input: bool = False):
   """(B, H, W, C) x (C, F) -> (B, H, W, F): a 1x1 convolution.
 
   Its gradient is written out because XLA:CPU lowers the kernel gradient that autodiff derives
   (``dot_general(g, x)`` over B, H, W, then a transpose) with a transposed copy of the output
   gradient g fused into the BatchNorm backward before it (35-45 ms per layer at 28 px, batch 32):
   ``einsum("bhwc,bhwf->cf", x, g)`` is one library dot, 1.6-3.7x faster (measured per layer).
+  ``strided_input``: x is a strided slice (a strided shortcut); the kernel gradient then transposes
+  g instead of x, whose transpose XLA:CPU fuses with the strided slice into one slow copy (19-29 ms
+  per shortcut at 28 px, batch 32, 0.07-0.3 GB/s).
   """
   return jnp.einsum("bhwc,cf->bhwf", x, kernel)
 
 
-def _channel_matmul_fwd(x, kernel):
-  return channel_matmul(x, kernel), (x, kernel)
+def _channel_matmul_fwd(x, kernel, strided_input):
+  return channel_matmul(x, kernel, strided_input), (x, kernel)
 
 
-def _channel_matmul_bwd(residuals, g):
+def _channel_matmul_bwd(strided_input, residuals, g):
   x, kernel = residuals
   # XLA:CPU's dot transposes its first operand here: let that be the one with fewer channels.
-  if x.shape[-1] <= g.shape[-1]:
+  if x.shape[-1] <= g.shape[-1] and not strided_input:
     kernel_grad = jnp.einsum("bhwc,bhwf->cf", x, g)
   else:
     kernel_grad = jnp.einsum("bhwf,bhwc->fc", g, x).T
@@ -129,9 +132,7 @@ class Conv(nn.Module):
     kernel = self.param("kernel", _conv_init, (k, k, x.shape[-1], self.features), jnp.float32).astype(self.dtype)
     x = x.astype(self.dtype)
     if k == 1:
-      if s > 1:  # a copy: else XLA:CPU fuses the strided slice into the kernel gradient's transpose (slow)
-        x = lax.optimization_barrier(x[:, ::s, ::s, :])
-      return channel_matmul(x, kernel[0, 0])
+      return channel_matmul(x[:, ::s, ::s, :], kernel[0, 0], s > 1)
     out_h, out_w = (x.shape[1] + 2 * pad - k) // s + 1, (x.shape[2] + 2 * pad - k) // s + 1
     if out_h * out_w <= SMALL_MAP_MAX_PIXELS:
       padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
