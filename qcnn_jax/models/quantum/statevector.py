@@ -442,17 +442,16 @@ def _fuse(blocks: Sequence[Block], gate_wires, gate_mats, dtype) -> list[tuple[t
   return out
 
 
-def chunked(run, state, sample_mats, chunk_bytes: int):
-  """``run(state, sample_mats)`` (a (B, ...) state and (B, ...) per-sample arrays to the new (B, ...)
-  state) on chunks of samples of at most ``chunk_bytes`` of state one after another (``lax.map``,
-  so that the passes over the state run in cache), or on the whole batch when it fits."""
-  batch, sample_bytes = state.shape[0], state[0].size * state.dtype.itemsize
+def chunked(run, inputs, sample_bytes: int, chunk_bytes: int):
+  """``run(inputs)`` (a pytree of (B, ...) arrays to a pytree of (B, ...) arrays) on chunks of
+  samples of at most ``chunk_bytes`` of state (``sample_bytes`` per sample) one after another
+  (``lax.map``, so that the passes over the state run in cache), or on the whole batch if it fits."""
+  batch = jax.tree.leaves(inputs)[0].shape[0]
   chunk = max(d for d in range(1, batch + 1) if batch % d == 0 and (d == 1 or d * sample_bytes <= chunk_bytes))
   if chunk == batch:
-    return run(state, sample_mats)
-  split = lambda x: x.reshape((batch // chunk, chunk) + x.shape[1:])
-  state = jax.lax.map(lambda xs: run(*xs), (split(state), [split(m) for m in sample_mats]))
-  return state.reshape((batch,) + state.shape[2:])
+    return run(inputs)
+  outputs = jax.lax.map(run, jax.tree.map(lambda x: x.reshape((batch // chunk, chunk) + x.shape[1:]), inputs))
+  return jax.tree.map(lambda x: x.reshape((batch,) + x.shape[2:]), outputs)
 
 
 def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, *, max_block_qubits: int | None = None):
@@ -492,6 +491,6 @@ def qcnn_statevector(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, *,
     chunk_state = evolve(block_wires, chunk_state, matrices)
     return chunk_state if suffix is None else apply_dense(chunk_state, suffix, suffix_axes)
 
-  state = chunked(run, state, sample_mats, CHUNK_BYTES)
+  state = chunked(lambda xs: run(*xs), (state, sample_mats), state[0].size * state.dtype.itemsize, CHUNK_BYTES)
   raw = measure(state, spec.n_qubits, [(kind, axes(ws)) for kind, ws in prog.measurements])
   return qcnn.postprocess(spec, raw[0] if prog.measurements[0][0] == "probs" else raw)
