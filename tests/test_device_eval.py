@@ -220,14 +220,14 @@ def test_device_eval_command(quick_run, tmp_path):
   workdir, summary = quick_run
   out = tmp_path / "device"
   result = subprocess.run([sys.executable, "-m", "experiments.device_eval", f"--workdir={workdir}",
-                           f"--backends={SMALL_BACKEND}", "--layout_seeds=0,1", "--shots=0,300", "--sampling_seeds=2",
-                           "--noise=device", f"--out={out}"], capture_output=True, text=True, timeout=900)
+                           f"--backends={SMALL_BACKEND}", "--layout_seeds=0", "--shots=0,300", "--sampling_seeds=2",
+                           "--noise=device", "--val_limit=20", f"--out={out}"], capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-2000:]
   with open(out / "device_eval.csv", newline="") as f:
     rows = list(csv.DictReader(f))
-  # layouts 0 (scheduled and not) and 1 (scheduled); shots 0 once, 300 twice; raw and recalibrated
-  assert len(rows) == 3 * 3 * 2 and {r["n_examples"] for r in rows} == {"156"}
-  assert {(r["layout_seed"], r["scheduled"]) for r in rows} == {("0", "True"), ("0", "False"), ("1", "True")}
+  # layout 0 scheduled and not; shots 0 once, 300 twice; raw and recalibrated
+  assert len(rows) == 2 * 3 * 2 and {r["n_examples"] for r in rows} == {"156"}
+  assert [(r["layout_seed"], r["scheduled"]) for r in rows[::6]] == [("0", "True"), ("0", "False")]
   assert float(rows[0]["exact_test_auc"]) == pytest.approx(summary["test_auc"], abs=1e-6)  # the run's own metrics
   assert float(rows[0]["exact_test_acc"]) == pytest.approx(summary["test_acc"], abs=1e-6)
   scheduled = [r for r in rows if r["scheduled"] == "True" and r["shots"] == "0"]
@@ -241,7 +241,7 @@ def test_device_eval_command(quick_run, tmp_path):
     assert np.std(raw) < np.std(recalibrated) and abs(np.std(recalibrated) / np.std(f["logits_exact"]) - 1) < 0.1
   info = json.loads((out / "device_eval.json").read_text())
   assert info["max_abs_exported_vs_engine_readout"] < 2e-5 and list(info["calibrations"]) == [SMALL_BACKEND]
-  assert info["n_calibration_examples"] == 78 and (out / "device_eval.png").stat().st_size > 1000
+  assert info["n_calibration_examples"] == 20 and (out / "device_eval.png").stat().st_size > 1000
   bad = subprocess.run([sys.executable, "-m", "experiments.device_eval", f"--workdir={workdir}",
                         "--backends=fake_nowhere", f"--out={out}"], capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: no fake backend")
