@@ -84,8 +84,19 @@ def _probs(rho, n: int):
   return jnp.real(jnp.diagonal(rho.reshape(2**n, 2**n)))[None]
 
 
-def _sample(spec: qcnn.QCNNSpec, conv_blocks, pool_blocks, noise, dtype, features):
-  """(R,) readout of one sample: the tape run on a density matrix, one dot per group of operations."""
+def confuse(probs, confusion):
+  """Outcome probabilities (..., 2**n) of n wires (wire 0 the most significant bit) read through
+  per-wire readout confusion (n, 2, 2): row = prepared bit, column = bit read, rows summing to 1."""
+  n, lead = confusion.shape[0], probs.ndim - 1
+  p = probs.reshape(probs.shape[:-1] + (2,) * n)
+  for wire in range(n):
+    p = jnp.moveaxis(jnp.tensordot(jnp.moveaxis(p, lead + wire, -1), confusion[wire], axes=1), -1, lead + wire)
+  return p.reshape(probs.shape)
+
+
+def _sample(spec: qcnn.QCNNSpec, conv_blocks, pool_blocks, noise, dtype, confusion, features):
+  """(R,) readout of one sample: the tape run on a density matrix, one dot per group of operations,
+  its outcome probabilities read through `confusion` (n, 2, 2) when given."""
   tape = statevector.record(spec, features, conv_blocks, pool_blocks, noise)
   n, ops = spec.n_qubits, tape.operations
   start = 1 if ops and isinstance(ops[0], qml.StatePrep) else 0
@@ -95,12 +106,13 @@ def _sample(spec: qcnn.QCNNSpec, conv_blocks, pool_blocks, noise, dtype, feature
       raise NotImplementedError(f"density execution applies one- and two-qubit operations, not {group[0]}")
     rho = _apply(rho, superoperator(group, wires, dtype), wires + tuple(n + w for w in wires))
   measurements = [statevector.measurement(mp) for mp in tape.measurements]
-  raw = statevector.measure_probs(_probs(rho, n), n, measurements)
+  probs = _probs(rho, n) if confusion is None else confuse(_probs(rho, n), confusion)
+  raw = statevector.measure_probs(probs, n, measurements)
   raw = [r[0] for r in raw]
   return qcnn.postprocess(spec, raw[0] if measurements[0][0] == "probs" else raw)
 
 
-def qcnn_density(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, noise):
+def qcnn_density(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, noise, confusion=None):
   """Batched noisy QCNN forward on density matrices.
 
   Args:
@@ -109,10 +121,12 @@ def qcnn_density(spec: qcnn.QCNNSpec, features, conv_blocks, pool_blocks, noise)
     conv_blocks, pool_blocks: one ``block(wires)`` per layer (``execution.layer_blocks``).
     noise: ``noise(wires)`` adding one-qubit channels after each two-qubit block (``execution.Noise``),
       or None (then the result equals the statevector engine's, at 2**n times its cost).
+    confusion: optional (n_qubits, 2, 2) readout confusion per wire (row: prepared bit, column: bit
+      read), applied to the outcome probabilities before the readout (a device's readout error).
 
   Returns:
     (B, R) readout values, equal to ``default.mixed``'s on the same circuit.
   """
   dtype = jnp.result_type(features.dtype, jnp.complex64)
-  one = jax.checkpoint(functools.partial(_sample, spec, conv_blocks, pool_blocks, noise, dtype))
+  one = jax.checkpoint(functools.partial(_sample, spec, conv_blocks, pool_blocks, noise, dtype, confusion))
   return jax.lax.map(one, features, batch_size=min(CHUNK, features.shape[0]))
