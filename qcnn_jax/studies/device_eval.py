@@ -1,13 +1,17 @@
-"""A trained run's test metrics on a simulated IBM device.
+"""A trained run's test metrics on simulated IBM devices.
 
 Each example's circuit is exported as the model runs it (`models.quantum.export`: trained and
 encoding angles bound, RX/RY/RZ + CNOT, readout wires measured), transpiled for a fake backend
-(`qiskit_ibm_runtime.fake_provider`: a device's coupling map, basis gates and calibration snapshot,
-shipped inside the package) at optimisation level 3 with a fixed seed, and sampled by `qiskit-aer`
-under the noise model built from that calibration, with every noise source together ("device") or
-one at a time. The sampled readouts (<Z> per readout wire, or the readout wires' probabilities)
-replace the circuit's output in the run's own model (`flax.linen.intercept_methods`), whose logits
-are scored by the run's own metrics, beside the same examples with exact circuits.
+(`qiskit_ibm_runtime.fake_provider`: a device's coupling map, basis gates, durations and calibration
+snapshot, shipped inside the package) at optimisation level 3 with a seed per layout, scheduled as
+late as possible so that idle qubits carry explicit delays (which the noise model relaxes; the
+unscheduled circuit has none), and its exact outcome distribution computed by `qiskit-aer` under the
+noise model built from that calibration, with every noise source together ("device") or one at a
+time. Shots are drawn from that distribution per sampling seed (one device run each). The readouts
+(<Z> per readout wire, or the readout wires' probabilities), raw and recalibrated (a line fitted on
+validation readouts against exact ones, no labels), replace the circuit's output in the run's own
+model (`flax.linen.intercept_methods`), whose logits are scored by the run's own metrics, beside the
+same examples with exact circuits.
 
 Optional: needs `pip install -e ".[hardware]"` (qiskit-aer, qiskit-ibm-runtime). No library module
 imports this one.
@@ -35,14 +39,15 @@ from qcnn_jax.models.quantum import execution, export, layer, qcnn
 from qcnn_jax.training import train
 
 # Noise sources of a backend's calibration, each alone, and together ("device"); "ideal" samples
-# the routed circuit without noise (shot noise and routing only).
+# the routed circuit without noise (shot noise and routing only). The single sources overlap: alone,
+# a gate's whole error is depolarizing; in "device" relaxation takes part of it.
 NOISE_SOURCES = {
-    "device": "readout error, gate errors (depolarizing) and thermal relaxation during gates",
+    "device": "readout error, T1/T2 relaxation on gates and delays, and the rest of each gate's error as depolarizing",
     "ideal": "no noise: shot noise of the routed circuit only",
     "readout": "readout (measurement) error alone",
-    "gates_2q": "depolarizing error of the two-qubit (ECR/CZ) gates alone",
-    "gates_1q": "depolarizing error of the one-qubit gates alone",
-    "relaxation": "T1/T2 thermal relaxation during gates alone",
+    "gates_2q": "the two-qubit (ECR/CZ) gates' whole calibrated error as depolarizing, alone",
+    "gates_1q": "the one-qubit gates' whole calibrated error as depolarizing, alone",
+    "relaxation": "T1/T2 thermal relaxation on gates and delays alone",
 }
 CSV_COLUMNS = ("backend", "layout_seed", "scheduled", "noise", "shots", "sampling_seed", "recalibrated", "n_examples",
                "test_auc", "test_acc", "exact_test_auc", "exact_test_acc", "auc_drop", "acc_drop", "readout_scale",

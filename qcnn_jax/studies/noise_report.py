@@ -99,9 +99,9 @@ def device_rows(workdirs: list[str], num_resamples: int = 2000, seed: int = 0, t
 def _device_row(members: list[tuple[int, dict]], arrays: list, num_resamples: int, seed: int,
                 tolerance: float) -> dict:
   """Means over runs (each run's layouts and sampling runs averaged first) of test AUC/ACC and
-  their drops (the first member's readout scale also alone), a 95% bootstrap over test examples of that mean drop, every single sampling run's
-  drop (min, max, share within `tolerance` AUC) and the largest range over one run's layouts of
-  its mean drop."""
+  their drops (the first member's readout scale also alone), a 95% bootstrap over test examples of
+  that mean drop, every single sampling run's drop (min, max, share within `tolerance` AUC) and the
+  largest range over one run's layouts of its mean drop."""
   runs = sorted({run for run, _ in members})
   run_of = np.array([runs.index(run) for run, _ in members])
   value = lambda k: np.array([float(r[k]) for _, r in members])
@@ -195,7 +195,8 @@ def _device_markdown(device: list[dict], tolerance: float) -> list[str]:
   lines += ["## Single sampling runs", "",
             "Each sampling run is what one device run gives. Raw readout.", "",
             "| backend | schedule | noise | shots | runs × sampling runs | AUC drop [95% CI] | single runs' AUC drop "
-            f"| within {tolerance:g} AUC | ACC drop [95% CI] | single runs' ACC drop |", "|---|---|---|---|---|---|---|---|---|---|"]
+            f"| within {tolerance:g} AUC | ACC drop [95% CI] | single runs' ACC drop |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
   lines += [f"| {r['backend']} | {_schedule(r)} | {r['noise']} | {r['shots']} | {r['n_rows']} | {_ci(r, 'auc')} "
             f"| {r['auc_drop_min']:+.4f} to {r['auc_drop_max']:+.4f} | {r['within_tolerance']:.0%} | {_ci(r, 'acc')} "
             f"| {r['acc_drop_min']:+.4f} to {r['acc_drop_max']:+.4f} |"
