@@ -533,8 +533,8 @@ def write_report(study: ml_collections.ConfigDict, root: str, out: str | None = 
   if study.get("families"):  # the issue-44 protocol: family tables first, the old answer table after them
     family_rows = _family_rows(study, root, bootstrap, max_examples)
     reports.write_text_atomic(os.path.join(out, HEADLINE_FILE), reports.csv_text(family_rows, HEADLINE_COLUMNS))
-    header += (in_short(family_rows, bootstrap.get("confidence", 0.95))
-               + _family_lines(family_rows, bootstrap.get("confidence", 0.95)) + [""])
+    confidence = bootstrap.get("confidence", 0.95)
+    header += in_short(family_rows, confidence) + _family_lines(family_rows, confidence) + [""]
   reports.write_text_atomic(csv_path, reports.csv_text(rows, CSV_COLUMNS + (FAMILY_COLUMNS if study.get("families")
                                                                             else ())))
   header += ["## Does the quantum head help?" + (" Each quantum design's own pairs" if study.get("families") else ""),

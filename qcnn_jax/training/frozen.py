@@ -273,7 +273,7 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
   head = build_head(config, feature_set)
   program = _compile(config, head, feature_set, seeds, rates, subsets, selection)
   params, opt_state, init_params = program.params, program.opt_state, jax.device_get(program.params)
-  best = {"auc": np.full(len(seeds), -np.inf), "epoch": np.full(len(seeds), -1), "params": init_params}
+  best = {"score": np.full(len(seeds), -np.inf), "epoch": np.full(len(seeds), -1), "params": init_params}
   by_loss = config.get("select_epoch_by") == "loss"
   records: list[list[dict]] = [[] for _ in seeds]
   start = time.time()
@@ -286,8 +286,9 @@ def train_seeds(config: ml_collections.ConfigDict, feature_set: FeatureSet, seed
     host_params = jax.device_get(params)
     for i, record in enumerate(_epoch_records(program, params, out, feature_set, selection, e, init_params)):
       records[i].append(record)
-      if improves(_score(record, selection, by_loss), best["auc"][i], selection):
-        best["auc"][i], best["epoch"][i] = _score(record, selection, by_loss), e
+      score = _score(record, selection, by_loss)
+      if improves(score, best["score"][i], selection):
+        best["score"][i], best["epoch"][i] = score, e
         best["params"] = jax.tree.map(lambda b, p: _set_row(b, i, p[i]), best["params"], host_params)
   return _results(head, feature_set, program.fit, seeds, rates, best, records, init_params, selection,
                   {"compile_s": program.compile_s, "train_s": time.time() - start})
