@@ -48,10 +48,10 @@ def test_without_noise_the_density_engine_is_the_statevector_engine():
 
 def _one_qubit(state, ops) -> np.ndarray:
   """ρ (2, 2) after ``ops`` on the one-qubit pure ``state``, through the engine's superoperators."""
-  rho = jnp.outer(state, jnp.conj(state)).astype(jnp.complex64)
+  rho = jnp.outer(state, jnp.conj(state)).astype(jnp.complex64).reshape(4)  # (row, column) of wire 0
   for wires, group in density.groups(ops):
-    rho = density._apply(rho, density.superoperator(group, wires, jnp.complex64), (0, 1))  # pylint: disable=protected-access
-  return np.asarray(rho)
+    rho = density.superoperator(group, wires, jnp.complex64) @ rho
+  return np.asarray(rho).reshape(2, 2)
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3])
