@@ -1,7 +1,9 @@
 """The density-matrix engine: equal to PennyLane's default.mixed (values and gradients), the size of
 each noise source against its closed form, and the noiseless limit against the statevector engine."""
 
+import itertools
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from qcnn_jax.models.quantum import Noise, QCNNSpec, density, execution, param_shapes
+from qcnn_jax.models.quantum import Noise, QCNNSpec, density, execution, param_shapes, statevector
 
 
 def _params(spec: QCNNSpec, seed: int = 0) -> dict:
@@ -101,3 +103,61 @@ def test_engines_sample_shots_of_the_circuit_they_simulate(noise):
   for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(exact_grad)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)  # straight-through: the exact gradient
   assert np.isfinite(float(value))
+
+
+def _noise_of_many_channels(wires):
+  """A bit flip and a generalized amplitude damping on one wire, a two-qubit Kraus channel on both."""
+  qml.BitFlip(0.05, wires=wires[0])
+  qml.GeneralizedAmplitudeDamping(0.1, 0.3, wires=wires[1])
+  kraus = [np.sqrt(0.9) * np.eye(4), np.sqrt(0.1) * np.kron(np.diag([1.0, -1.0]), np.array([[0, 1], [1, 0]]))]
+  qml.QubitChannel(kraus, wires=list(wires))
+
+
+@pytest.mark.parametrize("spec", [QCNNSpec(4, "su4", encoding="amplitude"),
+                                  QCNNSpec(4, "u9", encoding="dense_angle", reuploading=2)])
+def test_state_preparation_reuploading_and_any_channel_equal_default_mixed(spec):
+  """A StatePrep start (one factor of all wires), feature-dependent gates after the first layer (one
+  matrix per sample) and channels beyond the three of ``Noise``, values and gradients."""
+  params, features = _params(spec, 4), _features(spec, 3) + 0.1
+  apply = lambda p, ex: execution.qcnn_apply(spec, p, features, execution=ex, noise=_noise_of_many_channels)
+  np.testing.assert_allclose(np.asarray(apply(params, "density")), np.asarray(apply(params, "fused")), atol=1e-5)
+  grads = [jax.jit(jax.grad(lambda p, ex=ex: jnp.sum(apply(p, ex) ** 2)))(params) for ex in ("density", "fused")]
+  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+def _cost(group_wires, order, n, kept, full_start=False) -> int:
+  steps = density._plan(group_wires, order, n, kept, full_start)[0]  # pylint: disable=protected-access
+  return sum(4**step.size for step in steps)
+
+
+def test_schedule_finds_the_cheapest_order_that_keeps_each_wires_order():
+  """Against every order of the groups (permutations that keep the order of the groups on each wire)."""
+  group_wires = ((0, 1), (2, 3), (1, 2), (0,), (3, 4), (0, 1), (2, 4), (1, 3))
+  kept = frozenset([1])
+  valid = lambda order: all([g for g in order if w in group_wires[g]] == [g for g in range(8) if w in group_wires[g]]
+                            for w in range(5))
+  best = min(_cost(group_wires, order, 5, kept) for order in itertools.permutations(range(8)) if valid(order))
+  order = density.schedule(group_wires, 5, kept, False)
+  assert valid(order) and _cost(group_wires, order, 5, kept) == best
+  assert best < _cost(group_wires, tuple(range(8)), 5, kept)  # the tape's order is not the cheapest here
+
+
+def _largest_array(spec: QCNNSpec, batch: int) -> int:
+  """Elements of the largest array in the compiled value-and-gradient program of the density engine."""
+  params, features = _params(spec), _features(spec, batch)
+  noise = Noise("depolarizing", 0.01)
+  loss = lambda p: jnp.sum(execution.qcnn_apply(spec, p, features, execution="density", noise=noise))
+  hlo = jax.jit(jax.value_and_grad(loss)).lower(params).compile().as_text()
+  return max(math.prod(int(d) for d in dims.split(",") if d) for dims in re.findall(r"[fc](?:32|64)\[([\d,]*)\]", hlo))
+
+
+def test_no_array_holds_one_samples_full_density_matrix_at_eight_qubits():
+  """Partial traces after each wire's last gate and the searched order keep every factor at 6 of 8
+  qubits: no array of the gradient program of two samples holds 4**8 entries (a dense engine
+  holds at least one sample's ρ, 4**8 complex entries)."""
+  spec = QCNNSpec(8, "su4")
+  assert _largest_array(spec, 2) < 4**8
+  steps = density.program(statevector.record(spec, jnp.zeros(8), *[[lambda w: qml.QubitUnitary(np.eye(4), w)] * 3] * 2),
+                          8).steps
+  assert max(step.size for step in steps) == 6
