@@ -15,6 +15,13 @@ sampling seed and recalibrated: test AUC and ACC, exact ones on the same example
 readout scale and offset, routed depth and two-qubit gates, scheduled duration and idle time),
 device_eval.json (what ran, where from), device_eval_readouts.npz (exact logits and every row's
 logits under its key) and device_eval.png; <out> is the workdir unless --out is given.
+
+With --noise_model_out=<file>.json it only writes the engine's calibrated noise model of the run's
+circuit on the first backend and layout seed (qcnn_jax.models.quantum.noise_model), which a training
+config names as its model option noise=<file>.json:
+
+  python -m experiments.device_eval --workdir=runs/quick --backends=fake_torino --layout_seeds=0 \
+      --noise_model_out=runs/quick/noise_fake_torino.json
 """
 
 import dataclasses
@@ -42,6 +49,8 @@ flags.DEFINE_integer("sampling_seeds", 10, "Sampling runs per finite shot count.
 flags.DEFINE_integer("limit", 0, "Evaluate the first N test examples (0: all).")
 flags.DEFINE_integer("val_limit", 0, "Fit the recalibration on the first N validation examples (0: all).")
 flags.DEFINE_string("out", None, "Folder for the outputs (default: the workdir).")
+flags.DEFINE_string("noise_model_out", None, "Only write the engine's calibrated noise model (JSON) of the run's "
+                    "circuit on the first backend and layout seed to this path.")
 FLAGS = flags.FLAGS
 
 
@@ -60,11 +69,22 @@ def plan_from_flags() -> device_eval.Plan:
                           tuple(shots), FLAGS.sampling_seeds)
 
 
+def write_noise_model(plan: device_eval.Plan) -> None:
+  """Writes --noise_model_out for the run's circuit, the plan's first backend and layout seed."""
+  trainer, state, _, _ = train.load_run(FLAGS.workdir)
+  spec = device_eval.examples(trainer, state, "val", limit=1).spec
+  path = device_eval.write_noise_model(FLAGS.noise_model_out, plan.backends[0], spec, plan.layout_seeds[0])
+  print(f"wrote {path} ({plan.backends[0]}, layout seed {plan.layout_seeds[0]}, {spec.n_qubits} qubits)")
+
+
 def main(argv):
   del argv
   runtime.quiet_library_logs()
   device_eval.require_hardware_extra()
   plan = plan_from_flags()
+  if FLAGS.noise_model_out:
+    write_noise_model(plan)
+    return
   start = time.time()
   devices = {name: device_eval.backend(name) for name in plan.backends}
   trainer, state, meta, selected = train.load_run(FLAGS.workdir)

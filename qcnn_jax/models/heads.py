@@ -40,6 +40,7 @@ import numpy as np
 import pennylane as qml
 
 from qcnn_jax.models import quantum
+from qcnn_jax.models.quantum import noise_model
 from qcnn_jax.models.quantum import qcnn as qcnn_lib
 from qcnn_jax.models.quantum.layer import PROBS_LOG_EPS, angle_initializer
 
@@ -220,6 +221,9 @@ class FeatureHead(nn.Module):
       "unentangled".
     n_qubits, conv_unit, encoding, readout, reuploading, execution: the QCNN of each block
       (readout as ``quantum.head_readout``; a classical twin copies the quantum block's R).
+    noise: the quantum blocks' noise (``noise_model.parse``): None, "<channel>:<p>" (uniform, e.g.
+      "depolarizing:0.01") or the path of a calibrated noise JSON; execution "auto" then runs
+      density matrices. Other kinds ignore it.
     n_readout: qubits read out by an "expvals" readout (default ``quantum.head_readout``'s).
     n_blocks: k blocks, each on its own chunk of F angles.
     norm: LayerNorm on the features before the bottleneck Dense.
@@ -246,6 +250,7 @@ class FeatureHead(nn.Module):
   n_readout: int | None = None
   reuploading: int = 1
   execution: str = "auto"
+  noise: str | None = None
   n_blocks: int = 1
   norm: bool = False
   bottleneck_norm: bool = False
@@ -273,7 +278,7 @@ class FeatureHead(nn.Module):
     spec = self.circuit_spec()
     if self.kind == "quantum":
       return quantum.QCNN(spec.n_qubits, spec.conv_unit, spec.encoding, spec.readout, spec.n_readout,
-                          spec.n_outcomes, spec.reuploading, self.execution,
+                          spec.n_outcomes, spec.reuploading, self.execution, noise=noise_model.parse(self.noise),
                           angle_init_std=self.angle_init_std, name=f"qcnn_{index}")
     if self.kind == "product":
       return ProductBlock(spec.n_qubits, self.angle_init_std, name=f"product_{index}")

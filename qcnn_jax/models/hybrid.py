@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qcnn_jax.models import heads, quantum
+from qcnn_jax.models.quantum import noise_model
 from qcnn_jax.models.heads import HEAD_DEFAULTS, RESIDUAL_HEAD
 from qcnn_jax.models.resnet import ResNet50
 
@@ -62,7 +63,8 @@ class QCNNClassifier(nn.Module):
   encoded (L2-normalised by the encoding). ``qcnn_input="pooled"``: the image is average-pooled
   (``area_pool``) to the F features of ``encoding`` (n for angle_*, 2n for dense_angle) on a
   ``grid_shape(F)`` grid (2 x 4 at 8 qubits) and encoded as angles pi * pixel, so pixels are
-  expected in [0, 1]: the "QCNN" row of Hassan et al.
+  expected in [0, 1]: the "QCNN" row of Hassan et al. ``noise``: the circuit's noise
+  (``noise_model.parse``), None for exact circuits.
   """
 
   num_classes: int
@@ -72,6 +74,7 @@ class QCNNClassifier(nn.Module):
   encoding: str | None = None
   readout: str = "auto"
   execution: str = "auto"
+  noise: str | None = None
   multi_label: bool = False
   input_range: tuple[float, float] = (-1.0, 1.0)
 
@@ -103,7 +106,7 @@ class QCNNClassifier(nn.Module):
     return quantum.QCNNHead(
         self.num_classes, self.n_qubits, conv_unit=self.conv_unit, encoding=encoding,
         readout=head_readout(self.readout, self.multi_label), execution=self.execution,
-        name="quantum_head")(features)
+        noise=noise_model.parse(self.noise), name="quantum_head")(features)
 
 
 class _DressedResNet50(nn.Module):
@@ -112,6 +115,7 @@ class _DressedResNet50(nn.Module):
   The head options are FeatureHead's; the defaults (``heads.HEAD_DEFAULTS``) are the in-path
   design: Dense(F) -> LayerNorm -> tanh * pi -> QCNN -> a<Z> + b, b from the prior, the circuit's
   readout the only route to the logits. ``prior`` (the training prior's logits) is set by the trainer.
+  ``noise`` (FeatureHead's, ``noise_model.parse``): the circuit's noise; None runs exact circuits.
   """
 
   KIND: ClassVar[str] = "quantum"
@@ -124,6 +128,7 @@ class _DressedResNet50(nn.Module):
   encoding: str = "angle_y"
   readout: str = "auto"
   execution: str = "auto"
+  noise: str | None = None
   multi_label: bool = False
   norm: bool = HEAD_DEFAULTS["norm"]
   bottleneck_norm: bool = HEAD_DEFAULTS["bottleneck_norm"]
@@ -141,8 +146,8 @@ class _DressedResNet50(nn.Module):
     return heads.FeatureHead(
         self.num_classes, kind=self.KIND, n_qubits=self.n_qubits, conv_unit=self.conv_unit,
         encoding=self.encoding, readout=head_readout(self.readout, self.multi_label), reuploading=self.reuploading,
-        execution=self.execution, n_blocks=self.n_blocks, norm=self.norm, bottleneck_norm=self.bottleneck_norm,
-        angle_scale=self.angle_scale,
+        execution=self.execution, noise=self.noise, n_blocks=self.n_blocks, norm=self.norm,
+        bottleneck_norm=self.bottleneck_norm, angle_scale=self.angle_scale,
         angle_init_std=self.angle_init_std, calibrate=self.calibrate, prior=self.prior, residual=self.residual,
         gate_init=self.gate_init, name="head")
 

@@ -13,6 +13,10 @@ validation readouts against exact ones, no labels), replace the circuit's output
 model (`flax.linen.intercept_methods`), whose logits are scored by the run's own metrics, beside the
 same examples with exact circuits.
 
+`calibration` and `write_noise_model` turn the same calibration, layout and schedule into the
+engine's own noise model (`models.quantum.noise_model`, imported as `engine_noise`), which a model
+can be trained under.
+
 Optional: needs `pip install -e ".[hardware]"` (qiskit-aer, qiskit-ibm-runtime). No library module
 imports this one.
 """
@@ -36,6 +40,7 @@ from qcnn_jax.data import pipeline
 from qcnn_jax.evaluation import metrics, reports
 from qcnn_jax.models import heads
 from qcnn_jax.models.quantum import execution, export, layer, qcnn
+from qcnn_jax.models.quantum import noise_model as engine_noise
 from qcnn_jax.training import train
 
 # Noise sources of a backend's calibration, each alone, and together ("device"); "ideal" samples
@@ -405,3 +410,74 @@ def plot(rows: list[dict], path: str) -> str:
     ax.legend(fontsize=7)
   fig.suptitle(f"device noise, {max(r['shots'] for r in rows)} shots, {rows[0]['n_examples']} examples", fontsize=9)
   return reports.save_figure(fig, path)
+
+
+def two_qubit_gate(device) -> str:
+  """Name of `device`'s native two-qubit gate (ecr, cz or cx)."""
+  return next(name for name in ("ecr", "cz", "cx") if name in device.target.operation_names)
+
+
+def exposure(circuit, device) -> dict[int, float]:
+  """Seconds each used physical qubit of a scheduled circuit spends from the start of its first gate
+  to the start of its measurement (unmeasured: the end of its last two-qubit gate, after which it
+  changes no readout), idle delays included."""
+  clock, first, last = {}, {}, {}
+  for inst in circuit.data:
+    qubits, name = tuple(circuit.find_bit(q).index for q in inst.qubits), inst.operation.name
+    start = max(clock.get(q, 0.0) for q in qubits)
+    if name == "delay":
+      duration = inst.operation.duration * device.dt
+    else:
+      duration = 0.0 if name == "barrier" else device.target[name][qubits].duration or 0.0
+    for q in qubits:
+      clock[q] = start + duration
+      if name not in ("delay", "barrier"):
+        first.setdefault(q, start)
+        if name == "measure" or len(qubits) == 2:
+          last[q] = start if name == "measure" else start + duration
+  return {q: last[q] - first[q] for q in first}
+
+
+def _pair_gate(device, a: int, b: int) -> tuple[float, float]:
+  """(average error, duration s) of the native two-qubit gate on physical qubits a, b: its
+  calibration (mean over both directions), or for uncoupled qubits the mean over the edges of the
+  shortest coupling path between them (the routing's SWAPs run there)."""
+  gate = device.target[two_qubit_gate(device)]
+  path = list(device.coupling_map.shortest_undirected_path(a, b))
+  props = [gate[e] for p, q in zip(path, path[1:]) for e in ((p, q), (q, p)) if e in gate]
+  return float(np.mean([g.error for g in props])), float(np.mean([g.duration for g in props]))
+
+
+def calibration(device, spec: qcnn.QCNNSpec, layout_seed: int = 0) -> dict:
+  """Calibration numbers of `device` per logical wire and pair of `spec`'s circuit (generic angles,
+  `export.generic_inputs`) transpiled with `layout_seed` and scheduled ALAP: what
+  `engine_noise.from_calibration` reads. Wire w sits on the physical qubit it ends on (the routed
+  circuit's final layout, where readout wires are measured): its T1, T2 (s), exposure (s, first gate
+  to measurement, idle included) and readout confusion (symmetric, the qubit's measurement error;
+  identity for unmeasured wires). Each pair gets the two-qubit gate error and duration of its qubits
+  (`_pair_gate`); every block counts the routed circuit's two-qubit gates over the blocks."""
+  program, _ = export.export(spec, *export.generic_inputs(spec))
+  routed, resources = transpile([program], device, layout_seed)
+  (scheduled,) = schedule(routed, device)
+  qubits = routed[0].layout.final_index_layout(filter_ancillas=True)[: spec.n_qubits]
+  spans, props = exposure(scheduled, device), device.target.qubit_properties
+  measured = set(_measured_qubits(scheduled))
+  error = [device.target["measure"][(q,)].error if q in measured else 0.0 for q in qubits]
+  pairs = sorted(set(engine_noise.block_pairs(spec)))
+  gates = [_pair_gate(device, qubits[a], qubits[b]) for a, b in pairs]
+  return {"backend": device.name, "layout_seed": layout_seed, "qubits": [int(q) for q in qubits],
+          "t1": [props[q].t1 for q in qubits], "t2": [props[q].t2 for q in qubits],
+          "exposure": [spans.get(q, 0.0) for q in qubits],
+          "readout": [[[1 - e, e], [e, 1 - e]] for e in error], "pairs": [list(p) for p in pairs],
+          "pair_error": [e for e, _ in gates], "pair_gate_time": [t for _, t in gates],
+          "gates_per_block": resources["gates_2q_mean"] / len(engine_noise.block_pairs(spec)),
+          "gate": two_qubit_gate(device), "calibrated": str(device.properties().last_update_date
+                                                                 if device.properties() else None)}
+
+
+def write_noise_model(path: str, name: str, spec: qcnn.QCNNSpec, layout_seed: int = 0) -> str:
+  """Writes the engine's noise model of backend `name` for `spec` (`calibration`, then
+  `engine_noise.from_calibration`) as JSON at `path`, with the calibration numbers it came from."""
+  numbers = calibration(backend(name), spec, layout_seed)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  return engine_noise.save(engine_noise.from_calibration(spec, numbers), path, numbers)

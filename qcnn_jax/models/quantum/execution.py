@@ -25,8 +25,9 @@ readout wires' joint outcomes are drawn once per shot, like a device, and the es
 differentiable by the straight-through rule (value: the sampled frequencies; gradient: the exact
 one); on the PennyLane modes the backprop gradient of a sampled estimate is not meaningful.
 Noise applies a depolarizing, amplitude-damping or phase-damping channel with probability ``p`` on
-both wires after every two-qubit block; it simulates density matrices (4**n_qubits entries), so
-keep it to about 10 qubits or fewer.
+both wires after every two-qubit block (``Noise``), or a device calibration's channels per pair and
+wire with its readout confusion (``noise_model.CalibratedNoise``, density engine only); it
+simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits or fewer.
 """
 
 import contextlib
@@ -195,13 +196,19 @@ def sample_fn(spec: qcnn.QCNNSpec, execution: str = "fused", shots: int | None =
   return forward
 
 
-def _engine(spec: qcnn.QCNNSpec, params: dict, features, noise: Noise | None, engine: str = "statevector"):
-  """Exact (B, R) readouts on the project's engines: density matrices with noise, else statevectors
-  (``engine`` "statevector" or "statevector_v1")."""
+def readout_confusion(noise, dtype):
+  """(n_qubits, 2, 2) readout confusion of ``noise`` in ``dtype`` (its ``confusion``), or None."""
+  confusion = getattr(noise, "confusion", None)
+  return None if confusion is None else jnp.asarray(confusion, dtype)
+
+
+def _engine(spec: qcnn.QCNNSpec, params: dict, features, noise, engine: str = "statevector"):
+  """Exact (B, R) readouts on the project's engines: density matrices with noise (and its readout
+  confusion, if any), else statevectors (``engine`` "statevector" or "statevector_v1")."""
   if noise is None:
     return statevector_apply(spec, params, features, v1=engine == "statevector_v1")
-  return density.qcnn_density(spec, features, *layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector")),
-                              noise)
+  blocks = layer_blocks(spec, "statevector", *layer_args(spec, params, "statevector"))
+  return density.qcnn_density(spec, features, *blocks, noise, readout_confusion(noise, features.dtype))
 
 
 def shot_readout(spec: qcnn.QCNNSpec, joint, shots: int, key):
@@ -248,7 +255,8 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
     features: (B, F) encoding inputs.
     execution: one of ``EXECUTIONS`` ("auto": see ``resolve``).
     shots: None for exact expectations, else shots per sample (needs ``key``).
-    noise: optional ``Noise``.
+    noise: optional ``Noise`` or ``noise_model.CalibratedNoise`` (any ``noise(wires)`` recording
+      channels; one with a ``confusion`` (n_qubits, 2, 2) also has readout error, "density" only).
     key: PRNG key for shot sampling.
 
   Returns:
@@ -267,6 +275,9 @@ def qcnn_apply(spec: qcnn.QCNNSpec, params: dict, features, *, execution: str = 
       return _engine(spec, params, features, noise, execution)
     joint = _engine(dataclasses.replace(spec, readout="probs", n_outcomes=None), params, features, noise, execution)
     return shot_readout(spec, joint, shots, key)
+  if getattr(noise, "confusion", None) is not None:
+    raise ValueError(f"execution {execution!r} has no readout error; use execution 'auto' or 'density' for "
+                     "calibrated noise")
   conv_args, pool_args = layer_args(spec, params, execution)
   forward = sample_fn(spec, execution, shots, noise)
   with quiet_complex128_truncation():
