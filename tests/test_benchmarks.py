@@ -128,3 +128,22 @@ def test_xla_flags_benchmark_compares_gradients_across_settings(tmp_path):
   assert [(r["setting"], r["batch"], r["image_size"]) for r in rows] == [("default", 2, 28), ("eigen", 2, 28)]
   assert rows[0]["grad_rel_diff"] == 0.0 and 0.0 < rows[1]["grad_rel_diff"] < 1e-4  # other kernels, same gradient
   assert rows[1]["xla_flags"] == "--xla_cpu_experimental_ynn_fusion_type="
+
+
+def test_speed_page_is_written_from_the_committed_records(monkeypatch):
+  """results/benchmarks/speed.md (the README's speed sentences, docs/performance.md's table) equals what
+  its records give; the ResNet ratio comes from the process in which torchvision ran fastest."""
+  import pathlib  # pylint: disable=import-outside-toplevel
+  from experiments.benchmarks import speed  # pylint: disable=import-outside-toplevel
+  monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+  text = speed.markdown(speed.read_rows(speed.QCNN_RECORD), speed.read_rows(speed.RESNET_RECORD))
+  assert pathlib.Path(speed.OUT).read_text(encoding="utf-8") == text
+  rows = [{"impl": impl, "image_size": 28, "process": p, "code": code, "images_per_s": v}
+          for p, code, (flax, torch) in ((1, "a (now)", (20.0, 4.0)), (2, "a (now)", (18.0, 20.0)),
+                                          (3, "b (before)", (30.0, 40.0)))
+          for impl, v in (("resnet50", flax), ("torchvision_resnet50", torch))]
+  assert speed.resnet_ratios(rows) == {28: 0.9}
+  qrows = [{"impl": "project", "n_qubits": 8, "fwd_speedup_vs_tensorcircuit": f, "grad_speedup_vs_tensorcircuit": g}
+           for f, g in ((2.0, 1.2), (1.5, 1.4))] + [{"impl": "tensorcircuit", "n_qubits": 8}]
+  assert speed.qcnn_ranges(qrows) == {8: {"fwd_tensorcircuit": (1.5, 2.0), "grad_tensorcircuit": (1.2, 1.4)}}
+  assert "1.20–1.40× with the gradient at 8 qubits" in speed.sentences(qrows, rows)

@@ -9,8 +9,8 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from qcnn_jax.models.quantum import (Noise, QCNNSpec, apply_matrix, execution, interleaved, param_shapes,
-                                     qcnn_apply, statevector)
+from qcnn_jax.models.quantum import Noise, QCNNSpec, execution, interleaved, param_shapes, qcnn_apply, statevector
+from qcnn_jax.models.quantum.statevector import apply_matrix
 
 # PennyLane builds its initial state as complex128; JAX truncates it to complex64 with a warning.
 pytestmark = pytest.mark.filterwarnings("ignore:Explicitly requested dtype complex128:UserWarning")

@@ -136,7 +136,8 @@ def test_readme_tables_are_the_reports_tables(tmp_path, monkeypatch):
   from experiments import readme_tables  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(__file__).resolve().parents[1]
   monkeypatch.chdir(root)
-  for page in (root / "README.md", root / "docs" / "results.md", root / "docs" / "studies.md"):
+  for page in (root / "README.md", root / "docs" / "results.md", root / "docs" / "studies.md",
+               root / "docs" / "performance.md"):
     text = page.read_text(encoding="utf-8")
     assert readme_tables.BLOCK.search(text), f"{page} has no generated table"
     assert readme_tables.refresh(text) == (text, []), page

@@ -1,0 +1,130 @@
+r"""The README's speed sentences, written from the committed benchmark records.
+
+  python -m experiments.benchmarks.speed            # rewrite results/benchmarks/speed.md
+  python -m experiments.benchmarks.speed --check    # exit 1 when speed.md differs from its records
+
+Sources (JSON lines, see each benchmark's docstring):
+  * ``QCNN_RECORD`` (``experiments.benchmarks.qcnn``, processes with opposite row orders): the
+    ``project`` rows' forward and forward+gradient speedups over TensorCircuit-NG and, where the process
+    also ran it, over plain PennyLane, as the range over processes per width;
+  * ``RESNET_RECORD`` (``experiments.benchmarks.train_step`` beside torchvision, alternated processes):
+    the Flax/torchvision images/s ratio of the current code (rows whose ``code`` ends in "(now)"), per image
+    size, from the process in which torchvision ran fastest (the least disturbed by other load; the
+    others are in the record).
+"""
+
+import collections
+import json
+import sys
+
+from absl import app, flags
+
+QCNN_RECORD = "results/benchmarks/qcnn_interleaved_vs_tensorcircuit_cpu.json"
+RESNET_RECORD = "results/benchmarks/train_step_vs_torchvision_cpu.json"
+OUT = "results/benchmarks/speed.md"
+
+flags.DEFINE_bool("check", False, "Only check: exit 1 when the file differs from what the records give.")
+FLAGS = flags.FLAGS
+
+
+def read_rows(path: str) -> list[dict]:
+  """The rows of a JSON-lines benchmark record."""
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def qcnn_ranges(rows: list[dict]) -> dict[int, dict[str, tuple[float, float]]]:
+  """n_qubits -> {"fwd_tensorcircuit", "grad_tensorcircuit", "fwd_plain", "grad_plain"} -> (min, max)
+  over processes of the ``project`` rows' speedups (keys present only where measured)."""
+  seen = collections.defaultdict(lambda: collections.defaultdict(list))
+  for row in rows:
+    if row["impl"] != "project":
+      continue
+    for kind in ("fwd", "grad"):
+      for ref in ("tensorcircuit", "plain"):
+        if f"{kind}_speedup_vs_{ref}" in row:
+          seen[row["n_qubits"]][f"{kind}_{ref}"].append(row[f"{kind}_speedup_vs_{ref}"])
+  return {n: {k: (min(v), max(v)) for k, v in kinds.items()} for n, kinds in sorted(seen.items())}
+
+
+def resnet_ratios(rows: list[dict]) -> dict[int, float]:
+  """image size -> Flax / torchvision images/s of the current code, from the process whose torchvision
+  row ran fastest at that size."""
+  pairs = collections.defaultdict(dict)
+  for row in rows:
+    if str(row.get("code", "")).endswith("(now)"):
+      pairs[(row["image_size"], row["process"])][row["impl"].startswith("torchvision")] = row["images_per_s"]
+  best = {}
+  for (size, _), pair in pairs.items():
+    if len(pair) == 2 and (size not in best or pair[True] > best[size][True]):
+      best[size] = pair
+  return {size: pair[False] / pair[True] for size, pair in sorted(best.items())}
+
+
+def _span(lo_hi: tuple[float, float]) -> str:
+  """"1.13–1.33×" (two decimals below 10, none above), or one value when both round alike."""
+  lo, hi = (f"{v:.2f}" if v < 10 else f"{v:.0f}" for v in lo_hi)
+  return f"{lo}×" if lo == hi else f"{lo}–{hi}×"
+
+
+def sentences(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
+  """The speed paragraph (one line per sentence) from the two records' rows."""
+  ranges, ratios = qcnn_ranges(qcnn_rows), resnet_ratios(resnet_rows)
+  widths = ", ".join(str(n) for n in ranges)
+  out = [f"Against TensorCircuit-NG the QCNN engine runs {', '.join(_span(r['fwd_tensorcircuit']) for r in ranges.values())} "
+         f"in the forward pass and {', '.join(_span(r['grad_tensorcircuit']) for r in ranges.values())} with the "
+         f"gradient at {widths} qubits (batch 128, the range over two processes with opposite row orders)."]
+  plain = {n: r for n, r in ranges.items() if "grad_plain" in r}
+  if plain:
+    out.append("Against plain PennyLane (default.qubit, backprop) it runs " + ", ".join(
+        f"{_span(r['fwd_plain'])} / {_span(r['grad_plain'])} at {n} qubits" for n, r in plain.items())
+        + " (forward / with the gradient).")
+  out.append("The Flax ResNet-50 train step runs at " + " / ".join(f"{r:.2f}×" for r in ratios.values())
+             + f" torchvision's ({' / '.join(str(s) for s in ratios)} px, batch 32, in the process where torchvision "
+             "ran fastest) with XLA's default CPU setting, the fastest of those measured: it sets no XLA flag.")
+  return "\n".join(out)
+
+
+IMPL_NAMES = {"project": "`project`", "project_v1": "`project_v1`", "tensorcircuit": "TensorCircuit-NG",
+              "pennylane_plain": "PennyLane (plain)"}
+
+
+def qcnn_table(rows: list[dict]) -> str:
+  """Markdown table of the QCNN record: per width and row, each process's samples/s, speedups over
+  TensorCircuit-NG, XLA's gradient memory and cold compile time, processes in record order (" / ")."""
+  cells = collections.defaultdict(list)
+  for row in rows:
+    cells[(row["n_qubits"], row["impl"])].append(row)
+  lines = ["| n | row | fwd samples/s | fwd+grad samples/s | vs TC fwd | vs TC fwd+grad | grad memory | compile cold |",
+           "|---|---|---|---|---|---|---|---|"]
+  for (n, impl), runs in sorted(cells.items(), key=lambda item: (item[0][0], list(IMPL_NAMES).index(item[0][1]))):
+    join = lambda fmt, key: " / ".join(fmt.format(r[key]) for r in runs)
+    lines.append(f"| {n} | {IMPL_NAMES[impl]} | {join('{:,.0f}', 'fwd_samples_per_s')} | "
+                 f"{join('{:,.0f}', 'grad_samples_per_s')} | {join('{:.2f}×', 'fwd_speedup_vs_tensorcircuit')} | "
+                 f"{join('{:.2f}×', 'grad_speedup_vs_tensorcircuit')} | {runs[0]['grad_peak_bytes'] / 2**20:.1f} MiB | "
+                 f"{join('{:.1f} s', 'compile_s')} |")
+  return "\n".join(lines)
+
+
+def markdown(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
+  """speed.md: where the numbers come from, the paragraph, and the QCNN table."""
+  return (f"# Speed\n\n<!-- written by experiments.benchmarks.speed from {QCNN_RECORD} and {RESNET_RECORD} -->\n\n"
+          "## Speed on a 2-core CPU\n\n" + sentences(qcnn_rows, resnet_rows) + "\n\n"
+          f"## QCNN engine against TensorCircuit-NG\n\n{qcnn_rows[0].get('window', '')}\n\n" + qcnn_table(qcnn_rows) + "\n")
+
+
+def main(argv):
+  del argv
+  text = markdown(read_rows(QCNN_RECORD), read_rows(RESNET_RECORD))
+  if FLAGS.check:
+    with open(OUT, encoding="utf-8") as f:
+      if f.read() != text:
+        sys.exit(f"{OUT} differs from its records: run python -m experiments.benchmarks.speed")
+    return
+  with open(OUT, "w", encoding="utf-8") as f:
+    f.write(text)
+  print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+  app.run(main)
