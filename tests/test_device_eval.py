@@ -122,6 +122,8 @@ def test_schedule_pads_idle_time_on_used_qubits_only():
   longest = max(busy.values())
   assert found["duration_us"] == pytest.approx(1e6 * longest, rel=1e-3)
   assert found["idle_us"] == pytest.approx(1e6 * sum(longest - b for b in busy.values()), rel=1e-3)
+  # exposure: from the first gate to the measurement; qubit 2, unmeasured, until its last CNOT ends
+  assert device_eval.exposure(scheduled, device) == pytest.approx({0: gates[0], 1: gates[1], 2: gates[1]}, rel=1e-6)
 
 
 def _one_qubit(body, qubit=0):
@@ -265,3 +267,19 @@ def test_circuit_resources_command_routes_on_the_backend(tmp_path):
     assert int(r["native_cnot"]) == native["gates_2q"]
     # routing on a line adds SWAPs (3 two-qubit gates each) that the optimiser partly cancels
     assert 0 < int(r["routed_2q"]) <= native["gates_2q"] + 3 * 6 and int(r["routed_depth"]) > native["depth"] // 2
+
+
+def test_noise_model_command_writes_the_runs_model(quick_run, tmp_path):
+  needs_hardware_extra()
+  from qcnn_jax.models.quantum import noise_model  # pylint: disable=g-import-not-at-top
+  workdir, _ = quick_run
+  out = tmp_path / "noise.json"
+  result = subprocess.run([sys.executable, "-m", "experiments.device_eval", f"--workdir={workdir}",
+                           f"--backends={SMALL_BACKEND}", "--layout_seeds=1", f"--noise_model_out={out}"],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  record = json.loads(out.read_text())
+  assert record["calibration"]["backend"] == SMALL_BACKEND and record["calibration"]["layout_seed"] == 1
+  model = noise_model.parse(str(out))
+  assert model.n_qubits == 4 and max(model.depolarizing) > 0 and min(model.amplitude_damping) > 0
+  assert not (out.parent / "device_eval.csv").exists()  # only the model was written
