@@ -41,8 +41,10 @@ import pennylane as qml
 
 from qcnn_jax.models.quantum import interleaved, qcnn, statevector
 
-# Chunks of samples hold at most this many bytes of their largest factor (at least one sample).
-CHUNK_BYTES = 2 * 2**20
+# Chunks of samples hold at most this many bytes of their largest factor (at least one sample). The
+# gradient of batch 32 (2-core CPU, medians of 15 alternated rounds) took 5.9, 6.0, 7.7 ms at n = 8
+# with 2 MiB, 1 MiB, 512 KiB and 61.8, 55.6, 46.8 ms at n = 10 (72.3, 55.4, 45.8 in another run).
+CHUNK_BYTES = 2**20
 # Samples per chunk that ``execution.memory_estimate``'s density branch assumes; what this engine
 # stores is ``stored_matrices``.
 CHUNK = 8
@@ -352,8 +354,9 @@ def stored_matrices(spec: qcnn.QCNNSpec, batch: int) -> float:
   """Density matrices of all ``spec.n_qubits`` qubits (4**n complex entries each) that the gradient
   of a (batch, F) forward keeps alive: two copies of the factor each step acts on (the matmul's
   input and the factor before its transpose or join), summed over the steps, times the batch.
-  XLA's memory analysis (CPU, su4, depolarizing noise, batch 16 and 32) measured 1.8-2.2 copies at
-  n = 4..10: per sample 7.2, 6.3, 2.6, 1.8, 0.71, 0.19 matrices at n = 4, 5, 6, 7, 8, 10."""
+  XLA's memory analysis of the gradient's temporaries (CPU, su4, depolarizing noise, batch 16 and
+  32) measured per sample 7.2, 6.3, 2.6, 1.8, 0.71 and 0.16-0.21 matrices at n = 4, 5, 6, 7, 8, 10,
+  0.8-1.25x this count (7.4, 5.8, 2.8, 1.7, 0.77, 0.20)."""
   blocks = [lambda wires: qml.QubitUnitary(np.eye(4), wires=wires)] * len(qcnn.layout(spec))
   prog = program(statevector.record(spec, np.zeros(spec.n_features), blocks, blocks), spec.n_qubits)
   return 2.0 * batch * sum(4.0**step.size for step in prog.steps) / 4**spec.n_qubits
