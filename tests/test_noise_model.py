@@ -89,6 +89,9 @@ def test_engine_under_calibrated_noise_equals_default_mixed(readout, n_readout):
   np.testing.assert_allclose(np.asarray(engine), _default_mixed(spec, params, features, model), atol=1e-5)
   exact = execution.qcnn_apply(spec, params, features)
   assert float(jnp.max(jnp.abs(engine - exact))) > 1e-2
+  sampled = execution.qcnn_apply(spec, params, features, execution="auto", noise=model, shots=200_000,
+                                 key=jax.random.PRNGKey(0))  # shots drawn after the readout confusion
+  np.testing.assert_allclose(np.asarray(sampled), np.asarray(engine), atol=0.01)  # sigma <= 0.0023
   with pytest.raises(ValueError, match="use execution 'auto' or 'density'"):
     execution.qcnn_apply(spec, params, features, execution="fused", noise=model)
 
