@@ -186,9 +186,8 @@ def _initial_labels(n_qubits: int, touched: set, kept: frozenset, full_start: bo
 
 def _plan(group_wires, order: Sequence[int], n_qubits: int, kept: frozenset, full_start: bool):
   """(steps in ``order``, factor id -> axis labels at the start, the same at the end): which
-  factors each group joins,
-  the transpose that brings its axes last (kept in place when they are last already, in any order)
-  and the wires it traces out (no later group, not measured)."""
+  factors each group joins, the transpose that brings its axes last (none when they are last
+  already, in any order) and the wires it traces out (no later group, not measured)."""
   initial = _initial_labels(n_qubits, {w for ws in group_wires for w in ws}, kept, full_start)
   factors = dict(initial)
   last = {w: i for i, g in enumerate(order) for w in group_wires[g]}
@@ -274,7 +273,8 @@ class Program(NamedTuple):
   """Static structure of a recorded noisy circuit on the density-matrix engine."""
 
   full_start: bool  # a leading StatePrep: the initial state is one factor of all wires
-  per_sample: tuple[bool, ...]  # each group holds a feature-dependent gate (one matrix per sample)
+  per_sample: tuple[bool, ...]  # each group holds a gate other than a QubitUnitary, taken as feature-
+                                # dependent (one matrix per sample); channels are taken as shared
   steps: tuple[Step, ...]  # the groups in ``schedule``'s order
   initial: dict  # factor id -> axis labels at the start
   final: dict  # factor id -> axis labels after the last step
