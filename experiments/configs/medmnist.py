@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
       "encoding": config_dict.placeholder(str),      # angle_x angle_y angle_z dense_angle amplitude
       "readout": config_dict.placeholder(str),       # auto expval probs expvals
       "execution": config_dict.placeholder(str),     # how circuits run (see quantum.EXECUTIONS)
+      "noise": config_dict.placeholder(str),         # circuit noise: "depolarizing:0.01" or a calibrated .json
       "qcnn_input": config_dict.placeholder(str),    # qcnn model: amplitude | pooled
       "quanv_trainable": config_dict.placeholder(bool),
       # Head of resnet50_qcnn / resnet50_mlp (qcnn_jax.models.heads.FeatureHead; unset = model default).

@@ -8,11 +8,12 @@ Every model maps NHWC float images (B, H, W, C), H, W >= 28, any C, to float32 l
 Models (options besides ``num_classes``):
   resnet18, resnet50   classical baselines: width, stem, dtype, zero_init_residual.
   qcnn                 the QCNN alone on a reduced grayscale image: n_qubits, qcnn_input
-                       ("amplitude" | "pooled"), conv_unit, encoding, readout, execution,
+                       ("amplitude" | "pooled"), conv_unit, encoding, readout, execution, noise,
                        input_range (pixel range of the normalised input, default (-1, 1)).
   resnet50_qcnn        ResNet-50 features -> heads.FeatureHead, the circuit in the prediction path
                        (bottleneck -> LayerNorm -> angles -> QCNN -> readout): width, stem, dtype,
-                       n_qubits, conv_unit, encoding, readout, execution, and the head options norm,
+                       n_qubits, conv_unit, encoding, readout, execution, noise (the circuit's:
+                       "depolarizing:0.01" or a calibrated .json, quantum heads only), and the head options norm,
                        bottleneck_norm, angle_scale, angle_init_std, calibrate, residual, gate_init,
                        n_blocks, reuploading, prior (the trainer sets prior from the training labels).
   resnet50_mlp         its classical twin (circuit -> Dense-tanh-Dense of matched size): same options.
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 from qcnn_jax.models import hybrid, resnet
 
 _RESNET = ("width", "stem", "dtype")
-_QUANTUM = ("n_qubits", "conv_unit", "encoding", "readout", "execution", "multi_label")
+_QUANTUM = ("n_qubits", "conv_unit", "encoding", "readout", "execution", "noise", "multi_label")
 _HEAD = ("norm", "bottleneck_norm", "angle_scale", "angle_init_std", "calibrate", "residual", "gate_init", "n_blocks", "reuploading",
          "prior")
 

@@ -280,6 +280,8 @@ class FeatureHead(nn.Module):
       return quantum.QCNN(spec.n_qubits, spec.conv_unit, spec.encoding, spec.readout, spec.n_readout,
                           spec.n_outcomes, spec.reuploading, self.execution, noise=noise_model.parse(self.noise),
                           angle_init_std=self.angle_init_std, name=f"qcnn_{index}")
+    if self.noise:
+      raise ValueError(f"noise {self.noise!r} applies to quantum heads only, not kind {self.kind!r}: leave it unset")
     if self.kind == "product":
       return ProductBlock(spec.n_qubits, self.angle_init_std, name=f"product_{index}")
     if self.kind == "unentangled":
