@@ -45,9 +45,6 @@ from qcnn_jax.models.quantum import interleaved, qcnn, statevector
 # gradient of batch 32 (2-core CPU, medians of 15 alternated rounds) took 5.9, 6.0, 7.7 ms at n = 8
 # with 2 MiB, 1 MiB, 512 KiB and 61.8, 55.6, 46.8 ms at n = 10 (72.3, 55.4, 45.8 in another run).
 CHUNK_BYTES = 2**20
-# Samples per chunk that ``execution.memory_estimate``'s density branch assumes; what this engine
-# stores is ``stored_matrices``.
-CHUNK = 8
 # Most sets of applied groups ``schedule`` searches; beyond, the tape's order is kept.
 MAX_SCHEDULE_STATES = 200_000
 
@@ -358,5 +355,5 @@ def stored_matrices(spec: qcnn.QCNNSpec, batch: int) -> float:
   32) measured per sample 7.2, 6.3, 2.6, 1.8, 0.71 and 0.16-0.21 matrices at n = 4, 5, 6, 7, 8, 10,
   0.8-1.25x this count (7.4, 5.8, 2.8, 1.7, 0.77, 0.20)."""
   blocks = [lambda wires: qml.QubitUnitary(np.eye(4), wires=wires)] * len(qcnn.layout(spec))
-  prog = program(statevector.record(spec, np.zeros(spec.n_features), blocks, blocks), spec.n_qubits)
+  prog = program(statevector.record(spec, jnp.zeros(spec.n_features), blocks, blocks), spec.n_qubits)
   return 2.0 * batch * sum(4.0**step.size for step in prog.steps) / 4**spec.n_qubits

@@ -26,8 +26,11 @@ differentiable by the straight-through rule (value: the sampled frequencies; gra
 one); on the PennyLane modes the backprop gradient of a sampled estimate is not meaningful.
 Noise applies a depolarizing, amplitude-damping or phase-damping channel with probability ``p`` on
 both wires after every two-qubit block (``Noise``), or a device calibration's channels per pair and
-wire with its readout confusion (``noise_model.CalibratedNoise``, density engine only); it
-simulates density matrices (4**n_qubits entries), so keep it to about 10 qubits or fewer.
+wire with its readout confusion (``noise_model.CalibratedNoise``, density engine only). PennyLane's
+``default.mixed`` holds 4**n_qubits entries per sample (keep it to about 10 qubits); the density engine
+holds the density matrices of the wires that have interacted and traces out each wire after its
+last use, so with angle encodings its largest factor is 6 qubits at n = 8, 8 at 12 and 10 at 16
+(``memory_estimate``).
 """
 
 import contextlib
@@ -87,21 +90,29 @@ class QubitMemoryError(ValueError):
 
 
 def memory_estimate(spec: qcnn.QCNNSpec, batch: int, execution: str = "fused", noise: Noise | None = None) -> int:
-  """Bytes a batched forward + backward pass keeps alive: batch x state size x stored states.
+  """Bytes a batched forward + backward pass keeps alive (XLA's temporaries), from stored states.
 
   A state holds 2**n_qubits (pure) or 4**n_qubits (density matrix, with noise) complex entries of
-  8 bytes (16 with jax_enable_x64). Stored states per example were fitted to XLA's memory analysis
-  of the jitted gradient (batch 32, CPU, su4 units): 23, 31, 36 at n = 8, 10, 12 for "fused"
-  (taken as 3n + 4), 19, 33 at n = 4, 6 with noise (5n + 4), 8.6, 8.6, 6.7 for "statevector" (10).
-  "density" simulates a chunk of ``density.CHUNK`` checkpointed samples at a time, whatever the batch:
-  15, 18, 18, 21 density matrices per sample of a chunk at n = 4..7 (taken as (5n + 12) / 2).
+  8 bytes (16 with jax_enable_x64). Stored states were fitted to XLA's memory analysis of the jitted
+  gradient (CPU, su4 units):
+  * "statevector": the final state of every sample plus a chunk's working states (the batch runs in
+    chunks of ``interleaved.CHUNK_BYTES``): 2.7 per sample of the batch + 5.4 per sample of a chunk,
+    from 4.0 / 2.8 batch states measured at n = 14 (batch 64) / 16 (128) and 5.7-7.7 at n = 8-12 when the
+    batch is one chunk (estimate 8.1);
+  * "statevector_v1": 10 per sample (8.6, 8.6, 6.7 measured at n = 8, 10, 12, batch 32);
+  * "fused": 3n + 4 per sample (23, 31, 36 at n = 8, 10, 12), 5n + 4 with noise (19, 33 at n = 4, 6),
+    four times that for "gates" (every gate's output is kept);
+  * "density": ``density.stored_matrices`` (the factors its groups act on, in full-matrix units).
   """
   execution = resolve(execution, None, noise)
   entries = (4 if noise is not None or execution == "density" else 2) ** spec.n_qubits
   entry_bytes = 16 if jax.config.jax_enable_x64 else 8
   if execution == "density":
-    return entries * entry_bytes * min(batch, density.CHUNK) * (5 * spec.n_qubits + 12) // 2
-  if execution in ("statevector", "statevector_v1"):
+    return int(entries * entry_bytes * density.stored_matrices(spec, batch))
+  if execution == "statevector":
+    chunk = min(batch, max(1, interleaved.CHUNK_BYTES // (entries * entry_bytes)))
+    return int(entries * entry_bytes * (2.7 * batch + 5.4 * chunk))
+  if execution == "statevector_v1":
     states = 10
   else:
     states = (5 if noise is not None else 3) * spec.n_qubits + 4
