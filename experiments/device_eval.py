@@ -3,9 +3,9 @@ circuit transpiled for fake backends (their coupling map, basis and calibration 
 several transpiler seeds (layouts), scheduled as late as possible so idle qubits relax (the first
 layout also unscheduled), its exact outcome distribution under the backend's noise model computed,
 and shots drawn from it over several sampling seeds; each sampling run's readout scored raw and
-recalibrated (scale and offset fitted on the validation images' readouts against their exact ones,
-no labels), beside exact circuits on the same examples. Needs the optional extra:
-pip install -e ".[hardware]".
+recalibrated (scale and offset fitted on the validation images' readouts against the readouts the
+model was trained on: exact ones, or under its model_options.noise; no labels), beside the model's
+own circuits on the same examples. Needs the optional extra: pip install -e ".[hardware]".
 
   python -m experiments.device_eval --workdir=runs/quick
   python -m experiments.device_eval --workdir=runs/quick --backends=fake_manila --layout_seeds=0 --limit=32

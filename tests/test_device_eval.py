@@ -215,6 +215,12 @@ def test_readouts_replace_the_circuit_in_the_trained_model(quick_run):
   np.testing.assert_allclose(device_eval.logits(trainer, state, found.images, found.engine_readout), own, atol=1e-5)
   flat = device_eval.logits(trainer, state, found.images, np.zeros_like(found.engine_readout))
   assert np.ptp(flat) < 1e-5 < np.ptp(own)  # the in-path head: a constant readout, a constant logit
+  # Recalibration's target is what the model was trained on: exact, or its training noise's readout.
+  np.testing.assert_array_equal(found.trained_readout, device_eval.model_readout(found.exported_readout, found.spec))
+  trainer.config.model_options.noise = "depolarizing:0.2"
+  noisy = device_eval.examples(trainer, state, "test", limit=20)
+  np.testing.assert_array_equal(noisy.engine_readout, found.engine_readout)
+  assert np.abs(noisy.trained_readout).mean() < 0.8 * np.abs(found.engine_readout).mean()
 
 
 def test_device_eval_command(quick_run, tmp_path):

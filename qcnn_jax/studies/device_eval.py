@@ -9,9 +9,10 @@ unscheduled circuit has none), and its exact outcome distribution computed by `q
 noise model built from that calibration, with every noise source together ("device") or one at a
 time. Shots are drawn from that distribution per sampling seed (one device run each). The readouts
 (<Z> per readout wire, or the readout wires' probabilities), raw and recalibrated (a line fitted on
-validation readouts against exact ones, no labels), replace the circuit's output in the run's own
-model (`flax.linen.intercept_methods`), whose logits are scored by the run's own metrics, beside the
-same examples with exact circuits.
+validation readouts against the readouts the model was trained on: exact, or under its training
+noise; no labels), replace the circuit's output in the run's own model
+(`flax.linen.intercept_methods`), whose logits are scored by the run's own metrics, beside the same
+examples through the model's own circuits (exact, or under its training noise).
 
 `calibration` and `write_noise_model` turn the same calibration, layout and schedule into the
 engine's own noise model (`models.quantum.noise_model`, imported as `engine_noise`), which a model
@@ -116,8 +117,11 @@ def noise_model(device, source: str):
 class Examples:
   """The first N examples of a split: stored images (N, H, W, C) uint8, labels (N, L), official
   index (N,), their circuits as OpenQASM 2 programs, the circuit spec, the float64 readout of
-  each exported circuit (N, R raw: <Z> per readout wire, or 2**n_readout probabilities) and the
-  model's own engine's output for the same circuits (N, R after `qcnn.postprocess`)."""
+  each exported circuit (N, R raw: <Z> per readout wire, or 2**n_readout probabilities), the
+  model's own engine's output for the same circuits (N, R after `qcnn.postprocess`), and the readout
+  the model was trained on (N, R after `qcnn.postprocess`): the exported circuits' exact readout, or
+  for a model trained under noise (`model_options.noise`) the engine's output under that noise, the
+  target of the label-free recalibration."""
 
   images: np.ndarray
   labels: np.ndarray
@@ -126,6 +130,7 @@ class Examples:
   spec: qcnn.QCNNSpec
   exported_readout: np.ndarray
   engine_readout: np.ndarray
+  trained_readout: np.ndarray
 
 
 def examples(trainer: train.Trainer, state: train.TrainState, split: str = "test", limit: int = 0) -> Examples:
@@ -140,8 +145,12 @@ def examples(trainer: train.Trainer, state: train.TrainState, split: str = "test
   spec, params, features = circuits[0]
   exported = [export.export(spec, params, f) for f in features]
   engine = execution.qcnn_apply(spec, params, jnp.asarray(features), execution="auto")
+  exported_readout = np.array([d["readout"] for _, d in exported])
+  noise = engine_noise.parse(trainer.config.model_options.get("noise"))
+  trained = model_readout(exported_readout, spec) if noise is None else np.asarray(
+      execution.qcnn_apply(spec, params, jnp.asarray(features), execution="auto", noise=noise), np.float64)
   return Examples(record["image"], record["label"], record["index"], [program for program, _ in exported], spec,
-                  np.array([d["readout"] for _, d in exported]), np.asarray(engine, np.float64))
+                  exported_readout, np.asarray(engine, np.float64), trained)
 
 
 def transpile(programs: list[str], device, seed: int = 0) -> tuple[list, dict[str, float]]:
@@ -332,9 +341,9 @@ def evaluate(trainer: train.Trainer, state: train.TrainState, test: Examples, va
   """(CSV rows, arrays) of `test` examples on every setting of `plan`: one row per (backend,
   layout seed, scheduled, source, shots, sampling seed, recalibrated). The readout of each sampling
   run is also recalibrated (`fit_recalibration` on `val` examples' readouts of the same setting and
-  sampling run against their exact ones, no labels). Arrays: "logits_exact" (N, K) and each row's
+  sampling run against the readouts the model was trained on, no labels). Arrays: "logits_exact" (N, K) and each row's
   logits under its `key`."""
-  exact_val = model_readout(val.exported_readout, val.spec)
+  exact_val = val.trained_readout
   arrays = {"logits_exact": logits(trainer, state, test.images)}
   base = {"n_examples": len(test.labels), **{f"exact_test_{m}": v for m, v in
                                               _metrics(trainer, test.labels, arrays["logits_exact"]).items()}}
