@@ -167,6 +167,11 @@ def test_two_level_bootstrap_equals_a_slow_reference(backbones, seeds, classes):
                              rtol=1e-9)
   np.testing.assert_allclose([got.percentile_low, got.percentile_high], percentile, rtol=1e-9)
   assert got.low < got.estimate < got.high and 0 < got.p_value < 1
+  acc = stats.two_level_bootstrap(labels, a, b, task, num_resamples=60, seed=3, metric="acc")
+  score = lambda runs: np.mean([np.mean([metrics.acc(labels, s, task) for s in g]) for g in runs])
+  assert acc.estimate == pytest.approx(score(a) - score(b)) and acc.estimate != got.estimate
+  with pytest.raises(ValueError, match="metric 'f1'"):
+    stats.two_level_bootstrap(labels, a, b, task, metric="f1")
 
 
 def _simulated_comparison(rng, *, shared: float, n_test: int = 100, seeds: int = 5, tau: float = 0.1):

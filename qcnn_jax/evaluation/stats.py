@@ -302,9 +302,10 @@ def _units(scores_a, scores_b) -> tuple[list[list[int]], list, list, str]:
 
 def two_level_bootstrap(labels, scores_a: Sequence[Sequence[np.ndarray]], scores_b: Sequence[Sequence[np.ndarray]],
                         task: str, *, examples: bool = True, num_resamples: int = 10_000, confidence: float = 0.95,
-                        seed: int = 0) -> TwoLevelInterval:
-  """Interval for the mean paired difference in test AUC, A minus B, counting the outer units
-  (seeds, or backbones when several are pooled) and the test set's own sampling error together.
+                        seed: int = 0, metric: str = "auc") -> TwoLevelInterval:
+  """Interval for the mean paired difference in test AUC (or ``metric`` "acc"), A minus B, counting
+  the outer units (seeds, or backbones when several are pooled) and the test set's own sampling
+  error together.
 
   The statistic is the mean over the n outer units of each unit's mean over its seeds of
   d = AUC_A(run) − AUC_B(run). Its variance has three parts (d = μ + α_unit + β_testset + γ_both):
@@ -329,7 +330,9 @@ def two_level_bootstrap(labels, scores_a: Sequence[Sequence[np.ndarray]], scores
   n, labels = len(units), np.asarray(labels)
   if n < 2:
     raise ValueError(f"need at least 2 outer units (seeds or backbones), got {n}")
-  values_under = functools.partial(_unit_values, labels, task, flat_a, flat_b, units)
+  if metric not in ("auc", "acc"):
+    raise ValueError(f"metric {metric!r} not in ('auc', 'acc')")
+  values_under = functools.partial(_unit_values, labels, task, flat_a, flat_b, units, metric)
   rng = np.random.default_rng(seed)
   picks = rng.integers(0, n, (num_resamples, n))
   u0 = values_under(np.ones((1, labels.shape[0])))[:, 0]
@@ -348,10 +351,10 @@ def two_level_bootstrap(labels, scores_a: Sequence[Sequence[np.ndarray]], scores
                           examples=examples)
 
 
-def _unit_values(labels, task: str, flat_a, flat_b, units, weights: np.ndarray) -> np.ndarray:
-  """(n, b) unit means of AUC_A − AUC_B under (b, N) example weights."""
-  auc = lambda s: weighted_metrics(labels, s, task, weights)["auc"]
-  diff = np.stack([auc(a) - auc(b) for a, b in zip(flat_a, flat_b)])
+def _unit_values(labels, task: str, flat_a, flat_b, units, metric: str, weights: np.ndarray) -> np.ndarray:
+  """(n, b) unit means of metric_A − metric_B ("auc" or "acc") under (b, N) example weights."""
+  value = lambda s: weighted_metrics(labels, s, task, weights)[metric]
+  diff = np.stack([value(a) - value(b) for a, b in zip(flat_a, flat_b)])
   return np.stack([diff[u].mean(axis=0) for u in units])
 
 
