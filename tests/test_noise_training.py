@@ -42,8 +42,10 @@ def test_noise_trained_runs_compared_with_exact_ones_by_seed_and_example(tmp_pat
   assert row["noisy_auc"] > row["exact_auc"] and 0 < row["low_auc"] < row["delta_auc"] < row["high_auc"]
   assert row["delta_auc"] == pytest.approx(row["noisy_auc"] - row["exact_auc"])
   assert metrics.auc(labels, metrics.scores_from_logits(logits, TASK), TASK) > row["exact_auc"]
-  assert noise_training.in_short([row])[0].startswith("On fake_x at 100 shots") and "raw readout: raises AUC" in \
-      noise_training.in_short([row])[0]
+  recalibrated = {**row, "recalibrated": "True"}
+  (sentence,) = noise_training.in_short([row, recalibrated])
+  assert sentence.startswith("On fake_x at 100 shots, noise-trained minus exact-trained (3 seeds): AUC +")
+  assert sentence.count("(higher)") == 3  # AUC, ACC raw, ACC recalibrated
   same = noise_training.comparison_rows(exact, exact, num_resamples=200)[0]
   assert same["delta_auc"] == 0.0 and same["delta_acc"] == 0.0
   other = _device_outputs(tmp_path / "other", labels, weak(), index=np.arange(60) + 1)
@@ -53,3 +55,23 @@ def test_noise_trained_runs_compared_with_exact_ones_by_seed_and_example(tmp_pat
     noise_training.comparison_rows(noisy, exact[:2])
   md, _ = noise_training.write(str(tmp_path / "report"), "T", [row], noisy, exact, "noise.json")
   assert "## In short" in open(md, encoding="utf-8").read()
+
+
+def test_noise_training_command_writes_the_report_or_one_error(tmp_path):
+  import json  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(1)
+  labels = rng.integers(0, 2, (30, 1))
+  runs = lambda name: [_device_outputs(tmp_path / f"{name}{k}", labels, [rng.normal(size=(30, 1))]) for k in range(2)]
+  noisy, exact = runs("noisy"), runs("exact")
+  for folder in noisy:
+    (tmp_path / folder / "config.json").write_text(json.dumps({"model_options": {"noise": "n.json"}}))
+  command = [sys.executable, "-m", "experiments.noise_training", f"--noisy={','.join(noisy)}",
+             f"--exact={','.join(exact)}", f"--out={tmp_path / 'report'}", "--num_resamples=100"]
+  result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "On fake_x at 100 shots" in result.stdout and "(trained under `n.json`)" in (tmp_path / "report.md").read_text()
+  result = subprocess.run(command[:4] + [f"--exact={exact[0]}"] + command[5:], capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode != 0 and "paired by seed" in result.stderr and "Traceback" not in result.stderr

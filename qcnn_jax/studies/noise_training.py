@@ -22,7 +22,7 @@ from qcnn_jax.studies import frozen_heads
 SETTING = ("backend", "layout_seed", "scheduled", "noise", "shots", "recalibrated")
 CSV_COLUMNS = SETTING + ("n_seeds", "n_sampling_runs", "n_examples") + tuple(
     f"{k}_{m}" for m in ("auc", "acc") for k in ("noisy", "exact", "delta", "low", "high", "p"))
-WORDS = {"ahead": "raises", "behind": "lowers"}  # `frozen_heads.verdict` of noise-trained minus exact-trained
+WORDS = {"ahead": "higher", "behind": "lower"}  # `frozen_heads.verdict` of noise-trained minus exact-trained
 
 
 def _runs(dirs: list[str]) -> tuple[list[dict[tuple, list[str]]], list]:
@@ -68,21 +68,25 @@ def comparison_rows(noisy_dirs: list[str], exact_dirs: list[str], num_resamples:
 
 
 def _words(row: dict, m: str) -> str:
+  """"AUC -0.0339 [-0.1791, +0.1113] (undecided)": the difference, its interval, `verdict`'s words."""
   word = frozen_heads.verdict(row[f"low_{m}"], row[f"high_{m}"])
-  return (f"{WORDS.get(word, word)} {m.upper()} ({row[f'delta_{m}']:+.4f} "
-          f"[{row[f'low_{m}']:+.4f}, {row[f'high_{m}']:+.4f}])")
+  return (f"{m.upper()} {row[f'delta_{m}']:+.4f} [{row[f'low_{m}']:+.4f}, {row[f'high_{m}']:+.4f}] "
+          f"({WORDS.get(word, word.split(' (')[0])})")
 
 
 def in_short(rows: list[dict]) -> list[str]:
-  """One sentence per backend at its largest shot count, raw and recalibrated readouts."""
+  """One sentence per backend at its largest shot count: AUC (a recalibration of one readout keeps
+  its ranking), ACC raw and recalibrated."""
   sentences = []
   for backend in dict.fromkeys(r["backend"] for r in rows):
     mine = [r for r in rows if r["backend"] == backend]
     shots = max(int(r["shots"]) for r in mine)
-    parts = [f"{'recalibrated' if r['recalibrated'] == 'True' else 'raw'} readout: {_words(r, 'auc')}, "
-             f"{_words(r, 'acc')}" for r in mine if int(r["shots"]) == shots]
-    sentences.append(f"On {backend} at {shots:,} shots, training under the calibrated noise "
-                     f"(noise-trained minus exact-trained, {mine[0]['n_seeds']} seeds) — " + "; ".join(parts) + ".")
+    found = {r["recalibrated"]: r for r in mine if int(r["shots"]) == shots}
+    first = next(iter(found.values()))
+    accs = [f"{_words(found[flag], 'acc')} {name}" for flag, name in (("False", "raw"), ("True", "recalibrated"))
+            if flag in found]
+    sentences.append(f"On {backend} at {shots:,} shots, noise-trained minus exact-trained ({first['n_seeds']} "
+                     f"seeds): {_words(first, 'auc')}; {', '.join(accs)}.")
   return sentences
 
 
