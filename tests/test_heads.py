@@ -507,9 +507,9 @@ def test_family_report_compares_family_bests_with_two_level_intervals_and_holm(t
   # The answer's sentences are written from these rows: each interval worded by what it supports.
   sentence = next(line for line in text.splitlines() if line.startswith("ΔAUC = quantum − other"))
   words = frozen_heads.verdict(float(pooled["low"]), float(pooled["high"]))
-  assert "On breastmnist over 2 backbones, the quantum family's best (q_b) is " in sentence
-  assert (f"{words} of the linear family's best, {float(pooled['delta_auc']):+.4f} [{float(pooled['low']):+.4f}, "
-          f"{float(pooled['high']):+.4f}]") in sentence
+  assert "On breastmnist over 2 backbones, the quantum family's best (q_b): " in sentence
+  assert (f"against the linear family's best {float(pooled['delta_auc']):+.4f} [{float(pooled['low']):+.4f}, "
+          f"{float(pooled['high']):+.4f}], {words}") in sentence
   design_rows = {r["model"]: r for r in csv.DictReader(open(csv_path)) if r["dataset"] == "breastmnist"}
   assert {m: design_rows[m]["family"] for m in ("q_a", "q_a_twin", "q_a_control", "linear_raw")} == {
       "q_a": "quantum", "q_a_twin": "twin", "q_a_control": "control", "linear_raw": "linear"}

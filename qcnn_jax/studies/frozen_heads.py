@@ -373,10 +373,10 @@ def in_short(rows: list[dict], confidence: float) -> list[str]:
     groups.setdefault(r["features"], []).append(r)
   sentences = []
   for name, mine in groups.items():
-    parts = [f"{verdict(r['low'], r['high'])} of the {r['family']} family's best, {r['delta_auc']:+.4f} "
-             f"[{r['low']:+.4f}, {r['high']:+.4f}]{' (differs after Holm)' if r['differs'] else ''}" for r in mine]
+    parts = [f"against the {r['family']} family's best {r['delta_auc']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}], "
+             f"{verdict(r['low'], r['high'])}{' (differs after Holm)' if r['differs'] else ''}" for r in mine]
     sentences.append(f"On {name}{' (saturated)' if mine[0]['saturated'] else ''}, the quantum family's best "
-                     f"({mine[0]['design']}) is " + "; ".join(parts) + ".")
+                     f"({mine[0]['design']}): " + "; ".join(parts) + ".")
   return ["## In short", "", f"ΔAUC = quantum − other, {confidence:.0%} two-level intervals; "
           f"\"not distinguishable at ±{MARGIN:g}\" = the whole interval lies within ±{MARGIN:g}. "
           + " ".join(sentences), ""] if sentences else []
