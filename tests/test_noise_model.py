@@ -239,13 +239,14 @@ def test_noise_model_file_of_a_backend(tmp_path):
 
 
 def test_models_take_noise_from_their_options_and_twins_refuse_it():
-  """A training config's model_options.noise reaches the circuit of the hybrid; a classical twin,
-  which has no circuit, refuses it with one message instead of training exactly in silence."""
+  """A training config's model_options.noise reaches the circuit (get_model's option); a classical
+  twin, which has no circuit, refuses it with one message instead of training exactly in silence."""
   from qcnn_jax import models  # pylint: disable=import-outside-toplevel
-  images = jnp.ones((2, 28, 28, 1))
-  noisy = models.get_model("resnet50_qcnn", 1, width=4, n_qubits=4, noise="depolarizing:0.2")
-  exact = models.get_model("resnet50_qcnn", 1, width=4, n_qubits=4)
+  images = jax.random.uniform(jax.random.PRNGKey(0), (2, 28, 28, 1))
+  noisy = models.get_model("qcnn", 1, n_qubits=4, noise="depolarizing:0.2")
+  exact = models.get_model("qcnn", 1, n_qubits=4)
   variables = exact.init(jax.random.PRNGKey(0), images)
   assert float(jnp.max(jnp.abs(noisy.apply(variables, images) - exact.apply(variables, images)))) > 1e-3
+  x = jnp.ones((2, 6))
   with pytest.raises(ValueError, match="quantum heads only"):
-    models.get_model("resnet50_mlp", 1, width=4, n_qubits=4, noise="depolarizing:0.2").init(jax.random.PRNGKey(0), images)
+    heads.FeatureHead(1, kind="classical", n_qubits=4, noise="depolarizing:0.2").init(jax.random.PRNGKey(0), x)
