@@ -13,7 +13,9 @@ beside the published ResNet-50 (28) row.
       --out=features/r50/breastmnist_seed0.npz
 
 A feature file names its backbone run by config hash and commit (`studies.features`), so the
-committed record under results/grid_backbones/runs regenerates it.
+committed record under results/grid_backbones/runs regenerates it. On a lent GPU the whole grid and
+its features are one call of experiments/gpu/grid_medmnist.sh with CONFIG=experiments/configs/grid_backbones.py
+RECORDS=results/grid_backbones/runs MODELS=resnet50 FEATURES=1 (see its header).
 """
 
 import ml_collections

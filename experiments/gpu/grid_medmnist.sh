@@ -12,8 +12,12 @@
 #   mkdir -p devdata && cp <breastmnist,retinamnist,pneumoniamnist>.npz devdata/
 # Run from the repository root there:  OUT=gpu_out DEADLINE=450 bash experiments/gpu/grid_medmnist.sh
 # then here:  tar xzf gpu_out/records.tgz  (and rebuild the report with `experiments.grid --only_report`).
+# Another grid: CONFIG=experiments/configs/grid_backbones.py RECORDS=results/grid_backbones/runs MODELS=resnet50
+# FEATURES=1 (the frozen-head studies' backbones: each finished run's features are also extracted into
+# $OUT/<dataset>_seed<k>.npz, for features/r50/; files over the device's 16 MiB return limit stay behind).
 set -u
 T0=$(date +%s); DEADLINE=${DEADLINE:-450}; RECORDS=${RECORDS:-results/grid_medmnist/runs}; EXTRA=${EXTRA:-}
+CONFIG=${CONFIG:-experiments/configs/grid_medmnist.py}; MODELS=${MODELS:-resnet50 resnet50_qcnn resnet50_mlp}
 WHEELS=${WHEELS:-.whl}; DATA=${DATA:-devdata}; OUT=${OUT:-gpu_out}; LOGS=/tmp/gpu_grid_logs
 mkdir -p "$OUT" "$LOGS"
 if [ -d "$WHEELS" ]; then
@@ -26,13 +30,13 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 python3 -c "import jax, flax, optax, pennylane as q, numpy; print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__, 'pennylane', q.__version__, 'numpy', numpy.__version__)" || exit 1
 # Prepare the TFDS data once, before parallel processes would race to write it.
-python3 -c "from qcnn_jax import data; from experiments.configs import grid_medmnist as g; [data.load_dataset(d, data_dir='$DATA') for d in g.get_config().datasets]" > "$LOGS/prepare.log" 2>&1 || { tail -5 "$LOGS/prepare.log"; exit 1; }
+python3 -c "import importlib; from qcnn_jax import data; g = importlib.import_module('$CONFIG'[:-3].replace('/', '.')); [data.load_dataset(d, data_dir='$DATA') for d in g.get_config().datasets]" > "$LOGS/prepare.log" 2>&1 || { tail -5 "$LOGS/prepare.log"; exit 1; }
 echo "prepared at $(( $(date +%s) - T0 )) s"
 (command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 > "$LOGS/gpu.log" 2>&1) &
 GPUMON=$!
 grid() {  # grid LOG ARGS...: one grid process
   log=$1; shift
-  python3 -m experiments.grid --config=experiments/configs/grid_medmnist.py --workdir=/tmp/gpu_grid_runs --records="$RECORDS" \
+  python3 -m experiments.grid --config="$CONFIG" --workdir=/tmp/gpu_grid_runs --records="$RECORDS" \
     --config.base.data_dir="$DATA" --config.base.progress=False --config.base.checkpoint_every_epochs=25 $EXTRA "$@" >> "$LOGS/$log.log" 2>&1
 }
 pack() {
@@ -40,7 +44,7 @@ pack() {
   tar czf "$OUT/logs.tgz.part" -C "$(dirname "$LOGS")" "$(basename "$LOGS")" && mv "$OUT/logs.tgz.part" "$OUT/logs.tgz"
 }
 PIDS=()
-for m in resnet50 resnet50_qcnn resnet50_mlp; do
+for m in $MODELS; do
   (grid "$m" --datasets=breastmnist --models="$m"; grid "$m" --datasets=retinamnist --models="$m") & PIDS+=($!)
   grid "pneumonia_$m" --datasets=pneumoniamnist --models="$m" & PIDS+=($!)
 done
@@ -48,6 +52,14 @@ while [ -n "$(jobs -rp | grep -v "^$GPUMON\$")" ] && [ $(( $(date +%s) - T0 )) -
 # Stop this script's processes only (each job's subshell first, so it starts nothing more, then its child).
 for p in "${PIDS[@]}" "$GPUMON"; do kids=$(pgrep -P "$p"); kill "$p" $kids 2>/dev/null; done
 sleep 2; pack
+if [ -n "${FEATURES:-}" ]; then  # features of every finished run (its summary.json written)
+  for run in /tmp/gpu_grid_runs/*/*/seed*; do
+    [ -f "$run/summary.json" ] || continue
+    set -- $(echo "$run" | awk -F/ '{print $(NF-2), $NF}')
+    python3 -m experiments.extract_features --workdir="$run" --out="$OUT/$1_$2.npz" >> "$LOGS/features.log" 2>&1
+  done
+  ls -l "$OUT"/*.npz 2>/dev/null
+fi
 echo "elapsed $(( $(date +%s) - T0 )) s; runs recorded in this call:"
 find "$RECORDS" -name summary.json -newermt "@$T0" | sort | xargs -r python3 -c "
 import json, sys
