@@ -223,7 +223,7 @@ class FeatureHead(nn.Module):
       (readout as ``quantum.head_readout``; a classical twin copies the quantum block's R).
     noise: the quantum blocks' noise (``noise_model.parse``): None, "<channel>:<p>" (uniform, e.g.
       "depolarizing:0.01") or the path of a calibrated noise JSON; execution "auto" then runs
-      density matrices. Other kinds ignore it.
+      density matrices. Other kinds, which have no circuit, refuse it (ValueError).
     n_readout: qubits read out by an "expvals" readout (default ``quantum.head_readout``'s).
     n_blocks: k blocks, each on its own chunk of F angles.
     norm: LayerNorm on the features before the bottleneck Dense.

@@ -343,7 +343,7 @@ def evaluate(trainer: train.Trainer, state: train.TrainState, test: Examples, va
   run is also recalibrated (`fit_recalibration` on `val` examples' readouts of the same setting and
   sampling run against the readouts the model was trained on, no labels). Arrays: "logits_exact" (N, K) and each row's
   logits under its `key`."""
-  exact_val = val.trained_readout
+  target_val = val.trained_readout
   arrays = {"logits_exact": logits(trainer, state, test.images)}
   base = {"n_examples": len(test.labels), **{f"exact_test_{m}": v for m, v in
                                               _metrics(trainer, test.labels, arrays["logits_exact"]).items()}}
@@ -360,7 +360,7 @@ def evaluate(trainer: train.Trainer, state: train.TrainState, test: Examples, va
           start = time.time()
           probs = distribution(circuits, device, source)
           setting.update(noise=source, sample_s=time.time() - start)
-          rows += _sampling_rows(trainer, state, test, probs, exact_val, setting, plan, arrays)
+          rows += _sampling_rows(trainer, state, test, probs, target_val, setting, plan, arrays)
   return rows, arrays
 
 
@@ -369,7 +369,7 @@ def _metrics(trainer, labels, logits_) -> dict[str, float]:
   return {"auc": report["auc"], "acc": report["acc"]}
 
 
-def _sampling_rows(trainer, state, test: Examples, probs: np.ndarray, exact_val: np.ndarray, setting: dict,
+def _sampling_rows(trainer, state, test: Examples, probs: np.ndarray, target_val: np.ndarray, setting: dict,
                    plan: Plan, arrays: dict) -> list[dict]:
   """Rows of one setting's outcome distributions `probs` (test rows first, then validation): per
   shot count and sampling seed, the raw and the recalibrated readout scored; logits into `arrays`."""
@@ -377,7 +377,7 @@ def _sampling_rows(trainer, state, test: Examples, probs: np.ndarray, exact_val:
   for shots in plan.shots:
     for seed in range(plan.sampling_seeds if shots else 1):
       readout = model_readout(raw_readout(draw(probs, shots, seed), test.spec), test.spec)
-      scale, offset = fit_recalibration(exact_val, readout[n:])
+      scale, offset = fit_recalibration(target_val, readout[n:])
       for recalibrated in (False, True):
         part = recalibrate(readout[:n], scale, offset) if recalibrated else readout[:n]
         key = ":".join(str(v) for v in (setting["backend"], setting["layout_seed"], setting["scheduled"],
