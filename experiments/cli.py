@@ -23,7 +23,7 @@ from qcnn_jax.training.checkpointing import CheckpointDamagedError, DiskFullErro
 from qcnn_jax.training.lock import FolderBusyError
 from qcnn_jax.data.corruptions import CorruptionsUnavailable
 from qcnn_jax.data.sources import ChecksumError, DatasetNotFoundError
-from qcnn_jax.models.quantum.execution import QubitMemoryError
+from qcnn_jax.models.onednn import OnednnUnavailable
 from qcnn_jax.data.folder import FolderDatasetError
 from qcnn_jax.serving import ServingError
 from qcnn_jax.training.train import ConfigError
@@ -39,7 +39,7 @@ class UsageError(ValueError):
 USAGE_ERRORS = (WorkdirConflictError, ConfigError, UsageError, FolderBusyError, FolderDatasetError, ServingError)
 KNOWN_ERRORS = USAGE_ERRORS + (DatasetNotFoundError, ChecksumError, FileNotFoundError, FloatingPointError,
                                CheckpointDamagedError, DiskFullError,
-                               CorruptionsUnavailable, HardwareExtraMissing)
+                               CorruptionsUnavailable, HardwareExtraMissing, OnednnUnavailable)
 
 
 class CommaTupleParser(tuple_parser.TupleParser):

@@ -132,17 +132,17 @@ def test_xla_flags_benchmark_compares_gradients_across_settings(tmp_path):
 
 def test_speed_page_is_written_from_the_committed_records(monkeypatch):
   """results/benchmarks/speed.md (the README's speed sentences, docs/performance.md's table) equals what
-  its records give; the ResNet ratio comes from the process in which torchvision ran fastest."""
+  its records give; the ResNet ratios are each Flax row's side-by-side ratio, per convolution implementation."""
   import pathlib  # pylint: disable=import-outside-toplevel
   from experiments.benchmarks import speed  # pylint: disable=import-outside-toplevel
   monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
   text = speed.markdown(speed.read_rows(speed.QCNN_RECORD), speed.read_rows(speed.RESNET_RECORD))
   assert pathlib.Path(speed.OUT).read_text(encoding="utf-8") == text
-  rows = [{"impl": impl, "image_size": 28, "process": p, "code": code, "images_per_s": v}
-          for p, code, (flax, torch) in ((1, "a (now)", (20.0, 4.0)), (2, "a (now)", (18.0, 20.0)),
-                                          (3, "b (before)", (30.0, 40.0)))
-          for impl, v in (("resnet50", flax), ("torchvision_resnet50", torch))]
-  assert speed.resnet_ratios(rows) == {28: 0.9}
+  rows = [{"impl": impl, "image_size": size, "batch": 32, "vs_torchvision": v}
+          for size, (xla, dnn) in ((28, (0.8, 0.99)), (64, (0.9, 1.04)))
+          for impl, v in (("xla", xla), ("onednn", dnn), ("torchvision_resnet50", 1.0))]
+  assert speed.resnet_ratios(rows) == {"xla": {(28, 32): 0.8, (64, 32): 0.9}, "onednn": {(28, 32): 0.99, (64, 32): 1.04}}
+  assert "0.99×, 1.04× torchvision's speed with oneDNN's" in speed.sentences([], rows)
   qrows = [{"impl": "project", "n_qubits": 8, "fwd_speedup_vs_tensorcircuit": f, "grad_speedup_vs_tensorcircuit": g}
            for f, g in ((2.0, 1.2), (1.5, 1.4))] + [{"impl": "tensorcircuit", "n_qubits": 8}]
   assert speed.qcnn_ranges(qrows) == {8: {"fwd_tensorcircuit": (1.5, 2.0), "grad_tensorcircuit": (1.2, 1.4)}}

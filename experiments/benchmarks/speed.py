@@ -7,10 +7,9 @@ Sources (JSON lines, see each benchmark's docstring):
   * ``QCNN_RECORD`` (``experiments.benchmarks.qcnn``, processes with opposite row orders): the
     ``project`` rows' forward and forward+gradient speedups over TensorCircuit-NG and, where the process
     also ran it, over plain PennyLane, as the range over processes per width;
-  * ``RESNET_RECORD`` (``experiments.benchmarks.train_step`` beside torchvision, alternated processes):
-    the Flax/torchvision images/s ratio of the current code (rows whose ``code`` ends in "(now)"), per image
-    size, from the process in which torchvision ran fastest (the least disturbed by other load; the
-    others are in the record).
+  * ``RESNET_RECORD`` (``experiments.benchmarks.conv_impl``: the Flax train step with XLA's and with
+    oneDNN's convolutions and torchvision's, steps interleaved in one process per image size): each
+    Flax row's ``vs_torchvision`` (torchvision's median step over the row's) per (convolutions, size, batch).
 """
 
 import collections
@@ -20,7 +19,7 @@ import sys
 from absl import app, flags
 
 QCNN_RECORD = "results/benchmarks/qcnn_interleaved_vs_tensorcircuit_cpu.json"
-RESNET_RECORD = "results/benchmarks/train_step_vs_torchvision_cpu.json"
+RESNET_RECORD = "results/benchmarks/conv_impl_cpu.json"
 OUT = "results/benchmarks/speed.md"
 
 flags.DEFINE_bool("check", False, "Only check: exit 1 when the file differs from what the records give.")
@@ -47,18 +46,13 @@ def qcnn_ranges(rows: list[dict]) -> dict[int, dict[str, tuple[float, float]]]:
   return {n: {k: (min(v), max(v)) for k, v in kinds.items()} for n, kinds in sorted(seen.items())}
 
 
-def resnet_ratios(rows: list[dict]) -> dict[int, float]:
-  """image size -> Flax / torchvision images/s of the current code, from the process whose torchvision
-  row ran fastest at that size."""
-  pairs = collections.defaultdict(dict)
+def resnet_ratios(rows: list[dict]) -> dict[str, dict[tuple[int, int], float]]:
+  """conv_impl -> (image size, batch) -> Flax / torchvision speed (``vs_torchvision``) of the Flax rows."""
+  out = collections.defaultdict(dict)
   for row in rows:
-    if str(row.get("code", "")).endswith("(now)"):
-      pairs[(row["image_size"], row["process"])][row["impl"].startswith("torchvision")] = row["images_per_s"]
-  best = {}
-  for (size, _), pair in pairs.items():
-    if len(pair) == 2 and (size not in best or pair[True] > best[size][True]):
-      best[size] = pair
-  return {size: pair[False] / pair[True] for size, pair in sorted(best.items())}
+    if "vs_torchvision" in row and not row["impl"].startswith("torchvision"):
+      out[row["impl"]][(row["image_size"], row["batch"])] = row["vs_torchvision"]
+  return {impl: dict(sorted(ratios.items())) for impl, ratios in out.items()}
 
 
 def _span(lo_hi: tuple[float, float]) -> str:
@@ -79,9 +73,12 @@ def sentences(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
     out.append("Against plain PennyLane (default.qubit, backprop) it runs " + ", ".join(
         f"{_span(r['fwd_plain'])} / {_span(r['grad_plain'])} at {n} qubits" for n, r in plain.items())
         + " (forward / with the gradient).")
-  out.append("The Flax ResNet-50 train step runs at " + " / ".join(f"{r:.2f}×" for r in ratios.values())
-             + f" torchvision's ({' / '.join(str(s) for s in ratios)} px, batch 32, in the process where torchvision "
-             "ran fastest) with XLA's default CPU setting, the fastest of those measured: it sets no XLA flag.")
+  impls = {"xla": "XLA's convolutions", "onednn": 'oneDNN\'s (conv_impl "onednn")'}
+  cases = next(iter(ratios.values()), {})
+  where = ", ".join(f"{size} px batch {batch}" for size, batch in cases)
+  out.append("The Flax ResNet-50 train step runs at " + " and ".join(
+      f"{', '.join(f'{r:.2f}×' for r in ratios[impl].values())} torchvision's speed with {impls[impl]}"
+      for impl in impls if impl in ratios) + f" ({where}; median steps interleaved in one process).")
   return "\n".join(out)
 
 
@@ -106,11 +103,25 @@ def qcnn_table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
+def resnet_table(rows: list[dict]) -> str:
+  """Markdown table of the ResNet record: per (size, batch) and row, median and fastest step, images/s,
+  the ratio to torchvision measured beside it and the float32 gradient's distance to float64."""
+  lines = ["| size | batch | row | median step | fastest step | images/s | vs torchvision | gradient vs float64 |",
+           "|---|---|---|---|---|---|---|---|"]
+  for row in rows:
+    grad = f"{row['grad_vs_float64']:.4f}" if row.get("grad_vs_float64") is not None else "–"
+    lines.append(f"| {row['image_size']} px | {row['batch']} | {row['impl']} | {row['step_s_median']:.3f} s | "
+                 f"{row['step_s_min']:.3f} s | {row['images_per_s']:.1f} | {row['vs_torchvision']:.2f}× | {grad} |")
+  return "\n".join(lines)
+
+
 def markdown(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
-  """speed.md: where the numbers come from, the paragraph, and the QCNN table."""
+  """speed.md: where the numbers come from, the paragraph, the QCNN table and the ResNet table."""
   return (f"# Speed\n\n<!-- written by experiments.benchmarks.speed from {QCNN_RECORD} and {RESNET_RECORD} -->\n\n"
           "## Speed on a 2-core CPU\n\n" + sentences(qcnn_rows, resnet_rows) + "\n\n"
-          f"## QCNN engine against TensorCircuit-NG\n\n{qcnn_rows[0].get('window', '')}\n\n" + qcnn_table(qcnn_rows) + "\n")
+          f"## QCNN engine against TensorCircuit-NG\n\n{qcnn_rows[0].get('window', '')}\n\n" + qcnn_table(qcnn_rows) + "\n\n"
+          f"## ResNet-50 train step beside torchvision\n\n{resnet_rows[0].get('window', '')}\n\n"
+          + resnet_table(resnet_rows) + "\n")
 
 
 def main(argv):

@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
       "width": config_dict.placeholder(int),         # ResNet base width (64)
       "stem": config_dict.placeholder(str),          # auto | cifar | imagenet
       "dtype": config_dict.placeholder(str),         # compute dtype, e.g. bfloat16 on accelerators
+      "conv_impl": config_dict.placeholder(str),     # xla | onednn (CPU: pip install -e ".[onednn]")
       "zero_init_residual": config_dict.placeholder(bool),
       "n_qubits": config_dict.placeholder(int),      # QCNN qubits (8)
       "conv_unit": config_dict.placeholder(str),     # ttn u5 u6 u9 u13 u14 u15 so4 su4

@@ -6,7 +6,8 @@ Every model maps NHWC float images (B, H, W, C), H, W >= 28, any C, to float32 l
 (``qcnn`` has no BatchNorm: its variables hold only "params").
 
 Models (options besides ``num_classes``):
-  resnet18, resnet50   classical baselines: width, stem, dtype, zero_init_residual.
+  resnet18, resnet50   classical baselines: width, stem, dtype, conv_impl ("xla" or "onednn": oneDNN's CPU
+                       convolutions, ``resnet.CONV_IMPLS``), zero_init_residual.
   qcnn                 the QCNN alone on a reduced grayscale image: n_qubits, qcnn_input
                        ("amplitude" | "pooled"), conv_unit, encoding, readout, execution, noise,
                        input_range (pixel range of the normalised input, default (-1, 1)).
@@ -32,7 +33,7 @@ import jax.numpy as jnp
 
 from qcnn_jax.models import hybrid, resnet
 
-_RESNET = ("width", "stem", "dtype")
+_RESNET = ("width", "stem", "dtype", "conv_impl")
 _QUANTUM = ("n_qubits", "conv_unit", "encoding", "readout", "execution", "noise", "multi_label")
 _HEAD = ("norm", "bottleneck_norm", "angle_scale", "angle_init_std", "calibrate", "residual", "gate_init", "n_blocks", "reuploading",
          "prior")
@@ -89,10 +90,16 @@ def get_model(name: str, num_classes: int, **options) -> nn.Module:
 DATA_OPTIONS = ("multi_label", "prior")
 
 
+# Options added after runs were recorded, with the value those runs used: resolved as None (what a
+# missing key reads as, `checkpointing.config_differences`) when they have it, so earlier records stay valid.
+ADDED_LATER = {"conv_impl": "xla"}
+
+
 def resolved_options(name: str, **options) -> dict:
   """Every configurable option of model ``name`` with the value the model uses: the given
   ``options`` (None = unset) and the model's defaults for the rest, as JSON-ready values
-  (dtype names, lists for tuples). ``DATA_OPTIONS`` are left out. Raises like ``get_model``.
+  (dtype names, lists for tuples; None for an ``ADDED_LATER`` option at its earlier value).
+  ``DATA_OPTIONS`` are left out. Raises like ``get_model``.
 
   A run stores this with its config, so a later change of a default cannot make an old run pass
   for a run of the new defaults.
@@ -108,7 +115,7 @@ def resolved_options(name: str, **options) -> dict:
       value = list(value)
     elif option == "dtype":
       value = None if value is None else jnp.dtype(value).name
-    resolved[option] = value
+    resolved[option] = None if option in ADDED_LATER and value == ADDED_LATER[option] else value
   return resolved
 
 

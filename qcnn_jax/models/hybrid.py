@@ -123,6 +123,7 @@ class _DressedResNet50(nn.Module):
   width: int = 64
   stem: str = "auto"
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
   n_qubits: int = 8
   conv_unit: str = "su4"
   encoding: str = "angle_y"
@@ -155,7 +156,7 @@ class _DressedResNet50(nn.Module):
   def __call__(self, images, train: bool = False):
     """Maps images (B, H, W, C) to logits (B, num_classes); ``train`` drives the BatchNorms."""
     features = ResNet50(num_classes=None, width=self.width, stem=self.stem, dtype=self.dtype,
-                        name="backbone")(images, train)
+                        conv_impl=self.conv_impl, name="backbone")(images, train)
     return self.head()(features)
 
 
@@ -204,6 +205,7 @@ class QuanvResNet50(nn.Module):
   width: int = 64
   stem: str = "auto"
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
   quanv_trainable: bool = False
   input_range: tuple[float, float] = (-1.0, 1.0)
 
@@ -213,4 +215,4 @@ class QuanvResNet50(nn.Module):
     maps = quantum.Quanvolution(trainable=self.quanv_trainable, name="quanv")(
         to_unit_range(images, self.input_range))
     return ResNet50(num_classes=self.num_classes, width=self.width, stem=self.stem, dtype=self.dtype,
-                    name="backbone")(maps, train)
+                    conv_impl=self.conv_impl, name="backbone")(maps, train)

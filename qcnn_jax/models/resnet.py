@@ -15,7 +15,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from qcnn_jax.models import onednn
+
 STEMS = ("auto", "cifar", "imagenet")
+# How convolutions run: "xla" (lax / matmuls, formulated below for XLA:CPU) or "onednn" (oneDNN's
+# CPU kernels through XLA's FFI for every k x k convolution with k > 1, float32; ``onednn``).
+CONV_IMPLS = ("xla", "onednn")
 # stem="auto" uses the 3x3 stride-1 "cifar" stem up to this input height/width (px).
 AUTO_CIFAR_MAX_SIZE = 32
 
@@ -119,18 +124,23 @@ class Conv(nn.Module):
     slower, forward and backward, for 3x3 convolutions on 2x2 maps of 512 channels).
   * Anything else is ``lax.conv_general_dilated``, stride 1 through ``conv_same`` (its input
     gradient written out).
+
+  With ``conv_impl="onednn"`` every float32 convolution with k > 1 is ``onednn.conv`` instead.
   """
 
   features: int
   kernel_size: int = 3
   strides: int = 1
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x):
     k, s, pad = self.kernel_size, self.strides, self.kernel_size // 2
     kernel = self.param("kernel", _conv_init, (k, k, x.shape[-1], self.features), jnp.float32).astype(self.dtype)
     x = x.astype(self.dtype)
+    if k > 1 and self.conv_impl == "onednn" and self.dtype == jnp.float32:
+      return onednn.conv(x, kernel, s)
     if k == 1:
       return channel_matmul(x[:, ::s, ::s, :], kernel[0, 0], s > 1)
     out_h, out_w = (x.shape[1] + 2 * pad - k) // s + 1, (x.shape[2] + 2 * pad - k) // s + 1
@@ -157,12 +167,13 @@ class _Block(nn.Module):
   strides: int = 1
   zero_init_residual: bool = False
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
 
   def shortcut(self, x, features: int, train: bool):
     """Identity, or conv1x1 + BN (torchvision's ``downsample``) when the shape changes."""
     if x.shape[-1] == features and self.strides == 1:
       return x
-    x = Conv(features, 1, self.strides, self.dtype, name="downsample_conv")(x)
+    x = Conv(features, 1, self.strides, self.dtype, self.conv_impl, name="downsample_conv")(x)
     return _bn(train, self.dtype, "downsample_bn")(x)
 
 
@@ -174,9 +185,9 @@ class BasicBlock(_Block):
   @nn.compact
   def __call__(self, x, train: bool = False):
     """Applies the block to NHWC ``x``; ``train`` normalises with batch statistics."""
-    y = Conv(self.planes, 3, self.strides, self.dtype, name="conv1")(x)
+    y = Conv(self.planes, 3, self.strides, self.dtype, self.conv_impl, name="conv1")(x)
     y = nn.relu(_bn(train, self.dtype, "bn1")(y))
-    y = Conv(self.planes, 3, 1, self.dtype, name="conv2")(y)
+    y = Conv(self.planes, 3, 1, self.dtype, self.conv_impl, name="conv2")(y)
     y = _bn(train, self.dtype, "bn2", self.zero_init_residual)(y)
     return nn.relu(y + self.shortcut(x, self.planes, train))
 
@@ -190,11 +201,11 @@ class Bottleneck(_Block):
   def __call__(self, x, train: bool = False):
     """Applies the block to NHWC ``x``; ``train`` normalises with batch statistics."""
     features = self.planes * self.expansion
-    y = Conv(self.planes, 1, 1, self.dtype, name="conv1")(x)
+    y = Conv(self.planes, 1, 1, self.dtype, self.conv_impl, name="conv1")(x)
     y = nn.relu(_bn(train, self.dtype, "bn1")(y))
-    y = Conv(self.planes, 3, self.strides, self.dtype, name="conv2")(y)
+    y = Conv(self.planes, 3, self.strides, self.dtype, self.conv_impl, name="conv2")(y)
     y = nn.relu(_bn(train, self.dtype, "bn2")(y))
-    y = Conv(features, 1, 1, self.dtype, name="conv3")(y)
+    y = Conv(features, 1, 1, self.dtype, self.conv_impl, name="conv3")(y)
     y = _bn(train, self.dtype, "bn3", self.zero_init_residual)(y)
     return nn.relu(y + self.shortcut(x, features, train))
 
@@ -211,6 +222,7 @@ class ResNet(nn.Module):
     stem: "imagenet", "cifar" or "auto" (see ``resolve_stem``).
     zero_init_residual: zero-initialise the last BN scale of each block (off, as torchvision).
     dtype: compute dtype (e.g. ``jnp.bfloat16`` on accelerators); parameters stay float32.
+    conv_impl: "xla" or "onednn" (``CONV_IMPLS``; the same parameters and results to float32 rounding).
   """
 
   stage_sizes: Sequence[int]
@@ -220,12 +232,15 @@ class ResNet(nn.Module):
   stem: str = "auto"
   zero_init_residual: bool = False
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     """Maps images (B, H, W, C) to float32 logits (B, num_classes) or features (B, D)."""
+    if self.conv_impl not in CONV_IMPLS:
+      raise ValueError(f"unknown conv_impl {self.conv_impl!r}; valid: {', '.join(CONV_IMPLS)}")
     imagenet = resolve_stem(self.stem, x.shape[1], x.shape[2]) == "imagenet"
-    x = Conv(self.width, 7 if imagenet else 3, 2 if imagenet else 1, self.dtype, name="conv1")(x)
+    x = Conv(self.width, 7 if imagenet else 3, 2 if imagenet else 1, self.dtype, self.conv_impl, name="conv1")(x)
     x = nn.relu(_bn(train, self.dtype, "bn1")(x))
     if imagenet:
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -234,7 +249,7 @@ class ResNet(nn.Module):
         x = self.block(
             planes=self.width * 2**stage, strides=2 if stage > 0 and index == 0 else 1,
             zero_init_residual=self.zero_init_residual, dtype=self.dtype,
-            name=f"layer{stage + 1}_{index}")(x, train)
+            conv_impl=self.conv_impl, name=f"layer{stage + 1}_{index}")(x, train)
     x = jnp.mean(x, axis=(1, 2)).astype(jnp.float32)
     if self.num_classes is None:
       return x
