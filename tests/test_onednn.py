@@ -31,11 +31,13 @@ def _float64_reference(x, kernel, g, stride):
 
 
 # Every k x k (k > 1) convolution shape of ResNet-50 (H, C -> F, k, stride): 28 px (cifar stem) and
-# 64 px (imagenet stem), plus odd sizes where a stride-2 window overhangs.
+# 64 px (imagenet stem), 1x1 ones (stride 1 and the strided shortcuts), and odd sizes where a
+# stride-2 window overhangs.
 RESNET50_CONVS = [(28, 1, 64, 3, 1), (28, 64, 64, 3, 1), (28, 128, 128, 3, 2), (14, 128, 128, 3, 1),
                   (14, 256, 256, 3, 2), (7, 256, 256, 3, 1), (7, 512, 512, 3, 2), (4, 512, 512, 3, 1),
                   (64, 3, 64, 7, 2), (16, 64, 64, 3, 1), (8, 128, 128, 3, 1), (2, 512, 512, 3, 1),
-                  (9, 5, 4, 3, 2), (9, 5, 4, 5, 1), (7, 6, 3, 7, 2)]
+                  (28, 64, 256, 1, 1), (28, 256, 512, 1, 2), (7, 1024, 2048, 1, 2), (4, 2048, 512, 1, 1),
+                  (9, 5, 4, 3, 2), (9, 5, 4, 5, 1), (7, 6, 3, 7, 2), (7, 6, 3, 1, 2)]
 
 
 @needs_onednn

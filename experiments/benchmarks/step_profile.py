@@ -32,12 +32,13 @@ flags.DEFINE_integer("batch", 32, "Batch size.")
 flags.DEFINE_integer("channels", 1, "Input channels.")
 flags.DEFINE_integer("width", None, "Optional ResNet base width override.")
 flags.DEFINE_string("dtype", None, "Compute dtype of the ResNet (e.g. bfloat16); default float32.")
+flags.DEFINE_string("conv_impl", None, "ResNet convolutions: xla or onednn (resnet.CONV_IMPLS); default xla.")
 flags.DEFINE_integer("steps", 3, "Traced steps.")
 flags.DEFINE_integer("top", 20, "Ops listed one by one.")
 flags.DEFINE_string("out", None, "JSON-lines output file (one row per op).")
 FLAGS = flags.FLAGS
 
-KINDS = ("convolution", "dot", "transpose", "reduce-window", "reduce", "concatenate", "copy")
+KINDS = ("custom-call", "convolution", "dot", "transpose", "reduce-window", "reduce", "concatenate", "copy")
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%([\w.\-]+) = (\S+) ([\w\-]+)\(')
 
 
@@ -81,7 +82,7 @@ def traced_op_seconds(trace_dir: str) -> collections.Counter:
 
 def profile_step() -> tuple[dict, collections.Counter]:
   """(HLO op labels, seconds per op over the traced steps) of the model's jitted train step."""
-  options = {k: v for k, v in {"dtype": FLAGS.dtype, "width": FLAGS.width}.items() if v}
+  options = {k: v for k, v in {"dtype": FLAGS.dtype, "width": FLAGS.width, "conv_impl": FLAGS.conv_impl}.items() if v}
   model = get_model(FLAGS.model, 1, **options)
   state, step, batch = benchmarks.train_step_inputs(model, FLAGS.batch, FLAGS.size, FLAGS.channels)
   compiled = step.lower(state, batch).compile()
