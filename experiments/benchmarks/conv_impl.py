@@ -14,7 +14,6 @@ reference of the same parameters and images (``grad_vs_float64``), and for "oned
 float32 gradient (``grad_vs_xla``). Needs the onednn extra (``pip install -e ".[onednn]"``).
 """
 
-import functools
 import statistics
 import time
 
@@ -22,13 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
-from jax import flatten_util
 
 from experiments import benchmarks
 from experiments.benchmarks import train_step as train_step_bench
 
 from qcnn_jax.models import get_model
-from qcnn_jax.training import train
 
 flags.DEFINE_list("impls", ["xla", "onednn"], "conv_impl values timed (resnet.CONV_IMPLS).")
 flags.DEFINE_integer("rounds", 8, "Rounds of one step per implementation (order reversed every round).")
@@ -37,17 +34,12 @@ flags.DEFINE_bool("torch", True, "Also time torchvision's step (needs torch and 
 FLAGS = flags.FLAGS
 
 
-def _gradient(model, state, batch) -> np.ndarray:
-  loss = functools.partial(train.train_loss, state=state, batch=batch, model=model, task="binary-class")
-  return np.asarray(flatten_util.ravel_pytree(jax.jit(jax.grad(loss, has_aux=True))(state.params)[0])[0], np.float64)
-
-
 def _float64_gradient(model, state, batch) -> np.ndarray:
   """The same gradient computed in float64 (parameters, batch statistics and images cast up)."""
   with jax.enable_x64(True):
     up = lambda tree: jax.tree.map(lambda a: jnp.asarray(np.asarray(a), jnp.float64), tree)
     state64 = state.replace(params=up(state.params), batch_stats=up(state.batch_stats))
-    return _gradient(model.clone(dtype=jnp.float64), state64, up(batch))
+    return train_step_bench.initial_gradient(model.clone(dtype=jnp.float64), state64, up(batch)).astype(np.float64)
 
 
 def _flax_step(impl: str, size: int, batch: int, reference: dict):
@@ -55,7 +47,7 @@ def _flax_step(impl: str, size: int, batch: int, reference: dict):
   `reference` caches the float64 gradient (the same for every impl: same seeds)."""
   model = get_model("resnet50", 1, conv_impl=impl)
   state, step, data = benchmarks.train_step_inputs(model, batch, size, 1)
-  grad = _gradient(model, state, data)
+  grad = train_step_bench.initial_gradient(model, state, data).astype(np.float64)
   if "grad" not in reference:
     reference["grad"] = _float64_gradient(get_model("resnet50", 1), state, data)
   fields = {"grad_vs_float64": float(np.linalg.norm(grad - reference["grad"]) / np.linalg.norm(reference["grad"]))}

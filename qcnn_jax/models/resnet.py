@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from qcnn_jax.models import onednn
 
@@ -77,12 +76,6 @@ def _channel_matmul_bwd(strided_input, residuals, g):
 channel_matmul.defvjp(_channel_matmul_fwd, _channel_matmul_bwd)
 
 
-def _lax_conv(x, kernel, stride: int):
-  pad = kernel.shape[0] // 2
-  return lax.conv_general_dilated(x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
 @jax.custom_vjp
 def conv_same(x, kernel):
   """(B, H, W, C) x (k, k, C, F) -> (B, H, W, F): stride-1 convolution padded k // 2 per side.
@@ -93,7 +86,7 @@ def conv_same(x, kernel):
   output gradient is reversed in H and W instead (contiguous rows of C values), convolved with the
   kernel only transposed, and the result reversed back: the same sums.
   """
-  return _lax_conv(x, kernel, 1)
+  return onednn.lax_conv(x, kernel, 1)
 
 
 def _conv_same_fwd(x, kernel):
@@ -102,8 +95,8 @@ def _conv_same_fwd(x, kernel):
 
 def _conv_same_bwd(residuals, g):
   x, kernel = residuals
-  x_grad = _lax_conv(g[:, ::-1, ::-1, :], kernel.transpose(0, 1, 3, 2), 1)[:, ::-1, ::-1, :]
-  kernel_grad = jax.vjp(lambda kernel: _lax_conv(x, kernel, 1), kernel)[1](g)[0]
+  x_grad = onednn.lax_conv(g[:, ::-1, ::-1, :], kernel.transpose(0, 1, 3, 2), 1)[:, ::-1, ::-1, :]
+  kernel_grad = jax.vjp(lambda kernel: onednn.lax_conv(x, kernel, 1), kernel)[1](g)[0]
   return x_grad, kernel_grad
 
 
@@ -149,7 +142,7 @@ class Conv(nn.Module):
       views = [padded[:, dy:dy + s * (out_h - 1) + 1:s, dx:dx + s * (out_w - 1) + 1:s, :]
                for dy in range(k) for dx in range(k)]
       return jnp.einsum("bhwk,kf->bhwf", jnp.concatenate(views, axis=-1), kernel.reshape(-1, self.features))
-    return conv_same(x, kernel) if s == 1 else _lax_conv(x, kernel, s)
+    return conv_same(x, kernel) if s == 1 else onednn.lax_conv(x, kernel, s)
 
 
 def _bn(train: bool, dtype: Any, name: str, zero_scale: bool = False) -> nn.BatchNorm:

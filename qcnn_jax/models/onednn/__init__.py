@@ -101,7 +101,8 @@ def _out_size(size: int, k: int, stride: int) -> int:
   return (size + 2 * (k // 2) - k) // stride + 1
 
 
-def _lax_conv(x, kernel, stride: int):
+def lax_conv(x, kernel, stride: int):
+  """The same convolution by ``lax.conv_general_dilated`` (XLA's kernels): (B, H, W, C) x (k, k, C, F) -> (B, H', W', F)."""
   pad = kernel.shape[0] // 2
   return lax.conv_general_dilated(x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -126,7 +127,7 @@ def conv(x, kernel, stride: int = 1):
   if jax.default_backend() == "cpu":
     register()
   return lax.platform_dependent(x, kernel, cpu=functools.partial(_forward, stride=stride),
-                                default=functools.partial(_lax_conv, stride=stride))
+                                default=functools.partial(lax_conv, stride=stride))
 
 
 def _conv_fwd(x, kernel, stride):
@@ -141,7 +142,7 @@ def _conv_bwd(stride, residuals, g):
     return (_call("InputGrad", x.shape, g, kernel, stride, k), _call("KernelGrad", kernel.shape, x, g, stride, k))
 
   def xla(x, kernel, g):
-    return jax.vjp(functools.partial(_lax_conv, stride=stride), x, kernel)[1](g)
+    return jax.vjp(functools.partial(lax_conv, stride=stride), x, kernel)[1](g)
 
   return lax.platform_dependent(x, kernel, g, cpu=onednn, default=xla)
 
