@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from qcnn_jax import hugepages
+
 
 def run_script(module: str, *flags: str) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", module, *flags], capture_output=True, text=True, timeout=600)
@@ -112,6 +114,16 @@ def test_conv_layers_profile_finds_every_convolution_of_the_model(tmp_path):
   assert all(r["jax_ms"] > 0 and r["jax_step_ms"] == r["count"] * r["jax_ms"] for r in rows)
 
 
+def test_huge_pages_benchmark_alternates_processes_and_counts_their_page_faults(tmp_path):
+  rows = script_rows(tmp_path, "experiments.benchmarks.huge_pages", "--impls=xla", "--width=4", "--size=28",
+                     "--batch=8", "--steps=2", "--repeats=2")
+  assert [r["pages"] for r in rows] == ["4k", "huge", "huge", "4k"]
+  assert all(r["step_s_min"] <= r["step_s_median"] and r["minor_faults_per_step"] >= 0 for r in rows)
+  if hugepages.wanted() or hugepages.active():  # the kernel gives huge pages: far fewer faults with them
+    faults = {p: min(r["minor_faults_per_step"] for r in rows if r["pages"] == p) for p in ("4k", "huge")}
+    assert faults["huge"] < faults["4k"] / 4, faults
+
+
 def test_step_profile_labels_the_traced_ops_of_a_train_step(tmp_path):
   rows = script_rows(tmp_path, "experiments.benchmarks.step_profile", "--model=resnet50", "--width=4", "--size=28",
                      "--batch=4", "--steps=1")
@@ -136,7 +148,8 @@ def test_speed_page_is_written_from_the_committed_records(monkeypatch):
   import pathlib  # pylint: disable=import-outside-toplevel
   from experiments.benchmarks import speed  # pylint: disable=import-outside-toplevel
   monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
-  text = speed.markdown(speed.read_rows(speed.QCNN_RECORD), speed.read_rows(speed.RESNET_RECORD))
+  text = speed.markdown(speed.read_rows(speed.QCNN_RECORD), speed.read_rows(speed.RESNET_RECORD),
+                        speed.read_rows(speed.HUGE_PAGES_RECORD))
   assert pathlib.Path(speed.OUT).read_text(encoding="utf-8") == text
   rows = [{"impl": impl, "image_size": size, "batch": 32, "vs_torchvision": v}
           for size, (xla, dnn) in ((28, (0.8, 0.99)), (64, (0.9, 1.04)))

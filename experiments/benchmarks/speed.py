@@ -9,7 +9,9 @@ Sources (JSON lines, see each benchmark's docstring):
     also ran it, over plain PennyLane, as the range over processes per width;
   * ``RESNET_RECORD`` (``experiments.benchmarks.conv_impl``: the Flax train step with XLA's and with
     oneDNN's convolutions and torchvision's, steps interleaved in one process per image size): each
-    Flax row's ``vs_torchvision`` (torchvision's median step over the row's) per (convolutions, size, batch).
+    Flax row's ``vs_torchvision`` (torchvision's median step over the row's) per (convolutions, size, batch);
+  * ``HUGE_PAGES_RECORD`` (``experiments.benchmarks.huge_pages``: one process per row, 4 KiB against
+    huge pages): its table.
 """
 
 import collections
@@ -20,6 +22,7 @@ from absl import app, flags
 
 QCNN_RECORD = "results/benchmarks/qcnn_interleaved_vs_tensorcircuit_cpu.json"
 RESNET_RECORD = "results/benchmarks/conv_impl_cpu.json"
+HUGE_PAGES_RECORD = "results/benchmarks/huge_pages_cpu.json"
 OUT = "results/benchmarks/speed.md"
 
 flags.DEFINE_bool("check", False, "Only check: exit 1 when the file differs from what the records give.")
@@ -115,18 +118,30 @@ def resnet_table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def markdown(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
-  """speed.md: where the numbers come from, the paragraph, the QCNN table and the ResNet table."""
-  return (f"# Speed\n\n<!-- written by experiments.benchmarks.speed from {QCNN_RECORD} and {RESNET_RECORD} -->\n\n"
+def huge_pages_table(rows: list[dict]) -> str:
+  """Markdown table of the huge-pages record: one line per process in record order."""
+  lines = ["| convolutions | size | batch | pages | median step | fastest step | page faults per step |",
+           "|---|---|---|---|---|---|---|"]
+  for row in rows:
+    lines.append(f"| {row['impl']} | {row['image_size']} px | {row['batch']} | {row['pages']} | "
+                 f"{row['step_s_median']:.3f} s | {row['step_s_min']:.3f} s | {row['minor_faults_per_step']:,.0f} |")
+  return "\n".join(lines)
+
+
+def markdown(qcnn_rows: list[dict], resnet_rows: list[dict], huge_rows: list[dict]) -> str:
+  """speed.md: where the numbers come from, the paragraph, the QCNN, ResNet and huge-pages tables."""
+  return (f"# Speed\n\n<!-- written by experiments.benchmarks.speed from {QCNN_RECORD}, {RESNET_RECORD} and "
+          f"{HUGE_PAGES_RECORD} -->\n\n"
           "## Speed on a 2-core CPU\n\n" + sentences(qcnn_rows, resnet_rows) + "\n\n"
           f"## QCNN engine against TensorCircuit-NG\n\n{qcnn_rows[0].get('window', '')}\n\n" + qcnn_table(qcnn_rows) + "\n\n"
           f"## ResNet-50 train step beside torchvision\n\n{resnet_rows[0].get('window', '')}\n\n"
-          + resnet_table(resnet_rows) + "\n")
+          + resnet_table(resnet_rows) + "\n\n"
+          f"## Huge pages for the train step\n\n{huge_rows[0].get('window', '')}\n\n" + huge_pages_table(huge_rows) + "\n")
 
 
 def main(argv):
   del argv
-  text = markdown(read_rows(QCNN_RECORD), read_rows(RESNET_RECORD))
+  text = markdown(read_rows(QCNN_RECORD), read_rows(RESNET_RECORD), read_rows(HUGE_PAGES_RECORD))
   if FLAGS.check:
     with open(OUT, encoding="utf-8") as f:
       if f.read() != text:

@@ -18,7 +18,7 @@ from qcnn_jax.models import onednn
 
 STEMS = ("auto", "cifar", "imagenet")
 # How convolutions run: "xla" (lax / matmuls, formulated below for XLA:CPU) or "onednn" (oneDNN's
-# CPU kernels through XLA's FFI for every k x k convolution with k > 1, float32; ``onednn``).
+# CPU kernels through XLA's FFI for every float32 convolution, 1x1 included; ``onednn``).
 CONV_IMPLS = ("xla", "onednn")
 # stem="auto" uses the 3x3 stride-1 "cifar" stem up to this input height/width (px).
 AUTO_CIFAR_MAX_SIZE = 32
@@ -118,7 +118,7 @@ class Conv(nn.Module):
   * Anything else is ``lax.conv_general_dilated``, stride 1 through ``conv_same`` (its input
     gradient written out).
 
-  With ``conv_impl="onednn"`` every float32 convolution with k > 1 is ``onednn.conv`` instead.
+  With ``conv_impl="onednn"`` every float32 convolution, 1x1 included, is ``onednn.conv`` instead.
   """
 
   features: int
@@ -132,7 +132,7 @@ class Conv(nn.Module):
     k, s, pad = self.kernel_size, self.strides, self.kernel_size // 2
     kernel = self.param("kernel", _conv_init, (k, k, x.shape[-1], self.features), jnp.float32).astype(self.dtype)
     x = x.astype(self.dtype)
-    if k > 1 and self.conv_impl == "onednn" and self.dtype == jnp.float32:
+    if self.conv_impl == "onednn" and self.dtype == jnp.float32:
       return onednn.conv(x, kernel, s)
     if k == 1:
       return channel_matmul(x[:, ::s, ::s, :], kernel[0, 0], s > 1)

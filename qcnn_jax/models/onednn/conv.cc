@@ -4,7 +4,9 @@
 //
 // oneDNN picks its own kernel layout (format "any"); the HWIO kernel is reordered into it on every
 // call (at most 2.4 M floats in ResNet-50) and the kernel gradient back to HWIO. Primitives are
-// created once per shape and cached (their creation JIT-compiles oneDNN's kernels).
+// created once per shape and cached (their creation JIT-compiles oneDNN's kernels); XLA runs them on
+// any of its threads, so each gets its scratchpad from the calling thread (scratchpad mode "user"):
+// oneDNN's default shares one scratchpad among primitives and ties each to the thread that created it.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,33 +42,42 @@ Shapes ShapesOf(int64_t n, int64_t h, int64_t w, int64_t c, int64_t k, int64_t f
 
 struct Primitive {
   dnnl::primitive primitive;
-  memory::desc weights;  // the kernel's (or kernel gradient's) layout chosen by oneDNN
+  memory::desc weights;     // the kernel's (or kernel gradient's) layout chosen by oneDNN
+  memory::desc scratchpad;  // the temporary buffer one execution needs
 };
+
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
 dnnl::convolution_forward::primitive_desc ForwardPd(const Shapes& d) {
   auto f32 = memory::data_type::f32;
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
       memory::desc(d.src, f32, memory::format_tag::nhwc), memory::desc(d.weights, f32, memory::format_tag::any),
-      memory::desc(d.dst, f32, memory::format_tag::nhwc), d.strides, d.pad, d.pad);
+      memory::desc(d.dst, f32, memory::format_tag::nhwc), d.strides, d.pad, d.pad, UserScratchpad());
 }
 
 Primitive Create(Pass pass, const Shapes& d) {
   auto f32 = memory::data_type::f32;
   auto forward = ForwardPd(d);
-  if (pass == Pass::kForward) return {dnnl::convolution_forward(forward), forward.weights_desc()};
+  if (pass == Pass::kForward) {
+    return {dnnl::convolution_forward(forward), forward.weights_desc(), forward.scratchpad_desc()};
+  }
   if (pass == Pass::kInputGrad) {
     dnnl::convolution_backward_data::primitive_desc pd(
         Engine(), dnnl::algorithm::convolution_direct, memory::desc(d.src, f32, memory::format_tag::nhwc),
         memory::desc(d.weights, f32, memory::format_tag::any), memory::desc(d.dst, f32, memory::format_tag::nhwc),
-        d.strides, d.pad, d.pad, forward);
-    return {dnnl::convolution_backward_data(pd), pd.weights_desc()};
+        d.strides, d.pad, d.pad, forward, UserScratchpad());
+    return {dnnl::convolution_backward_data(pd), pd.weights_desc(), pd.scratchpad_desc()};
   }
   dnnl::convolution_backward_weights::primitive_desc pd(
       Engine(), dnnl::algorithm::convolution_direct, memory::desc(d.src, f32, memory::format_tag::nhwc),
       memory::desc(d.weights, f32, memory::format_tag::any), memory::desc(d.dst, f32, memory::format_tag::nhwc),
-      d.strides, d.pad, d.pad, forward);
-  return {dnnl::convolution_backward_weights(pd), pd.diff_weights_desc()};
+      d.strides, d.pad, d.pad, forward, UserScratchpad());
+  return {dnnl::convolution_backward_weights(pd), pd.diff_weights_desc(), pd.scratchpad_desc()};
 }
 
 const Primitive& Cached(Pass pass, const Shapes& d, const Key& key) {
@@ -78,10 +89,13 @@ const Primitive& Cached(Pass pass, const Shapes& d, const Key& key) {
   return *slot;
 }
 
-// A reusable buffer of at least `bytes` bytes, 64-byte aligned, one per thread (the kernel in
-// oneDNN's layout: allocating it per call cost a page-faulting allocation of up to 9.4 MB).
-void* Scratch(size_t bytes) {
-  thread_local std::vector<char> buffer;
+enum Slot { kWeights, kScratchpad };
+
+// A reusable buffer of at least `bytes` bytes, 64-byte aligned, one per slot and thread (the kernel
+// in oneDNN's layout, the scratchpad: allocating per call cost page-faulting allocations of MBs).
+void* Scratch(Slot slot, size_t bytes) {
+  thread_local std::vector<char> buffers[2];
+  auto& buffer = buffers[slot];
   if (buffer.size() < bytes + 64) buffer.resize(bytes + 64);
   auto address = reinterpret_cast<uintptr_t>(buffer.data());
   return reinterpret_cast<void*>((address + 63) & ~uintptr_t{63});
@@ -89,8 +103,13 @@ void* Scratch(size_t bytes) {
 
 // Runs one pass. x: (N, H, W, C); kernel: (k, k, C, F); y: (N, H', W', F). The pass's inputs are
 // read and its output written through these pointers (the output is x, kernel or y by pass).
+// One pass runs at a time in a process: XLA may start independent custom calls on several of its
+// threads at once, each the master of its own OpenMP team, but every pass already uses all of
+// oneDNN's threads (two teams on the same cores only wait in each other's spin barriers).
 ffi::Error Run(Pass pass, int64_t n, int64_t h, int64_t w, int64_t c, int64_t k, int64_t f, int64_t s,
                int64_t p, float* x, float* kernel, float* y) {
+  static std::mutex running;
+  std::lock_guard<std::mutex> lock(running);
   try {
     Shapes d = ShapesOf(n, h, w, c, k, f, s, p);
     const Primitive& prim = Cached(pass, d, Key(static_cast<int>(pass), n, h, w, c, k, f, s, p));
@@ -100,14 +119,18 @@ ffi::Error Run(Pass pass, int64_t n, int64_t h, int64_t w, int64_t c, int64_t k,
     memory dst(memory::desc(d.dst, f32, memory::format_tag::nhwc), Engine(), y);
     memory user_weights(memory::desc(d.weights, f32, memory::format_tag::hwio), Engine(), kernel);
     bool same = prim.weights == user_weights.get_desc();
-    memory weights = same ? user_weights : memory(prim.weights, Engine(), Scratch(prim.weights.get_size()));
+    memory weights = same ? user_weights : memory(prim.weights, Engine(), Scratch(kWeights, prim.weights.get_size()));
+    memory scratchpad(prim.scratchpad, Engine(), Scratch(kScratchpad, prim.scratchpad.get_size()));
     if (pass != Pass::kKernelGrad && !same) dnnl::reorder(user_weights, weights).execute(stream, user_weights, weights);
     if (pass == Pass::kForward) {
-      prim.primitive.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+      prim.primitive.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
     } else if (pass == Pass::kInputGrad) {
-      prim.primitive.execute(stream, {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src}});
+      prim.primitive.execute(stream, {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, src},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
     } else {
-      prim.primitive.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_DIFF_WEIGHTS, weights}});
+      prim.primitive.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_DIFF_WEIGHTS, weights},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
       if (!same) dnnl::reorder(weights, user_weights).execute(stream, weights, user_weights);
     }
     stream.wait();
