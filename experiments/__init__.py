@@ -1,7 +1,7 @@
 """Studies' command-line scripts: `python -m experiments.<script>`.
 
-Started that way, the process first re-executes itself with huge pages for glibc's malloc
-(`qcnn_jax.hugepages`; ``QCNN_JAX_HUGE_PAGES=0`` opts out), before any heavy import.
+Started that way with ``QCNN_JAX_HUGE_PAGES=1``, the process first re-executes itself with huge
+pages for glibc's malloc (`qcnn_jax.hugepages`), before any heavy import.
 """
 
 from qcnn_jax import hugepages

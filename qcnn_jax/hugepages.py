@@ -1,10 +1,12 @@
-"""Transparent huge pages for XLA:CPU's buffers: glibc's malloc tunable, set by re-executing.
+"""Transparent huge pages for XLA:CPU's buffers: glibc's malloc tunable, set by re-executing (opt-in).
 
-XLA:CPU maps each execution's temporary buffer afresh and unmaps it after (942 MB for a ResNet-50
-train step at 28 px, batch 32): in 4 KiB pages that is 241,000 page faults per step, in 2 MiB pages
-about 600, and the step ran 1.24x faster (docs/performance.md). glibc reads ``GLIBC_TUNABLES`` only
-when a process starts, so `use_huge_pages` re-executes the process with it. Standard library only:
-it runs before the heavy imports.
+XLA:CPU maps each execution's temporary buffer afresh and unmaps it after (3.7 GB for a ResNet-50
+train step at 28 px, batch 128): in 4 KiB pages that is about a million page faults per step, in
+2 MiB pages a few thousand, and back-to-back steps ran 1.26-1.45x faster. But in training the first
+step after each evaluation pass took 4.6-6.3 s longer with them, which cost more than the steps gained
+on BreastMNIST (4 steps per epoch; docs/performance.md), so they are opt-in: ``QCNN_JAX_HUGE_PAGES=1``.
+glibc reads ``GLIBC_TUNABLES`` only when a process starts, so `use_huge_pages` re-executes the
+process with it. Standard library only: it runs before the heavy imports.
 """
 
 import os
@@ -20,10 +22,9 @@ def active() -> bool:
   return TUNABLE in os.environ.get("GLIBC_TUNABLES", "").split(":")
 
 
-def wanted() -> bool:
-  """True when `use_huge_pages` would re-execute: Linux with glibc, the kernel's transparent huge
-  pages on "always" or "madvise", not yet active, and ``$QCNN_JAX_HUGE_PAGES`` not "0"."""
-  if os.environ.get("QCNN_JAX_HUGE_PAGES") == "0" or active() or platform.libc_ver()[0] != "glibc":
+def available() -> bool:
+  """True on Linux with glibc where the kernel's transparent huge pages are on "always" or "madvise"."""
+  if platform.libc_ver()[0] != "glibc":
     return False
   try:
     with open(_THP_MODE) as f:
@@ -31,6 +32,12 @@ def wanted() -> bool:
   except OSError:
     return False
   return "[always]" in mode or "[madvise]" in mode
+
+
+def wanted() -> bool:
+  """True when `use_huge_pages` would re-execute: ``$QCNN_JAX_HUGE_PAGES`` is "1", huge pages are
+  `available` and not yet `active`."""
+  return os.environ.get("QCNN_JAX_HUGE_PAGES") == "1" and not active() and available()
 
 
 def use_huge_pages() -> None:

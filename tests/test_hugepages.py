@@ -15,7 +15,7 @@ def thp(tmp_path, monkeypatch):
   mode = tmp_path / "enabled"
   monkeypatch.setattr(hugepages, "_THP_MODE", str(mode))
   monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-  monkeypatch.delenv("QCNN_JAX_HUGE_PAGES", raising=False)
+  monkeypatch.setenv("QCNN_JAX_HUGE_PAGES", "1")
   monkeypatch.setattr(hugepages.platform, "libc_ver", lambda: ("glibc", "2.36"))
   return mode
 
@@ -27,14 +27,17 @@ def test_huge_pages_are_wanted_only_where_the_kernel_gives_them(thp, mode, wante
   assert hugepages.wanted() is wanted
 
 
-def test_no_reexecution_when_active_opted_out_or_unknown(thp, monkeypatch):
+def test_no_reexecution_unless_asked_for_and_possible(thp, monkeypatch):
   thp.write_text("always [madvise] never\n")
   monkeypatch.setenv("GLIBC_TUNABLES", f"glibc.malloc.arena_max=2:{hugepages.TUNABLE}")
   assert hugepages.active() and not hugepages.wanted()
   monkeypatch.delenv("GLIBC_TUNABLES")
-  monkeypatch.setenv("QCNN_JAX_HUGE_PAGES", "0")
-  assert not hugepages.wanted()
+  for off in ("0", ""):
+    monkeypatch.setenv("QCNN_JAX_HUGE_PAGES", off)
+    assert not hugepages.wanted()
   monkeypatch.delenv("QCNN_JAX_HUGE_PAGES")
+  assert not hugepages.wanted()  # opt-in
+  monkeypatch.setenv("QCNN_JAX_HUGE_PAGES", "1")
   monkeypatch.setattr(hugepages, "_THP_MODE", str(thp) + ".missing")
   assert not hugepages.wanted()
   monkeypatch.setattr(hugepages, "_THP_MODE", str(thp))
@@ -82,10 +85,10 @@ def test_importing_the_studies_package_reexecutes_only_a_script(thp, monkeypatch
 
 
 def test_a_process_reexecutes_once_and_a_script_still_runs_where_the_kernel_has_huge_pages():
-  env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "QCNN_JAX_HUGE_PAGES")}
+  env = {**{k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}, "QCNN_JAX_HUGE_PAGES": "1"}
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(os, "environ", env)
-    if not hugepages.wanted():
+    if not hugepages.available():
       pytest.skip("no transparent huge pages (or not glibc) here")
   code = ("import os; from qcnn_jax import hugepages; print('start', flush=True); hugepages.use_huge_pages(); "
           "print(os.environ['GLIBC_TUNABLES'])")
