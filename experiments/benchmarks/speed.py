@@ -81,7 +81,8 @@ def sentences(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
   where = ", ".join(f"{size} px batch {batch}" for size, batch in cases)
   out.append("The Flax ResNet-50 train step runs at " + " and ".join(
       f"{', '.join(f'{r:.2f}×' for r in ratios[impl].values())} torchvision's speed with {impls[impl]}"
-      for impl in impls if impl in ratios) + f" ({where}; median steps interleaved in one process).")
+      for impl in impls if impl in ratios) + f" ({where}; median steps interleaved in one process"
+      + ("; huge pages on, `QCNN_JAX_HUGE_PAGES=1`" if any(r.get("huge_pages") for r in resnet_rows) else "") + ").")
   return "\n".join(out)
 
 
