@@ -1,10 +1,15 @@
 """Studies' command-line scripts: `python -m experiments.<script>`.
 
-Started that way with ``QCNN_JAX_HUGE_PAGES=1``, the process first re-executes itself with huge
-pages for glibc's malloc (`qcnn_jax.hugepages`), before any heavy import.
+Started that way, the process first re-executes itself once with the glibc malloc setting
+``$QCNN_JAX_MALLOC`` asks for (`qcnn_jax.malloc`; by default none), before any heavy import.
 """
 
-from qcnn_jax import hugepages
+import sys
 
-if hugepages.started_as_module(__name__):
-  hugepages.use_huge_pages()
+from qcnn_jax import malloc
+
+if malloc.started_as_module(__name__):
+  try:
+    malloc.configure()
+  except malloc.UnknownSetting as e:
+    sys.exit(f"error: {e}")

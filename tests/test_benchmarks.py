@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from qcnn_jax import hugepages
+from qcnn_jax import malloc
 
 
 def run_script(module: str, *flags: str) -> subprocess.CompletedProcess:
@@ -105,7 +105,11 @@ def test_known_errors_end_in_one_message_and_a_status_not_a_traceback(tmp_path):
 
 def test_conv_layers_profile_finds_every_convolution_of_the_model(tmp_path):
   rows = script_rows(tmp_path, "experiments.benchmarks.conv_layers", "--model=resnet18", "--size=28", "--batch=2",
-                     "--repeats=1", "--torch=false")
+                     "--repeats=1", "--torch=false", "--conv_impls=xla,onednn")
+  shape = lambda r: (r["height"], r["in_channels"], r["out_channels"], r["kernel"], r["stride"], r["pass"])
+  assert sorted(map(shape, (r for r in rows if r["conv_impl"] == "onednn"))) == sorted(
+      map(shape, (r for r in rows if r["conv_impl"] == "xla")))  # every layer timed with both
+  rows = [r for r in rows if r["conv_impl"] == "xla"]
   forward = [r for r in rows if r["pass"] == "forward"]
   # ResNet-18: the stem, two per basic block (8 blocks) and three projection shortcuts.
   assert sum(r["count"] for r in forward) == 1 + 2 * 8 + 3
@@ -114,16 +118,19 @@ def test_conv_layers_profile_finds_every_convolution_of_the_model(tmp_path):
   assert all(r["jax_ms"] > 0 and r["jax_step_ms"] == r["count"] * r["jax_ms"] for r in rows)
 
 
-def test_huge_pages_benchmark_alternates_processes_and_counts_their_page_faults(tmp_path):
+def test_malloc_benchmark_runs_a_process_per_setting_and_counts_their_page_faults(tmp_path):
   # Width 16, batch 8: XLA's temporary buffer (~60 MB) is above glibc's largest mmap threshold (32 MiB),
-  # so it is mapped afresh every step (smaller ones may be reused from the heap, with no faults to count).
-  rows = script_rows(tmp_path, "experiments.benchmarks.huge_pages", "--impls=xla", "--width=16", "--size=28",
-                     "--batch=8", "--steps=2", "--repeats=2")
-  assert [r["pages"] for r in rows] == ["4k", "huge", "huge", "4k"]
+  # so with glibc's defaults it is mapped afresh every step (smaller ones may be reused from the heap).
+  rows = script_rows(tmp_path, "experiments.benchmarks.malloc", "--impls=xla", "--width=16", "--size=28",
+                     "--batch=8", "--steps=2", "--repeats=2", "--settings=system,keep,huge")
+  assert [r["malloc"] for r in rows] == ["system", "keep", "huge", "huge", "keep", "system"]
   assert all(r["step_s_min"] <= r["step_s_median"] and r["minor_faults_per_step"] >= 0 for r in rows)
-  if hugepages.available():  # the kernel gives huge pages: far fewer faults with them
-    faults = {p: min(r["minor_faults_per_step"] for r in rows if r["pages"] == p) for p in ("4k", "huge")}
-    assert faults["4k"] > 5000 and faults["huge"] < faults["4k"] / 4, faults
+  faults = {s: min(r["minor_faults_per_step"] for r in rows if r["malloc"] == s) for s in malloc.SETTINGS}
+  if malloc.available("keep"):  # one never-trimmed heap: the buffer's pages are reused
+    assert faults["system"] > 5000 and faults["keep"] < faults["system"] / 10, faults
+  if malloc.available("huge"):  # the kernel gives huge pages: far fewer faults with them
+    assert faults["huge"] < faults["system"] / 4, faults
+  assert "unknown" in run_script("experiments.benchmarks.malloc", "--settings=tcmalloc").stderr
 
 
 def test_step_profile_labels_the_traced_ops_of_a_train_step(tmp_path):
@@ -151,7 +158,7 @@ def test_speed_page_is_written_from_the_committed_records(monkeypatch):
   from experiments.benchmarks import speed  # pylint: disable=import-outside-toplevel
   monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
   text = speed.markdown(speed.read_rows(speed.QCNN_RECORD), speed.read_rows(speed.RESNET_RECORD),
-                        speed.read_rows(speed.HUGE_PAGES_RECORD))
+                        speed.read_rows(speed.MALLOC_RECORD))
   assert pathlib.Path(speed.OUT).read_text(encoding="utf-8") == text
   rows = [{"impl": impl, "image_size": size, "batch": 32, "vs_torchvision": v}
           for size, (xla, dnn) in ((28, (0.8, 0.99)), (64, (0.9, 1.04)))

@@ -11,16 +11,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from qcnn_jax import hugepages
+from qcnn_jax import malloc
 from qcnn_jax.training import train
 
 
 def write_rows(path: str | None, rows: list[dict]) -> None:
-  """Appends `rows` as JSON lines to `path` (nothing when `path` is None), each with ``huge_pages``:
-  whether this process's malloc asked for transparent huge pages (`qcnn_jax.hugepages`)."""
+  """Appends `rows` as JSON lines to `path` (nothing when `path` is None), each with ``malloc``: the
+  glibc malloc setting this process started with (`qcnn_jax.malloc`), unless the row names its own."""
   if path:
     with open(path, "a") as f:
-      f.writelines(json.dumps({**row, "huge_pages": hugepages.active()}) + "\n" for row in rows)
+      f.writelines(json.dumps({"malloc": malloc.active(), **row}) + "\n" for row in rows)
 
 
 def importable(module: str) -> bool:

@@ -10,8 +10,8 @@ Sources (JSON lines, see each benchmark's docstring):
   * ``RESNET_RECORD`` (``experiments.benchmarks.conv_impl``: the Flax train step with XLA's and with
     oneDNN's convolutions and torchvision's, steps interleaved in one process per image size): each
     Flax row's ``vs_torchvision`` (torchvision's median step over the row's) per (convolutions, size, batch);
-  * ``HUGE_PAGES_RECORD`` (``experiments.benchmarks.huge_pages``: one process per row, 4 KiB against
-    huge pages): its table.
+  * ``MALLOC_RECORD`` (``experiments.benchmarks.malloc``: one process per row and glibc malloc
+    setting): its table.
 """
 
 import collections
@@ -20,9 +20,11 @@ import sys
 
 from absl import app, flags
 
+from qcnn_jax import malloc
+
 QCNN_RECORD = "results/benchmarks/qcnn_interleaved_vs_tensorcircuit_cpu.json"
 RESNET_RECORD = "results/benchmarks/conv_impl_cpu.json"
-HUGE_PAGES_RECORD = "results/benchmarks/huge_pages_cpu.json"
+MALLOC_RECORD = "results/benchmarks/malloc_cpu.json"
 OUT = "results/benchmarks/speed.md"
 
 flags.DEFINE_bool("check", False, "Only check: exit 1 when the file differs from what the records give.")
@@ -82,8 +84,18 @@ def sentences(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
   out.append("The Flax ResNet-50 train step runs at " + " and ".join(
       f"{', '.join(f'{r:.2f}×' for r in ratios[impl].values())} torchvision's speed with {impls[impl]}"
       for impl in impls if impl in ratios) + f" ({where}; median steps interleaved in one process"
-      + ("; huge pages on, `QCNN_JAX_HUGE_PAGES=1`" if any(r.get("huge_pages") for r in resnet_rows) else "") + ").")
+      + _malloc_clause(resnet_rows) + ").")
   return "\n".join(out)
+
+
+def malloc_setting(row: dict) -> str:
+  """The row's glibc malloc setting (`qcnn_jax.malloc`); rows recorded before the field: "huge" or "system"."""
+  return row.get("malloc") or ("huge" if row.get("huge_pages") else "system")
+
+
+def _malloc_clause(rows: list[dict]) -> str:
+  settings = sorted({malloc_setting(r) for r in rows})
+  return f"; {', '.join(f'`{malloc.ENV}={s}`' for s in settings)}" if settings != ["system"] else ""
 
 
 IMPL_NAMES = {"project": "`project`", "project_v1": "`project_v1`", "tensorcircuit": "TensorCircuit-NG",
@@ -119,30 +131,32 @@ def resnet_table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def huge_pages_table(rows: list[dict]) -> str:
-  """Markdown table of the huge-pages record: one line per process in record order."""
-  lines = ["| convolutions | size | batch | pages | median step | fastest step | page faults per step |",
-           "|---|---|---|---|---|---|---|"]
+def malloc_table(rows: list[dict]) -> str:
+  """Markdown table of the malloc record: one line per process in record order."""
+  lines = ["| convolutions | size | batch | malloc | median step | fastest step | page faults per step | peak memory |",
+           "|---|---|---|---|---|---|---|---|"]
   for row in rows:
-    lines.append(f"| {row['impl']} | {row['image_size']} px | {row['batch']} | {row['pages']} | "
-                 f"{row['step_s_median']:.3f} s | {row['step_s_min']:.3f} s | {row['minor_faults_per_step']:,.0f} |")
+    lines.append(f"| {row['impl']} | {row['image_size']} px | {row['batch']} | {row['malloc']} | "
+                 f"{row['step_s_median']:.3f} s | {row['step_s_min']:.3f} s | {row['minor_faults_per_step']:,.0f} | "
+                 f"{row['max_rss_gib']:.2f} GiB |")
   return "\n".join(lines)
 
 
-def markdown(qcnn_rows: list[dict], resnet_rows: list[dict], huge_rows: list[dict]) -> str:
-  """speed.md: where the numbers come from, the paragraph, the QCNN, ResNet and huge-pages tables."""
+def markdown(qcnn_rows: list[dict], resnet_rows: list[dict], malloc_rows: list[dict]) -> str:
+  """speed.md: where the numbers come from, the paragraph, the QCNN, ResNet and malloc tables."""
   return (f"# Speed\n\n<!-- written by experiments.benchmarks.speed from {QCNN_RECORD}, {RESNET_RECORD} and "
-          f"{HUGE_PAGES_RECORD} -->\n\n"
+          f"{MALLOC_RECORD} -->\n\n"
           "## Speed on a 2-core CPU\n\n" + sentences(qcnn_rows, resnet_rows) + "\n\n"
           f"## QCNN engine against TensorCircuit-NG\n\n{qcnn_rows[0].get('window', '')}\n\n" + qcnn_table(qcnn_rows) + "\n\n"
           f"## ResNet-50 train step beside torchvision\n\n{resnet_rows[0].get('window', '')}\n\n"
           + resnet_table(resnet_rows) + "\n\n"
-          f"## Huge pages for the train step\n\n{huge_rows[0].get('window', '')}\n\n" + huge_pages_table(huge_rows) + "\n")
+          f"## glibc malloc settings for the train step\n\n{malloc_rows[0].get('window', '')}\n\n"
+          + malloc_table(malloc_rows) + "\n")
 
 
 def main(argv):
   del argv
-  text = markdown(read_rows(QCNN_RECORD), read_rows(RESNET_RECORD), read_rows(HUGE_PAGES_RECORD))
+  text = markdown(read_rows(QCNN_RECORD), read_rows(RESNET_RECORD), read_rows(MALLOC_RECORD))
   if FLAGS.check:
     with open(OUT, encoding="utf-8") as f:
       if f.read() != text:
