@@ -9,9 +9,9 @@ alone does not stop it: a thread's own arena grows in heaps of at most 64 MiB an
 
 * ``system`` (default): the process's ``GLIBC_TUNABLES`` left as they are.
 * ``keep``: one arena (``arena_max=1``), no mmaps (``mmap_max=0``) and no trimming, so a freed buffer
-  stays mapped and later steps reuse its pages. Train steps ran 1.3-1.5x faster, but the heap
-  fragments between training and evaluation buffers: a BreastMNIST run at batch 128 held 17 GB
-  instead of 5.8 GB. For machines with the memory to spare.
+  stays mapped and later steps reuse its pages. Train steps ran 1.16-1.34x faster, but the heap
+  grows (fragmented between training and evaluation buffers, most likely): a BreastMNIST run at
+  batch 128 held 16.2 GiB instead of 5.6 GiB. For machines with the memory to spare.
 * ``huge``: transparent huge pages for glibc's mmaps (``hugetlb=1``, glibc >= 2.35, the kernel's THP on
   "always" or "madvise"): a few thousand faults per step, but the first step after an evaluation pass
   waited seconds longer in training.
