@@ -12,6 +12,14 @@ beside the published ResNet-50 (28) row.
   python -m experiments.extract_features --workdir=runs/grid_backbones/breastmnist/resnet50/seed0 \
       --out=features/r50/breastmnist_seed0.npz
 
+On a CPU with the `onednn` extra the RetinaMNIST and PneumoniaMNIST backbones run every convolution
+through oneDNN (a 1.4-1.6x faster step; the same results to float32 rounding). Their records say so
+in config.json and count as finished only for a grid started with the same option:
+
+  python -m experiments.grid --config=experiments/configs/grid_backbones.py --workdir=runs/grid_backbones \
+      --records=results/grid_backbones/runs --datasets=retinamnist \
+      --config.base.model_options.conv_impl=onednn --dry_run
+
 A feature file names its backbone run by config hash and commit (`studies.features`), so the
 committed record under results/grid_backbones/runs regenerates it. On a lent GPU the whole grid and
 its features are one call of experiments/gpu/grid_medmnist.sh with CONFIG=experiments/configs/grid_backbones.py
