@@ -49,8 +49,8 @@ def requested() -> str:
   return name
 
 
-def _tunables(env=None) -> list[str]:
-  return [t for t in (env if env is not None else os.environ).get("GLIBC_TUNABLES", "").split(":") if t]
+def _tunables() -> list[str]:
+  return [t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t]
 
 
 def active() -> str:
@@ -79,12 +79,11 @@ def available(name: str) -> bool:
 def wanted() -> str | None:
   """The ``GLIBC_TUNABLES`` value `configure` would re-execute with, or None: where the requested
   setting is available and some of its tunables are missing (other tunables kept, same keys replaced)."""
-  name = requested()
-  missing = [t for t in SETTINGS[name] if t not in _tunables()]
-  if not missing or not available(name):
+  name, present = requested(), _tunables()
+  if set(SETTINGS[name]) <= set(present) or not available(name):
     return None
   keys = {t.split("=")[0] for t in SETTINGS[name]}
-  return ":".join([t for t in _tunables() if t.split("=")[0] not in keys] + list(SETTINGS[name]))
+  return ":".join([t for t in present if t.split("=")[0] not in keys] + list(SETTINGS[name]))
 
 
 def configure() -> None:

@@ -125,11 +125,11 @@ def main(argv):
     torch_ms = time_torch(shape, FLAGS.batch) if FLAGS.torch else {}
     for name in PASSES:
       totals["torch", name] += count * torch_ms.get(name, 0.0)
+    h, w, c, f, k, s = shape
     for impl in FLAGS.conv_impls:
       new = _rows(shape, count, impl, time_jax(shape, FLAGS.batch, impl), torch_ms)
       for row in new:
         totals[impl, row["pass"]] += row["jax_step_ms"]
-      h, w, c, f, k, s = shape
       cells = [f"{r['jax_ms']:9.2f} / {r.get('torch_ms', float('nan')):7.2f} ({r.get('ratio', float('nan')):4.2f}x)"
                for r in new]
       print(f"{f'{h}x{w}, {c} -> {f}, {k}/{s}':>26} {impl:>6} {count:>5} " + " ".join(f"{cell:>26}" for cell in cells),
