@@ -160,11 +160,16 @@ def test_speed_page_is_written_from_the_committed_records(monkeypatch):
   text = speed.markdown(speed.read_rows(speed.QCNN_RECORD), speed.read_rows(speed.RESNET_RECORD),
                         speed.read_rows(speed.MALLOC_RECORD))
   assert pathlib.Path(speed.OUT).read_text(encoding="utf-8") == text
-  rows = [{"impl": impl, "image_size": size, "batch": 32, "vs_torchvision": v}
-          for size, (xla, dnn) in ((28, (0.8, 0.99)), (64, (0.9, 1.04)))
+  rows = [{"impl": impl, "image_size": size, "batch": 32, "vs_torchvision": v, "process": process,
+           "step_s_median": 1.0, "step_s_min": 0.9, "images_per_s": 32.0}
+          for process, cells in ((1, ((28, 0.8, 0.99), (64, 0.9, 1.04))), (2, ((28, 0.83, 1.02), (64, 0.93, 1.07))))
+          for size, xla, dnn in cells
           for impl, v in (("xla", xla), ("onednn", dnn), ("torchvision_resnet50", 1.0))]
-  assert speed.resnet_ratios(rows) == {"xla": {(28, 32): 0.8, (64, 32): 0.9}, "onednn": {(28, 32): 0.99, (64, 32): 1.04}}
-  assert "0.99×, 1.04× torchvision's speed with oneDNN's" in speed.sentences([], rows)
+  assert speed.resnet_ratios(rows) == {"xla": {(28, 32): (0.8, 0.83), (64, 32): (0.9, 0.93)},
+                                       "onednn": {(28, 32): (0.99, 1.02), (64, 32): (1.04, 1.07)}}
+  assert ("0.99–1.02×, 1.04–1.07× torchvision's speed with oneDNN's" in speed.sentences([], rows)
+          and "the range over two processes" in speed.sentences([], rows))
+  assert "| 28 px | 32 | 2 | onednn |" in speed.resnet_table(rows)
   qrows = [{"impl": "project", "n_qubits": 8, "fwd_speedup_vs_tensorcircuit": f, "grad_speedup_vs_tensorcircuit": g}
            for f, g in ((2.0, 1.2), (1.5, 1.4))] + [{"impl": "tensorcircuit", "n_qubits": 8}]
   assert speed.qcnn_ranges(qrows) == {8: {"fwd_tensorcircuit": (1.5, 2.0), "grad_tensorcircuit": (1.2, 1.4)}}

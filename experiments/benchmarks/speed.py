@@ -8,8 +8,9 @@ Sources (JSON lines, see each benchmark's docstring):
     ``project`` rows' forward and forward+gradient speedups over TensorCircuit-NG and, where the process
     also ran it, over plain PennyLane, as the range over processes per width;
   * ``RESNET_RECORD`` (``experiments.benchmarks.conv_impl``: the Flax train step with XLA's and with
-    oneDNN's convolutions and torchvision's, steps interleaved in one process per image size): each
-    Flax row's ``vs_torchvision`` (torchvision's median step over the row's) per (convolutions, size, batch);
+    oneDNN's convolutions and torchvision's, steps interleaved in one process; rows carry ``process``
+    where the record holds several): each Flax row's ``vs_torchvision`` (torchvision's median step over
+    the row's) per (convolutions, size, batch), as the range over processes;
   * ``MALLOC_RECORD`` (``experiments.benchmarks.malloc``: one process per row and glibc malloc
     setting): its table.
 """
@@ -51,13 +52,14 @@ def qcnn_ranges(rows: list[dict]) -> dict[int, dict[str, tuple[float, float]]]:
   return {n: {k: (min(v), max(v)) for k, v in kinds.items()} for n, kinds in sorted(seen.items())}
 
 
-def resnet_ratios(rows: list[dict]) -> dict[str, dict[tuple[int, int], float]]:
-  """conv_impl -> (image size, batch) -> Flax / torchvision speed (``vs_torchvision``) of the Flax rows."""
-  out = collections.defaultdict(dict)
+def resnet_ratios(rows: list[dict]) -> dict[str, dict[tuple[int, int], tuple[float, float]]]:
+  """conv_impl -> (image size, batch) -> (min, max) over processes of the Flax rows' speed relative
+  to torchvision's beside them (``vs_torchvision``)."""
+  out = collections.defaultdict(lambda: collections.defaultdict(list))
   for row in rows:
     if "vs_torchvision" in row and not row["impl"].startswith("torchvision"):
-      out[row["impl"]][(row["image_size"], row["batch"])] = row["vs_torchvision"]
-  return {impl: dict(sorted(ratios.items())) for impl, ratios in out.items()}
+      out[row["impl"]][(row["image_size"], row["batch"])].append(row["vs_torchvision"])
+  return {impl: {cell: (min(v), max(v)) for cell, v in sorted(ratios.items())} for impl, ratios in out.items()}
 
 
 def _span(lo_hi: tuple[float, float]) -> str:
@@ -81,9 +83,12 @@ def sentences(qcnn_rows: list[dict], resnet_rows: list[dict]) -> str:
   impls = {"xla": "XLA's convolutions", "onednn": 'oneDNN\'s (conv_impl "onednn")'}
   cases = next(iter(ratios.values()), {})
   where = ", ".join(f"{size} px batch {batch}" for size, batch in cases)
+  processes = len({row.get("process", 1) for row in resnet_rows})
+  count = {2: "two", 3: "three"}.get(processes, str(processes))
+  over = f"; the range over {count} processes with opposite cell orders" if processes > 1 else ""
   out.append("The Flax ResNet-50 train step runs at " + " and ".join(
-      f"{', '.join(f'{r:.2f}×' for r in ratios[impl].values())} torchvision's speed with {impls[impl]}"
-      for impl in impls if impl in ratios) + f" ({where}; median steps interleaved in one process"
+      f"{', '.join(_span(r) for r in ratios[impl].values())} torchvision's speed with {impls[impl]}"
+      for impl in impls if impl in ratios) + f" ({where}; median steps interleaved in one process{over}"
       + _malloc_clause(resnet_rows) + ").")
   return "\n".join(out)
 
@@ -120,13 +125,14 @@ def qcnn_table(rows: list[dict]) -> str:
 
 
 def resnet_table(rows: list[dict]) -> str:
-  """Markdown table of the ResNet record: per (size, batch) and row, median and fastest step, images/s,
-  the ratio to torchvision measured beside it and the float32 gradient's distance to float64."""
-  lines = ["| size | batch | row | median step | fastest step | images/s | vs torchvision | gradient vs float64 |",
-           "|---|---|---|---|---|---|---|---|"]
-  for row in rows:
+  """Markdown table of the ResNet record: per (size, batch), process and row, median and fastest step,
+  images/s, the ratio to torchvision measured beside it and the float32 gradient's distance to float64."""
+  lines = ["| size | batch | process | row | median step | fastest step | images/s | vs torchvision | gradient vs float64 |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for row in sorted(rows, key=lambda r: (r["image_size"], r["batch"], r.get("process", 1))):
     grad = f"{row['grad_vs_float64']:.4f}" if row.get("grad_vs_float64") is not None else "–"
-    lines.append(f"| {row['image_size']} px | {row['batch']} | {row['impl']} | {row['step_s_median']:.3f} s | "
+    lines.append(f"| {row['image_size']} px | {row['batch']} | {row.get('process', 1)} | {row['impl']} | "
+                 f"{row['step_s_median']:.3f} s | "
                  f"{row['step_s_min']:.3f} s | {row['images_per_s']:.1f} | {row['vs_torchvision']:.2f}× | {grad} |")
   return "\n".join(lines)
 
