@@ -8,10 +8,11 @@ alone does not stop it: a thread's own arena grows in heaps of at most 64 MiB an
 ``mmap`` for anything larger. Settings (``$QCNN_JAX_MALLOC``; docs/performance.md has the numbers):
 
 * ``system`` (default): the process's ``GLIBC_TUNABLES`` left as they are.
-* ``keep``: one arena (``arena_max=1``), no mmaps (``mmap_max=0``) and no trimming, so a freed buffer
-  stays mapped and later steps reuse its pages. Train steps ran 1.16-1.34x faster, but the heap
-  grows (fragmented between training and evaluation buffers, most likely): a BreastMNIST run at
-  batch 128 held 16.2 GiB instead of 5.6 GiB. For machines with the memory to spare.
+* ``keep``: one arena (``arena_max=1``), no mmaps (``mmap_max=0``) and no automatic trimming, so a
+  freed buffer stays mapped and later steps reuse its pages; the trainer calls `release` between
+  training and evaluation. Train steps ran 1.16-1.34x faster, but the heap still grows within a
+  phase: three-epoch BreastMNIST runs at batch 128 peaked at 8.8-12.2 GiB (16.2 GiB without
+  `release`) against 5.6-5.7 GiB. For machines with the memory to spare.
 * ``huge``: transparent huge pages for glibc's mmaps (``hugetlb=1``, glibc >= 2.35, the kernel's THP on
   "always" or "madvise"): a few thousand faults per step, but the first step after an evaluation pass
   waited seconds longer in training.
@@ -20,6 +21,7 @@ glibc reads ``GLIBC_TUNABLES`` only when a process starts, so `configure` re-exe
 once with the chosen tunables added. Standard library only: it runs before the heavy imports.
 """
 
+import ctypes
 import os
 import platform
 import sys
@@ -105,3 +107,13 @@ def started_as_module(package: str) -> bool:
     return False
   name = argv[argv.index("-m") + 1]
   return name == package or name.startswith(package + ".")
+
+
+def release() -> bool:
+  """Under ``keep``, returns the heap's free pages to the kernel (glibc's ``malloc_trim(0)``, which
+  also releases free pages inside the heap, not only at its top); a no-op under other settings.
+  Call it between phases whose buffers differ (after an epoch's evaluation), not between steps.
+  Returns whether it trimmed."""
+  if active() != "keep":
+    return False
+  return bool(ctypes.CDLL(None).malloc_trim(0))

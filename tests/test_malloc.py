@@ -125,3 +125,32 @@ def test_a_script_with_an_unknown_setting_stops_with_one_message():
                         text=True, check=False, env=_clean_env(QCNN_JAX_MALLOC="tcmalloc"))
   assert done.returncode == 1 and "Traceback" not in done.stderr
   assert "QCNN_JAX_MALLOC='tcmalloc' is not a malloc setting; use one of keep, huge, system" in done.stderr
+
+
+_FREED_PAGES = """
+import ctypes, sys
+from qcnn_jax import malloc
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+rss = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])  # KiB
+size = 256 << 20
+buffer = libc.malloc(ctypes.c_size_t(size))
+ctypes.memset(buffer, 1, size)
+libc.free(ctypes.c_void_p(buffer))
+before = rss()
+print(malloc.release(), before - rss())
+"""
+
+
+@pytest.mark.parametrize("setting", ["keep", "system"])
+def test_release_returns_a_freed_buffer_kept_by_keep_and_does_nothing_otherwise(setting):
+  """Under keep a freed 256 MiB buffer stays resident until `release`; other settings unmap it at free."""
+  if not malloc.available("keep") or not os.path.exists("/proc/self/status"):
+    pytest.skip("needs glibc and /proc")
+  env = _clean_env(GLIBC_TUNABLES=KEEP) if setting == "keep" else _clean_env()
+  done = subprocess.run([sys.executable, "-c", _FREED_PAGES], capture_output=True, text=True, check=True, env=env)
+  released, kib = done.stdout.split()
+  if setting == "keep":
+    assert released == "True" and int(kib) > 200 * 1024
+  else:
+    assert released == "False" and abs(int(kib)) < 50 * 1024

@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from qcnn_jax import data, parallel, runtime
+from qcnn_jax import data, malloc, parallel, runtime
 from qcnn_jax.evaluation import metrics, provenance, reports
 from qcnn_jax.training import checkpointing, lock, warm_start
 from qcnn_jax.training.diagnostics import angle_shift, count_params, quantum_leaves, residual_gate, summarize_probe
@@ -509,6 +509,7 @@ def _train_epochs(trainer: Trainer, state: TrainState, ckpts, workdir: str, meta
       if not patience_left(config, best["epoch"], epoch - 1):  # a run that stopped early, resumed
         break
       state, epoch_metrics = trainer.train_epoch(state, epoch, log, _progress_logger(trainer, bar, epoch))
+      malloc.release()  # QCNN_JAX_MALLOC=keep: training's freed buffers back before evaluation's (see malloc.release)
       record = _epoch_record(trainer, state, epoch, epoch_metrics, initial_angles)
       log.write(record, group="epoch")
       rates.append(epoch_metrics["images_per_s"])
@@ -520,6 +521,7 @@ def _train_epochs(trainer: Trainer, state: TrainState, ckpts, workdir: str, meta
               "recovered": meta["recovered"]}
       stop = not patience_left(config, best["epoch"], epoch)
       saver.after_epoch(epoch, state, meta, improved, auc if select == "val" else None, last=stop)
+      malloc.release()  # and evaluation's before the next epoch's training
       logging.info("epoch %d/%d: train loss %.4f, %s AUC %.4f ACC %.4f (best %.4f at epoch %d)", epoch + 1,
                    config.num_epochs, epoch_metrics["train_loss"], select, auc, record[f"{select}_acc"],
                    best["val_auc"], best["epoch"] + 1)
