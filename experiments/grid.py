@@ -30,7 +30,8 @@ from qcnn_jax.studies import grid
 config_flags.DEFINE_config_file("config", None, "Grid config (experiments/configs/grid_*.py).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Grid directory: one workdir per run, results.md, results.csv.", required=True)
 flags.DEFINE_bool("only_report", False, "Rebuild the report from finished runs without training.")
-flags.DEFINE_list("datasets", None, "Train only these datasets of the grid (default: all).")
+flags.DEFINE_list("datasets", None, "Train only these datasets of the grid (default: all); with --only_report, "
+                  "report only these.")
 flags.DEFINE_list("models", None, "Train only these models of the grid (default: all).")
 flags.DEFINE_list("seeds", None, "Train only these seeds of the grid (default: all).")
 flags.DEFINE_string("records", None, "Folder of committed run records (e.g. results/grid_hassan_cpu/runs): "
@@ -65,7 +66,8 @@ def main(argv):
   elif not FLAGS.only_report:
     cli.refuse_overwriting_records([r.record_dir for r in runs if r.status() != grid.FINISHED], FLAGS.overwrite_records)
     failures = grid.train_runs(config, FLAGS.workdir, runs, records=FLAGS.records)
-  csv_path, md_path = grid.write_report(config, FLAGS.workdir, failures=failures, records=FLAGS.records)
+  csv_path, md_path = grid.write_report(config, FLAGS.workdir, failures=failures, records=FLAGS.records,
+                                       datasets=FLAGS.datasets if FLAGS.only_report else None)
   print(f"Report: {md_path}  {csv_path}")
   if failures:
     for run, error in failures.items():

@@ -186,6 +186,10 @@ def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_publish
   assert "| ResNet-50 (28) | 0.857 | 0.812 | [medmnist_v2] |" in md
   assert "| ResNet-50 (28) | 0.948 | 0.854 | [medmnist_v2] |" in md  # pneumoniamnist, though pending
   assert "10.1038/s41597-022-01721-8" in md
+  run_lines = [line for line in md.split("## Runs")[1].splitlines() if line.startswith("| breastmnist | resnet50_qcnn |")]
+  assert len(run_lines) == 3 and all(line.count("[") == 2 for line in run_lines)  # AUC and ACC intervals
+  assert "Brackets: 95% bootstrap interval of the run's own metric over test examples" in md
+  assert all("[" not in line for line in md.splitlines() if "| pending |" in line)
   comparison = next(line for line in md.splitlines() if line.startswith("| breastmnist | resnet50_qcnn | resnet50_mlp"))
   assert "| 0 1 |" in comparison and comparison.count("[") == 4  # seeds both finished; 4 intervals
   config.digits = 4  # Medical MNIST grids: differences of a few test errors
@@ -205,6 +209,25 @@ def test_comparisons_pair_seeds_and_bootstrap_over_test_examples(tmp_path, fake_
   assert [result] == grid.compare(config, grid.expand(config, str(tmp_path)))  # seeded
   (quick,) = grid.compare(config, grid.expand(config, str(tmp_path)), example_intervals=False)
   assert "example_auc" not in quick and quick["seed_auc"] == result["seed_auc"]
+
+
+def test_each_run_gets_its_test_metric_with_an_interval_over_test_examples(tmp_path, fake_train):
+  """The estimate is medmnist's evaluator on the run's own predictions; the interval covers it."""
+  config = make_grid(seeds=(0, 1))
+  runs = grid.expand(config, str(tmp_path))
+  grid.train_runs(config, str(tmp_path), runs[:1])
+  _, md_path = grid.write_report(config, str(tmp_path), datasets=[runs[0].dataset])
+  assert "4 runs: 1 finished" in open(md_path).read()  # of 8: one dataset's
+  intervals = grid.run_intervals(config, runs)
+  assert list(intervals) == runs[:1]  # finished runs only
+  from medmnist.evaluator import getACC, getAUC  # pylint: disable=g-import-not-at-top
+  probs = metrics.scores_from_logits(np.random.default_rng(runs[0].seed).normal(size=(NUM_TEST, 1))
+                                     + QUALITY[runs[0].model] * (2 * LABELS - 1), metrics.BINARY)
+  auc, acc = intervals[runs[0]]["auc"], intervals[runs[0]]["acc"]
+  assert auc.estimate == pytest.approx(getAUC(LABELS, probs, metrics.BINARY))
+  assert acc.estimate == pytest.approx(getACC(LABELS, probs, metrics.BINARY))
+  assert auc.low < auc.estimate < auc.high and acc.low < acc.estimate < acc.high
+  assert (auc.confidence, auc.num_resamples) == (0.9, 300)
 
 
 def test_report_tolerates_missing_predictions_but_not_a_bug(tmp_path, fake_train, monkeypatch, caplog):
@@ -269,6 +292,12 @@ def test_cli_only_report_rebuilds_results_without_training(tmp_path, fake_train,
   md = (root / grid.RESULTS_MD).read_text()
   assert "4 runs: 1 finished, 0 started (partial), 3 pending" in md
   assert (root / grid.RESULTS_CSV).exists()
+  flags.FLAGS(argv + [f"--datasets={run.dataset}"])
+  try:
+    grid_cli.main(argv)
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert "4 runs: 1 finished" in (root / grid.RESULTS_MD).read_text()
 
 
 def test_records_let_a_fresh_clone_continue_the_grid(tmp_path, fake_train, monkeypatch, caplog):

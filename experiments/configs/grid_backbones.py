@@ -20,6 +20,14 @@ in config.json and count as finished only for a grid started with the same optio
       --records=results/grid_backbones/runs --datasets=retinamnist \
       --config.base.model_options.conv_impl=onednn --dry_run
 
+The reports results/grid_backbones/results_<dataset>.md (each run's test AUC/ACC with its interval
+over test examples, beside the published rows) are rebuilt from the records, per dataset with the
+option its records were made with:
+
+  python -m experiments.grid --config=experiments/configs/grid_backbones.py --workdir=/tmp/backbones_report \
+      --records=results/grid_backbones/runs --datasets=retinamnist --only_report \
+      --config.base.model_options.conv_impl=onednn
+
 A feature file names its backbone run by config hash and commit (`studies.features`), so the
 committed record under results/grid_backbones/runs regenerates it. On a lent GPU the whole grid and
 its features are one call of experiments/gpu/grid_medmnist.sh with CONFIG=experiments/configs/grid_backbones.py

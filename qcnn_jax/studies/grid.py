@@ -437,6 +437,25 @@ def bootstrap_options(grid: ml_collections.ConfigDict) -> dict[str, Any]:
   return {**DEFAULT_BOOTSTRAP, **grid.get("bootstrap", ml_collections.ConfigDict()).to_dict()}
 
 
+def run_intervals(grid: ml_collections.ConfigDict, runs: list[GridRun],
+                  labels_cache: dict | None = None) -> dict[GridRun, dict[str, stats.Interval]]:
+  """Per finished run whose test predictions and labels can be read: its test AUC and ACC with a
+  bootstrap interval over the test examples (the test set's own noise, e.g. to set one run beside a
+  published single-run figure). `labels_cache`: see `cached_test_labels`."""
+  labels_cache = {} if labels_cache is None else labels_cache
+  out = {}
+  for run in runs:
+    if run.status() != FINISHED:
+      continue
+    try:
+      task, index, labels = cached_test_labels(labels_cache, run)
+      scores = _aligned_scores([run], index)
+    except REPORT_GAPS:
+      continue
+    out[run] = stats.paired_bootstrap(labels, scores, lambda m: m[0], task, **bootstrap_options(grid))
+  return out
+
+
 def compare(grid: ml_collections.ConfigDict, runs: list[GridRun], example_intervals: bool = True,
             labels_cache: dict | None = None) -> list[dict]:
   """Paired comparisons `grid.comparisons` on every dataset, over the seeds both models finished
@@ -564,19 +583,28 @@ def _gate_section(effects: list[dict], digits: int) -> list[str]:
   return lines + [""]
 
 
-def _runs_section(root: str, runs: list[GridRun], failures: dict[GridRun, str], digits: int) -> list[str]:
-  """Every run of the grid with its status, test metrics, wall time and folder (relative to the grid
-  directory; "(record)" when the run counts from its committed record)."""
+def _runs_section(root: str, runs: list[GridRun], failures: dict[GridRun, str], digits: int,
+                  intervals: dict[GridRun, dict[str, stats.Interval]]) -> list[str]:
+  """Every run of the grid with its status, test metrics (with `run_intervals`' interval over test
+  examples where given), wall time and folder (relative to the grid directory; "(record)" when the
+  run counts from its committed record)."""
   num = functools.partial(_number, digits=digits)
+
+  def metric(run: GridRun, summary: dict, key: str) -> str:
+    interval = intervals.get(run, {}).get(key)
+    return num(summary.get(f"test_{key}")) + (f" [{num(interval.low)}, {num(interval.high)}]" if interval else "")
+
   rows = []
   for run in runs:
     summary = run.summary() or {}
     status = f"failed: {failures[run]}" if run in failures else run.status()
-    rows.append([run.dataset, run.model, str(run.seed), status, num(summary.get("test_auc")),
-                 num(summary.get("test_acc")), _number(summary.get("wall_time_s"), 0),
+    rows.append([run.dataset, run.model, str(run.seed), status, metric(run, summary, "auc"), metric(run, summary, "acc"),
+                 _number(summary.get("wall_time_s"), 0),
                  os.path.relpath(run.workdir, root) + (" (record)" if run.finished_dir() == run.record_dir else "")])
-  return ["## Runs", ""] + _table(["dataset", "model", "seed", "status", "test AUC", "test ACC", "wall time (s)",
-                                   "workdir"], rows)
+  note = (["Brackets: 95% bootstrap interval of the run's own metric over test examples (the test set's noise "
+           "for this trained model; seed variation not included).", ""] if intervals else [])
+  return ["## Runs", ""] + note + _table(["dataset", "model", "seed", "status", "test AUC", "test ACC",
+                                          "wall time (s)", "workdir"], rows)
 
 
 def _sources_section(cited: set) -> list[str]:
@@ -589,7 +617,8 @@ def _sources_section(cited: set) -> list[str]:
 
 
 def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridRun], rows: list[dict],
-                    comparisons: list[dict], failures: dict[GridRun, str]) -> str:
+                    comparisons: list[dict], failures: dict[GridRun, str],
+                    intervals: dict[GridRun, dict[str, stats.Interval]] | None = None) -> str:
   """results.md: per dataset our mean ± std next to the published numbers, the paired
   comparisons, every run with its status and wall time, and the citations."""
   digits = grid.get("digits", 3)  # metric decimals: 4 where models differ by a few test errors (Medical MNIST)
@@ -608,7 +637,7 @@ def render_markdown(grid: ml_collections.ConfigDict, root: str, runs: list[GridR
   effects = gate_effects(grid, runs)
   if effects:
     lines += _gate_section(effects, digits)
-  lines += _runs_section(root, runs, failures, digits)
+  lines += _runs_section(root, runs, failures, digits, intervals or {})
   if cited:
     lines += _sources_section(cited)
   return "\n".join(lines) + "\n"
@@ -623,7 +652,7 @@ def _csv_text(rows: list[dict]) -> str:
 
 
 def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[GridRun, str] | None = None,
-                 example_intervals: bool = True, records: str | None = None) -> tuple[str, str]:
+                 example_intervals: bool = True, records: str | None = None, datasets=None) -> tuple[str, str]:
   """Writes `{root}/results.csv` and `{root}/results.md` for every run of `grid` (finished or not).
 
   Args:
@@ -632,11 +661,12 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
     failures: runs that failed in this session → error message (shown as their status).
     example_intervals: also compute the test-example bootstrap (needs the test labels).
     records: folder of committed run records (see `expand`).
+    datasets: report only these datasets (None = all of the grid's).
 
   Returns:
     (csv path, markdown path).
   """
-  runs = expand(grid, root, records=records)
+  runs = expand(grid, root, records=records, datasets=datasets)
   rows = aggregate(runs)
   labels_cache = {}  # each dataset's test labels are read once per report
   if example_intervals:
@@ -647,5 +677,6 @@ def write_report(grid: ml_collections.ConfigDict, root: str, failures: dict[Grid
   csv_path, md_path = os.path.join(root, RESULTS_CSV), os.path.join(root, RESULTS_MD)
   reports.write_text_atomic(csv_path, _csv_text(rows))
   comparisons = compare(grid, runs, example_intervals, labels_cache)
-  reports.write_text_atomic(md_path, render_markdown(grid, root, runs, rows, comparisons, failures or {}))
+  intervals = run_intervals(grid, runs, labels_cache) if example_intervals else {}
+  reports.write_text_atomic(md_path, render_markdown(grid, root, runs, rows, comparisons, failures or {}, intervals))
   return csv_path, md_path
