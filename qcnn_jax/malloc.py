@@ -112,7 +112,8 @@ def started_as_module(package: str) -> bool:
 def release() -> bool:
   """Under ``keep``, returns the heap's free pages to the kernel (glibc's ``malloc_trim(0)``, which
   also releases free pages inside the heap, not only at its top); a no-op under other settings.
-  Call it between phases whose buffers differ (after an epoch's evaluation), not between steps.
+  Call it between phases whose buffers differ (after an epoch's training, after its evaluation),
+  not between steps.
   Returns whether it trimmed."""
   if active() != "keep":
     return False

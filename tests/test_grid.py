@@ -188,7 +188,7 @@ def test_report_aggregates_seeds_lists_pending_and_failed_runs_and_joins_publish
   assert "10.1038/s41597-022-01721-8" in md
   run_lines = [line for line in md.split("## Runs")[1].splitlines() if line.startswith("| breastmnist | resnet50_qcnn |")]
   assert len(run_lines) == 3 and all(line.count("[") == 2 for line in run_lines)  # AUC and ACC intervals
-  assert "Brackets: 95% bootstrap interval of the run's own metric over test examples" in md
+  assert "Brackets: 90% bootstrap interval of the run's own metric over test examples" in md  # the grid's
   assert all("[" not in line for line in md.splitlines() if "| pending |" in line)
   comparison = next(line for line in md.splitlines() if line.startswith("| breastmnist | resnet50_qcnn | resnet50_mlp"))
   assert "| 0 1 |" in comparison and comparison.count("[") == 4  # seeds both finished; 4 intervals

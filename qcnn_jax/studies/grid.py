@@ -601,8 +601,9 @@ def _runs_section(root: str, runs: list[GridRun], failures: dict[GridRun, str], 
     rows.append([run.dataset, run.model, str(run.seed), status, metric(run, summary, "auc"), metric(run, summary, "acc"),
                  _number(summary.get("wall_time_s"), 0),
                  os.path.relpath(run.workdir, root) + (" (record)" if run.finished_dir() == run.record_dir else "")])
-  note = (["Brackets: 95% bootstrap interval of the run's own metric over test examples (the test set's noise "
-           "for this trained model; seed variation not included).", ""] if intervals else [])
+  confidence = next(iter(intervals.values()))["auc"].confidence if intervals else None
+  note = ([f"Brackets: {confidence:.0%} bootstrap interval of the run's own metric over test examples (the test "
+           "set's noise for this trained model; seed variation not included).", ""] if intervals else [])
   return ["## Runs", ""] + note + _table(["dataset", "model", "seed", "status", "test AUC", "test ACC",
                                           "wall time (s)", "workdir"], rows)
 
