@@ -12,21 +12,15 @@ beside the published ResNet-50 (28) row.
   python -m experiments.extract_features --workdir=runs/grid_backbones/breastmnist/resnet50/seed0 \
       --out=features/r50/breastmnist_seed0.npz
 
-On a CPU with the `onednn` extra the RetinaMNIST and PneumoniaMNIST backbones run every convolution
-through oneDNN (a 1.4-1.6x faster step; the same results to float32 rounding). Their records say so
-in config.json and count as finished only for a grid started with the same option:
-
-  python -m experiments.grid --config=experiments/configs/grid_backbones.py --workdir=runs/grid_backbones \
-      --records=results/grid_backbones/runs --datasets=retinamnist \
-      --config.base.model_options.conv_impl=onednn --dry_run
-
-The reports results/grid_backbones/results_<dataset>.md (each run's test AUC/ACC with its interval
-over test examples, beside the published rows) are rebuilt from the records, per dataset with the
-option its records were made with:
+RetinaMNIST and PneumoniaMNIST run every convolution through oneDNN (`ONEDNN_SETS`: conv_impl
+"onednn", a 1.4-1.6x faster step on this CPU, the same results to float32 rounding; it needs the
+`onednn` extra on a CPU and is XLA's convolution on other platforms); BreastMNIST, trained first,
+keeps XLA's. Each record's config.json says which. The report
+(results/grid_backbones/results.md: each run's test AUC/ACC with its interval over test examples,
+beside the published rows) is rebuilt from the records:
 
   python -m experiments.grid --config=experiments/configs/grid_backbones.py --workdir=/tmp/backbones_report \
-      --records=results/grid_backbones/runs --datasets=retinamnist --only_report \
-      --config.base.model_options.conv_impl=onednn
+      --records=results/grid_backbones/runs --only_report
 
 A feature file names its backbone run by config hash and commit (`studies.features`), so the
 committed record under results/grid_backbones/runs regenerates it. On a lent GPU the whole grid and
@@ -39,6 +33,7 @@ import ml_collections
 from experiments.configs import medmnist
 
 PATIENCE = 20  # PneumoniaMNIST: epochs without a better validation AUC before a run stops
+ONEDNN_SETS = ("retinamnist", "pneumoniamnist")  # trained with conv_impl "onednn" (see above)
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -53,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.models = ml_collections.ConfigDict({"resnet50": {}})
   c.seeds = (0, 1, 2)
   c.comparisons = ()
-  c.dataset_overrides = ml_collections.ConfigDict({"pneumoniamnist": {"early_stopping_patience": PATIENCE}})
+  c.dataset_overrides = ml_collections.ConfigDict({d: {"model_options": {"conv_impl": "onednn"}} for d in ONEDNN_SETS})
+  c.dataset_overrides.pneumoniamnist.early_stopping_patience = PATIENCE
   c.bootstrap = ml_collections.ConfigDict({"num_resamples": 10_000, "confidence": 0.95, "seed": 0})
   return c
