@@ -25,7 +25,8 @@ from experiments import cli
 from qcnn_jax.evaluation import reports
 
 flags.DEFINE_string("readme", "README.md", "The file whose blocks to refresh.")
-flags.DEFINE_bool("check", False, "Only check: exit 1 (naming the blocks) when a block is stale.")
+# allow_override: experiments.benchmarks.speed defines the same flag, and tests import both in one process.
+flags.DEFINE_bool("check", False, "Only check: exit 1 (naming the blocks) when a block is stale.", allow_override=True)
 FLAGS = flags.FLAGS
 
 BLOCK = re.compile(r"(<!-- (?P<kind>table|text): (?P<path>[^#]+)#(?P<heading>[^>]+?) -->\n)(?P<body>.*?)"

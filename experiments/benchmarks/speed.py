@@ -28,7 +28,9 @@ RESNET_RECORD = "results/benchmarks/conv_impl_cpu.json"
 MALLOC_RECORD = "results/benchmarks/malloc_cpu.json"
 OUT = "results/benchmarks/speed.md"
 
-flags.DEFINE_bool("check", False, "Only check: exit 1 when the file differs from what the records give.")
+# allow_override: experiments.readme_tables defines the same flag, and tests import both in one process.
+flags.DEFINE_bool("check", False, "Only check: exit 1 when the file differs from what the records give.",
+                  allow_override=True)
 FLAGS = flags.FLAGS
 
 
